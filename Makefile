@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (the main job) and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"
+
+.PHONY: demo test bench setup browser-deps workflows clean
+
+setup:
+	@$(BOOT); echo "venv: $$VP_VENV"; echo "ComfyUI: $$VP_COMFYUI"
+
+demo:
+	@$(BOOT); "$$PY" scripts/demo.py
+
+browser-deps:
+	@bash scripts/install_browser.sh
+
+test: browser-deps
+	@$(BOOT); "$$PY" -m pytest -q --timeout=900 tests
+
+bench:
+	@$(BOOT); "$$PY" bench/run_all.py
+
+workflows:
+	@$(BOOT); "$$PY" scripts/build_workflows.py
+
+clean:
+	rm -rf output bench/results/*.json

@@ -1,0 +1,251 @@
+"""Sketch nodes: load an SVG, animate it procedurally, rasterize it, write it back as SVG."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from io import BytesIO
+
+import torch
+from comfy_api.latest import io, ui
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+
+from ..pipelines.motion import PRESETS, procedural_motion
+from ..pipelines.raster import available_backends, rasterize
+from ..pipelines.sketch import Sketch as SketchData
+from ..pipelines.sketch import SketchAnimation as AnimationData
+from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
+from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
+from .common import Sketch, SketchAnimation, file_digest, list_svg_files, resolve_svg_path
+
+log = logging.getLogger("VideoPriors")
+CATEGORY = "VideoPriors/sketch"
+# Upper bound on K * P * H * W coverage values held at once while rasterizing; larger jobs go in frame chunks.
+RASTER_BUDGET = 96 * 1024 * 1024
+
+
+def _as_animation(item) -> AnimationData:
+    if isinstance(item, AnimationData):
+        return item
+    if isinstance(item, SketchData):
+        return item.as_animation(1)
+    raise ValueError(f"expected a VP_SKETCH or VP_SKETCH_ANIMATION, got {type(item).__name__}")
+
+
+def _background(text: str):
+    try:
+        return parse_color(text)
+    except ValueError as e:
+        raise ValueError(f"background: {e}") from None
+
+
+def render_frames(anim: AnimationData, width: int, height: int, background, quality: int = 1,
+                  backend: str = "torch", node_id=None) -> torch.Tensor:
+    """[K, H, W, 3] frames, rendered in frame chunks that fit RASTER_BUDGET, with progress and interruption."""
+    k = anim.num_frames
+    per_frame = max(1, anim.style.num_paths) * width * height * quality * quality
+    chunk = max(1, min(k, RASTER_BUDGET // per_frame))
+    pbar = comfy.utils.ProgressBar(k, node_id=node_id) if k > chunk else None
+    out = []
+    for start in range(0, k, chunk):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        pts = anim.points[start:start + chunk]
+        with torch.no_grad():
+            out.append(rasterize(pts, anim.style, (anim.width, anim.height), (width, height),
+                                 background=background if background is not None else (1.0, 1.0, 1.0),
+                                 quality=quality, backend=backend).float().cpu())
+        if pbar is not None:
+            pbar.update_absolute(min(k, start + chunk))
+    return torch.cat(out, 0).clamp(0, 1)
+
+
+class LoadSVGSketch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_LoadSVGSketch",
+            display_name="Load SVG Sketch",
+            category=CATEGORY,
+            description="Loads an SVG file (or SVG text) as a vector sketch of cubic Bezier paths.",
+            inputs=[
+                io.Combo.Input("svg", options=list_svg_files(), upload=io.UploadType.image,
+                               tooltip="An SVG in ComfyUI's input folder, or a sketch bundled with the pack (examples/...)."),
+                io.Int.Input("canvas_size", default=256, min=16, max=4096, step=8,
+                             tooltip="Width and height of the sketch canvas in pixels."),
+                io.Boolean.Input("fit_to_canvas", default=True,
+                                 tooltip="Scale and centre the drawing to fill the canvas (with a small margin)."),
+                io.Float.Input("stroke_width", default=0.0, min=0.0, max=64.0, step=0.1,
+                               tooltip="Override every stroke's width (canvas pixels); 0 keeps the file's widths."),
+                io.Boolean.Input("force_black", default=False,
+                                 tooltip="LiveSketch convention: black strokes, no fills."),
+                io.Int.Input("max_paths", default=0, min=0, max=100000,
+                             tooltip="Keep only the first N paths (0 = all)."),
+                io.String.Input("svg_text", default="", multiline=True, optional=True,
+                                tooltip="SVG source text; when not empty it is used instead of the file."),
+            ],
+            outputs=[Sketch.Output(display_name="sketch"), io.Image.Output(display_name="preview")],
+        )
+
+    @classmethod
+    def _source(cls, svg, svg_text):
+        if svg_text and svg_text.strip():
+            return svg_text
+        with open(resolve_svg_path(svg), "rb") as f:
+            return f.read()
+
+    @classmethod
+    def validate_inputs(cls, svg, svg_text="", **_):
+        if svg_text and svg_text.strip():
+            return True
+        try:
+            resolve_svg_path(svg)
+        except FileNotFoundError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def fingerprint_inputs(cls, svg, svg_text="", **_):
+        if svg_text and svg_text.strip():
+            return svg_text
+        try:
+            return file_digest(resolve_svg_path(svg))
+        except FileNotFoundError:
+            return svg
+
+    @classmethod
+    def execute(cls, svg, canvas_size, fit_to_canvas, stroke_width, force_black, max_paths, svg_text=""):
+        source = cls._source(svg, svg_text)
+        try:
+            result = load_svg_sketch(source, canvas_size=canvas_size, fit=fit_to_canvas, stroke_width=stroke_width,
+                                     force_black=force_black, max_paths=max_paths)
+        except SVGLoadError as e:
+            raise ValueError(f"VP_LoadSVGSketch: {e}") from None
+        for w in result.warnings:
+            log.warning("VP_LoadSVGSketch: %s", w)
+        sketch = result.sketch
+        preview = render_frames(sketch.as_animation(1), sketch.width, sketch.height, (1.0, 1.0, 1.0))
+        return io.NodeOutput(sketch, preview)
+
+
+class RasterizeSketch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_RasterizeSketch",
+            display_name="Rasterize Sketch",
+            category=CATEGORY,
+            description="Renders a sketch or every frame of a sketch animation to IMAGE frames (anti-aliased, "
+                        "at any resolution: vector paths are re-rendered, not upscaled).",
+            inputs=[
+                io.MultiType.Input("sketch", types=[Sketch, SketchAnimation],
+                                   tooltip="A VP_SKETCH or a VP_SKETCH_ANIMATION."),
+                io.Int.Input("width", default=0, min=0, max=8192, step=8, tooltip="Output width (0 = canvas width)."),
+                io.Int.Input("height", default=0, min=0, max=8192, step=8, tooltip="Output height (0 = canvas height)."),
+                io.String.Input("background", default="#ffffff", tooltip="Background colour, #rrggbb."),
+                io.Int.Input("quality", default=1, min=1, max=4,
+                             tooltip="1 = analytic anti-aliasing; 2-4 = also supersample NxN."),
+                io.Combo.Input("backend", options=available_backends(), default="torch",
+                               tooltip="torch: pure PyTorch (CPU and GPU); diffvg only if pydiffvg is installed."),
+            ],
+            outputs=[io.Image.Output(display_name="frames")],
+        )
+
+    @classmethod
+    def execute(cls, sketch, width, height, background, quality, backend):
+        anim = _as_animation(sketch)
+        bg = _background(background)
+        if bg is None:
+            raise ValueError("background: IMAGE frames are opaque; give a colour such as #ffffff")
+        scale_w = width or (anim.width if not height else round(anim.width * height / anim.height))
+        scale_h = height or (anim.height if not width else round(anim.height * width / anim.width))
+        frames = render_frames(anim, scale_w, scale_h, bg, quality, backend, node_id=cls.hidden.unique_id if cls.hidden else None)
+        return io.NodeOutput(frames)
+
+
+class ProceduralMotion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_ProceduralMotion",
+            display_name="Procedural Sketch Motion",
+            category=CATEGORY,
+            description="Animates a sketch without any model: per-frame global transforms "
+                        "(translate . rotate . shear . scale about the centroid) from a looping preset.",
+            inputs=[
+                Sketch.Input("sketch"),
+                io.Combo.Input("preset", options=list(PRESETS), default="sway"),
+                io.Int.Input("frames", default=24, min=1, max=1024),
+                io.Float.Input("fps", default=8.0, min=0.1, max=120.0, step=0.1),
+                io.Float.Input("amplitude", default=1.0, min=0.0, max=10.0, step=0.05,
+                               tooltip="1.0 = the preset's natural size."),
+                io.Int.Input("cycles", default=1, min=1, max=64, tooltip="Periods per clip (the clip loops)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed of the wiggle preset."),
+            ],
+            outputs=[SketchAnimation.Output(display_name="animation")],
+        )
+
+    @classmethod
+    def execute(cls, sketch, preset, frames, fps, amplitude, cycles, seed):
+        return io.NodeOutput(procedural_motion(sketch, preset, frames, fps, amplitude, cycles, seed % (2 ** 63)))
+
+
+class SketchToSVG(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_SketchToSVG",
+            display_name="Sketch to SVG",
+            category=CATEGORY,
+            description="One SVG document per frame, as core SVG (save it with the core Save SVG node).",
+            inputs=[
+                io.MultiType.Input("sketch", types=[SketchAnimation, Sketch]),
+                io.String.Input("background", default="#ffffff", tooltip="Background colour, #rrggbb, or none."),
+            ],
+            outputs=[io.SVG.Output(display_name="svg")],
+        )
+
+    @classmethod
+    def execute(cls, sketch, background):
+        from comfy_extras.nodes_images import SVG  # core SVG container (not importable from comfy_api yet)
+
+        docs = animation_frames_svg(_as_animation(sketch), _background(background))
+        return io.NodeOutput(SVG([BytesIO(d.encode("utf-8")) for d in docs]))
+
+
+class SaveAnimatedSVG(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_SaveAnimatedSVG",
+            display_name="Save Animated SVG",
+            category=CATEGORY,
+            description="Writes one looping animated SVG (SMIL <animate> on each path) to the output folder; "
+                        "it plays in any browser.",
+            inputs=[
+                SketchAnimation.Input("animation"),
+                io.String.Input("filename_prefix", default="VideoPriors/sketch"),
+                io.String.Input("background", default="#ffffff", tooltip="Background colour, #rrggbb, or none."),
+                io.Combo.Input("interpolation", options=["discrete", "linear"], default="discrete",
+                               tooltip="discrete: frame by frame at the fps; linear: morph between frames."),
+            ],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, animation, filename_prefix, background, interpolation):
+        doc = animated_svg(animation, _background(background), interpolation)
+        out_dir = folder_paths.get_output_directory()
+        full_dir, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, out_dir, animation.width, animation.height)
+        name = f"{filename}_{counter:05}_.svg"
+        with open(os.path.join(full_dir, name), "w", encoding="utf-8") as f:
+            f.write(doc)
+        return io.NodeOutput(ui=ui.SavedImages([ui.SavedResult(name, subfolder, io.FolderType.output)], is_animated=True))
+
+
+SKETCH_NODES = [LoadSVGSketch, RasterizeSketch, ProceduralMotion, SketchToSVG, SaveAnimatedSVG]

@@ -1,0 +1,1 @@
+"""VideoPriors pipelines: pure PyTorch, importable without ComfyUI."""

@@ -1,0 +1,154 @@
+"""Vector sketch types shared by every stage.
+
+A sketch is a list of paths made of cubic Bezier segments. All control points of
+all paths live in one float tensor so a model can move them; per-path style lives in
+small tensors beside it. Conventions follow SVG/diffvg: pixel (i, j) covers
+[i, i+1] x [j, j+1], stroke width is the full width.
+
+Point layout of one path with S segments:
+- open path: 3*S + 1 points  [p0, c1, c2, p1, c1, c2, p2, ...]
+- closed path: 3*S points, the last segment returns to the path's first point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import List
+
+import torch
+
+
+@dataclass
+class PathStyle:
+    """Per-path attributes that are not control points."""
+
+    num_segments: List[int]
+    closed: List[bool]
+    stroke_width: torch.Tensor  # [P] full width in canvas pixels (0 = no stroke)
+    stroke_color: torch.Tensor  # [P, 3] in 0..1
+    stroke_opacity: torch.Tensor  # [P] in 0..1
+    fill_color: torch.Tensor  # [P, 3] in 0..1
+    fill_opacity: torch.Tensor  # [P] in 0..1; 0 means no fill
+
+    @property
+    def num_paths(self) -> int:
+        return len(self.num_segments)
+
+    def points_per_path(self) -> List[int]:
+        return [3 * s + (0 if c else 1) for s, c in zip(self.num_segments, self.closed)]
+
+    def path_offsets(self) -> List[int]:
+        offs, acc = [], 0
+        for n in self.points_per_path():
+            offs.append(acc)
+            acc += n
+        return offs
+
+    def segment_index(self, device=None) -> torch.Tensor:
+        """[S_total, 4] indices into the point tensor of each cubic segment's 4 points."""
+        rows = []
+        for off, n, s, closed in zip(self.path_offsets(), self.points_per_path(), self.num_segments, self.closed):
+            for k in range(s):
+                base = off + 3 * k
+                idx = [base, base + 1, base + 2, base + 3]
+                if closed and k == s - 1:
+                    idx[3] = off  # wrap to the first point
+                rows.append(idx)
+        if not rows:
+            return torch.zeros(0, 4, dtype=torch.long, device=device)
+        return torch.tensor(rows, dtype=torch.long, device=device)
+
+    def segment_path(self, device=None) -> torch.Tensor:
+        """[S_total] path index of each segment."""
+        return torch.repeat_interleave(
+            torch.arange(self.num_paths, device=device),
+            torch.tensor(self.num_segments, dtype=torch.long, device=device),
+        ) if self.num_paths else torch.zeros(0, dtype=torch.long, device=device)
+
+    def select(self, keep: List[int]) -> "PathStyle":
+        idx = torch.tensor(keep, dtype=torch.long)
+        return PathStyle(
+            num_segments=[self.num_segments[i] for i in keep],
+            closed=[self.closed[i] for i in keep],
+            stroke_width=self.stroke_width[idx],
+            stroke_color=self.stroke_color[idx],
+            stroke_opacity=self.stroke_opacity[idx],
+            fill_color=self.fill_color[idx],
+            fill_opacity=self.fill_opacity[idx],
+        )
+
+    def to(self, device) -> "PathStyle":
+        return replace(
+            self,
+            stroke_width=self.stroke_width.to(device),
+            stroke_color=self.stroke_color.to(device),
+            stroke_opacity=self.stroke_opacity.to(device),
+            fill_color=self.fill_color.to(device),
+            fill_opacity=self.fill_opacity.to(device),
+        )
+
+
+@dataclass
+class Sketch:
+    """VP_SKETCH: one vector sketch. points: [N, 2] float, canvas pixel coordinates."""
+
+    points: torch.Tensor
+    style: PathStyle
+    width: int
+    height: int
+
+    def __post_init__(self):
+        expected = sum(self.style.points_per_path())
+        if self.points.ndim != 2 or self.points.shape[-1] != 2 or self.points.shape[0] != expected:
+            raise ValueError(f"Sketch points must be [{expected}, 2], got {list(self.points.shape)}")
+
+    @property
+    def num_paths(self) -> int:
+        return self.style.num_paths
+
+    @property
+    def num_points(self) -> int:
+        return int(self.points.shape[0])
+
+    def centroid(self) -> torch.Tensor:
+        return self.points.mean(dim=0) if self.num_points else torch.zeros(2)
+
+    def as_animation(self, frames: int = 1, fps: float = 8.0) -> "SketchAnimation":
+        return SketchAnimation(self.points.unsqueeze(0).expand(frames, -1, -1).clone(), self.style, self.width, self.height, fps)
+
+
+@dataclass
+class SketchAnimation:
+    """VP_SKETCH_ANIMATION: K frames of the same paths. points: [K, N, 2]."""
+
+    points: torch.Tensor
+    style: PathStyle
+    width: int
+    height: int
+    fps: float = 8.0
+
+    def __post_init__(self):
+        expected = sum(self.style.points_per_path())
+        if self.points.ndim != 3 or self.points.shape[-1] != 2 or self.points.shape[1] != expected:
+            raise ValueError(f"Animation points must be [K, {expected}, 2], got {list(self.points.shape)}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.points.shape[0])
+
+    def frame(self, k: int) -> Sketch:
+        return Sketch(self.points[k], self.style, self.width, self.height)
+
+
+def make_style(num_segments, closed, stroke_width=1.5, stroke_color=(0.0, 0.0, 0.0), stroke_opacity=1.0,
+               fill_color=(0.0, 0.0, 0.0), fill_opacity=0.0) -> PathStyle:
+    """Uniform style for P paths (convenience for code-built sketches and tests)."""
+    p = len(num_segments)
+    return PathStyle(
+        num_segments=list(num_segments),
+        closed=list(closed),
+        stroke_width=torch.full((p,), float(stroke_width)),
+        stroke_color=torch.tensor([list(stroke_color)] * p, dtype=torch.float32).reshape(p, 3),
+        stroke_opacity=torch.full((p,), float(stroke_opacity)),
+        fill_color=torch.tensor([list(fill_color)] * p, dtype=torch.float32).reshape(p, 3),
+        fill_opacity=torch.full((p,), float(fill_opacity)),
+    )

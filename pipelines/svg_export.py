@@ -1,0 +1,121 @@
+"""Sketches back to SVG: one static document per frame, or one animated document (SMIL)."""
+from __future__ import annotations
+
+from typing import List, Sequence
+from xml.sax.saxutils import quoteattr
+
+import torch
+
+from .sketch import PathStyle, SketchAnimation
+
+
+def _num(v: float) -> str:
+    s = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _hex(rgb) -> str:
+    r, g, b = (max(0, min(255, int(round(float(c) * 255)))) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def parse_color(text: str) -> tuple[float, float, float] | None:
+    """'#rrggbb', '#rgb', 'white', 'black' or 'none'/'transparent' (-> None)."""
+    t = text.strip().lower()
+    named = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "green": "#008000", "blue": "#0000ff",
+             "gray": "#808080", "grey": "#808080"}
+    if t in ("none", "transparent", ""):
+        return None
+    t = named.get(t, t)
+    if t.startswith("#") and len(t) == 4:
+        t = "#" + "".join(c * 2 for c in t[1:])
+    if not (t.startswith("#") and len(t) == 7):
+        raise ValueError(f"colour {text!r} is not #rrggbb, #rgb, a basic colour name or 'none'")
+    try:
+        return tuple(int(t[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
+    except ValueError:
+        raise ValueError(f"colour {text!r} is not a valid hex colour") from None
+
+
+def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
+    """SVG `d` strings, one per path, from [N, 2] points (same command structure for every frame)."""
+    pts = points.detach().cpu().tolist()
+    out = []
+    for off, n, segs, closed in zip(style.path_offsets(), style.points_per_path(), style.num_segments, style.closed):
+        p = pts[off:off + n]
+        parts = [f"M{_num(p[0][0])} {_num(p[0][1])}"]
+        for k in range(segs):
+            c1, c2 = p[3 * k + 1], p[3 * k + 2]
+            end = p[0] if (closed and k == segs - 1) else p[3 * k + 3]
+            parts.append(f"C{_num(c1[0])} {_num(c1[1])} {_num(c2[0])} {_num(c2[1])} {_num(end[0])} {_num(end[1])}")
+        if closed:
+            parts.append("Z")
+        out.append(" ".join(parts))
+    return out
+
+
+def _path_attrs(style: PathStyle, i: int) -> str:
+    attrs = ['stroke-linecap="round"', 'stroke-linejoin="round"']
+    width = float(style.stroke_width[i])
+    if width > 0 and float(style.stroke_opacity[i]) > 0:
+        attrs.append(f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"')
+        if float(style.stroke_opacity[i]) < 1:
+            attrs.append(f'stroke-opacity="{_num(float(style.stroke_opacity[i]))}"')
+    else:
+        attrs.append('stroke="none"')
+    if style.closed[i] and float(style.fill_opacity[i]) > 0:
+        attrs.append(f'fill="{_hex(style.fill_color[i])}"')
+        if float(style.fill_opacity[i]) < 1:
+            attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
+    else:
+        attrs.append('fill="none"')
+    return " ".join(attrs)
+
+
+def _header(width: int, height: int, background) -> List[str]:
+    lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}">']
+    if background is not None:
+        lines.append(f'<rect width="{width}" height="{height}" fill="{_hex(background)}"/>')
+    return lines
+
+
+def frame_svg(style: PathStyle, points: torch.Tensor, width: int, height: int,
+              background=(1.0, 1.0, 1.0)) -> str:
+    lines = _header(width, height, background)
+    for i, d in enumerate(path_data(style, points)):
+        lines.append(f'<path d="{d}" {_path_attrs(style, i)}/>')
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"
+
+
+def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> List[str]:
+    return [frame_svg(anim.style, anim.points[k], anim.width, anim.height, background) for k in range(anim.num_frames)]
+
+
+def animated_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0), interpolation: str = "discrete",
+                 title: str | None = None) -> str:
+    """One SVG whose paths animate their `d` with SMIL, looping at the animation's fps.
+
+    discrete: each frame is shown for 1/fps s, like the rendered frames.
+    linear: the path morphs smoothly from frame to frame and back to the first.
+    """
+    if interpolation not in ("discrete", "linear"):
+        raise ValueError("interpolation must be 'discrete' or 'linear'")
+    k = anim.num_frames
+    dur = k / float(anim.fps)
+    per_frame = [path_data(anim.style, anim.points[j]) for j in range(k)]
+    lines = _header(anim.width, anim.height, background)
+    if title:
+        lines.append(f"<title>{quoteattr(title)[1:-1]}</title>")
+    for i in range(anim.style.num_paths):
+        values: Sequence[str] = [per_frame[j][i] for j in range(k)]
+        if interpolation == "linear":
+            values = list(values) + [values[0]]
+        lines.append(f'<path d="{values[0]}" {_path_attrs(anim.style, i)}>')
+        if k > 1:
+            lines.append(f'<animate attributeName="d" dur="{dur:.6g}s" repeatCount="indefinite" '
+                         f'calcMode="{interpolation}" values="{";".join(values)}"/>')
+        lines.append("</path>")
+    lines.append("</svg>")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""Write the example workflows (UI format, as the ComfyUI frontend saves them) into workflows/.
+
+The node schemas come from a real ComfyUI's /object_info, so widget order and
+defaults are the runtime's own. Run with `make workflows` after changing a node.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from comfy_runtime import REPO, ComfyServer, _extra_widget_slots, _input_specs, _is_widget  # noqa: E402
+
+WORKFLOW_DIR = os.path.join(REPO, "workflows")
+
+
+class Graph:
+    def __init__(self, object_info: dict):
+        self.info = object_info
+        self.nodes: list[dict] = []
+        self.links: list[list] = []
+
+    def node(self, ntype: str, col: int, row: int, title: str | None = None, **values) -> dict:
+        info = self.info[ntype]
+        node = {"id": len(self.nodes) + 1, "type": ntype, "pos": [40 + 360 * col, 60 + 300 * row],
+                "size": [320, 260], "flags": {}, "order": len(self.nodes), "mode": 0,
+                "inputs": [], "outputs": [], "properties": {"Node name for S&R": ntype}, "widgets_values": []}
+        if title:
+            node["title"] = title
+        for name, spec in _input_specs(info):
+            if isinstance(values.get(name), tuple):  # a link: (source node, output slot)
+                src, slot = values[name]
+                self._link(src, slot, node, name, spec)
+                if _is_widget(spec):
+                    node["widgets_values"].extend([None] * (1 + _extra_widget_slots(name, spec)))
+                continue
+            if _is_widget(spec):
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                default = opts.get("default")
+                if default is None and isinstance(spec[0], list):
+                    default = spec[0][0] if spec[0] else ""
+                if default is None and spec[0] == "COMBO":
+                    default = (opts.get("options") or [""])[0]
+                node["widgets_values"].append(values.get(name, default))
+                extra = _extra_widget_slots(name, spec)
+                if extra:
+                    if spec[0] == "INT":
+                        node["widgets_values"].append("fixed")
+                    if any(opts.get(f) for f in ("image_upload", "video_upload", "audio_upload", "file_upload")):
+                        node["widgets_values"].append("image")
+            elif name in values:
+                raise ValueError(f"{ntype}.{name} is a socket input: pass (node, slot)")
+        for slot, (otype, oname) in enumerate(zip(info["output"], info["output_name"])):
+            node["outputs"].append({"name": oname, "type": otype, "links": [], "slot_index": slot})
+        self.nodes.append(node)
+        return node
+
+    def _link(self, src: dict, slot: int, dst: dict, name: str, spec: list):
+        link_id = len(self.links) + 1
+        ltype = src["outputs"][slot]["type"]
+        self.links.append([link_id, src["id"], slot, dst["id"], len(dst["inputs"]), ltype])
+        src["outputs"][slot]["links"].append(link_id)
+        entry = {"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO", "link": link_id}
+        if _is_widget(spec):
+            entry["widget"] = {"name": name}
+        dst["inputs"].append(entry)
+
+    def to_json(self) -> dict:
+        return {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
+                "links": self.links, "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+                "version": 0.4}
+
+
+def sketch_motion(info: dict) -> dict:
+    g = Graph(info)
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", canvas_size=256)
+    motion = g.node("VP_ProceduralMotion", 1, 0, sketch=(load, 0), preset="sway", frames=16, fps=8.0)
+    frames = g.node("VP_RasterizeSketch", 2, 0, sketch=(motion, 0), width=256, height=256)
+    g.node("VP_SaveAnimatedSVG", 1, 1, animation=(motion, 0), filename_prefix="VideoPriors/sketch_motion")
+    g.node("SaveAnimatedWEBP", 3, 0, images=(frames, 0), filename_prefix="VideoPriors/sketch_motion", fps=8.0)
+    g.node("SaveAnimatedPNG", 3, 1, images=(frames, 0), filename_prefix="VideoPriors/sketch_motion", fps=8.0)
+    video = g.node("CreateVideo", 2, 1, images=(frames, 0), fps=8.0)
+    g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix="VideoPriors/sketch_motion", format="mp4", codec="h264")
+    svgs = g.node("VP_SketchToSVG", 1, 2, sketch=(motion, 0))
+    g.node("SaveSVGNode", 2, 2, svg=(svgs, 0), filename_prefix="VideoPriors/sketch_motion_frames")
+    g.node("PreviewImage", 0, 1, images=(load, 1))
+    return g.to_json()
+
+
+WORKFLOWS = {"sketch_motion.json": sketch_motion}
+
+
+def main():
+    server = ComfyServer()
+    try:
+        server.start()
+        info = server.object_info()
+    finally:
+        server.cleanup()
+    os.makedirs(WORKFLOW_DIR, exist_ok=True)
+    for name, build in WORKFLOWS.items():
+        path = os.path.join(WORKFLOW_DIR, name)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(build(info), f, indent=2)
+            f.write("\n")
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
