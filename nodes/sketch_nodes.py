@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from io import BytesIO
 
@@ -14,7 +13,7 @@ import comfy.utils
 import folder_paths
 
 from ..pipelines.motion import PRESETS, procedural_motion
-from ..pipelines.raster import available_backends, rasterize
+from ..pipelines.raster import diffvg_available, rasterize
 from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
@@ -147,7 +146,7 @@ class RasterizeSketch(io.ComfyNode):
                 io.String.Input("background", default="#ffffff", tooltip="Background colour, #rrggbb."),
                 io.Int.Input("quality", default=1, min=1, max=4,
                              tooltip="1 = analytic anti-aliasing; 2-4 = also supersample NxN."),
-                io.Combo.Input("backend", options=available_backends(), default="torch",
+                io.Combo.Input("backend", options=["torch"] + (["diffvg"] if diffvg_available() else []), default="torch",
                                tooltip="torch: pure PyTorch (CPU and GPU); diffvg only if pydiffvg is installed."),
             ],
             outputs=[io.Image.Output(display_name="frames")],

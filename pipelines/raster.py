@@ -90,7 +90,7 @@ def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: Tuple[int, in
     scene = _Scene.build(style, width_scale, pts.dtype, pts.device)
     W, H = ow * s, oh * s
 
-    per_frame = max(1, scene.num_layers) * H * W
+    per_frame = (scene.num_fills + 1) * H * W  # the fill scan conversion is dense per filled path
     chunk = max(1, CHUNK_ELEMENTS // per_frame)
     frames = [_render(scaled[k:k + chunk], scene, H, W, bg) for k in range(0, scaled.shape[0], chunk)]
     img = torch.cat(frames, 0) if len(frames) != 1 else frames[0]
@@ -138,87 +138,92 @@ def _check_args(points, style, canvas_size, out_size, background, quality):
 
 @dataclass
 class _Scene:
-    """Frame-independent layout: cubic indices, which paths stroke / fill, layer order and styles."""
+    """Frame-independent layout: cubics, which paths stroke / fill, and the layer stack.
+
+    Layers are numbered back to front (path 0 fill, path 0 stroke, path 1 fill, ...), skipping
+    strokes of width 0 and fills of open paths or of opacity 0.
+    """
 
     cubic_points: torch.Tensor  # [C, 4] indices into the point tensor
     cubic_path: torch.Tensor  # [C] path of each cubic
-    stroke_slot: torch.Tensor  # [P] stroke layer slot of each path, -1 = no stroke
-    fill_slot: torch.Tensor  # [P] fill layer slot of each path, -1 = no fill
-    num_strokes: int
+    stroke_layer: torch.Tensor  # [P] layer of each path's stroke, -1 = none
+    fill_layer: torch.Tensor  # [P] layer of each path's fill, -1 = none
+    fill_slot: torch.Tensor  # [P] index among the filled paths, -1 = none
     num_fills: int
     half_width: torch.Tensor  # [P] half stroke width in output pixels
-    layers: List[Tuple[bool, int]]  # composite order, back to front: (is_fill, slot)
-    layer_alpha_scale: torch.Tensor  # [L] opacity of each layer
+    layer_opacity: torch.Tensor  # [L]
     layer_color: torch.Tensor  # [L, 3]
 
     @property
     def num_layers(self) -> int:
-        return len(self.layers)
+        return int(self.layer_opacity.shape[0])
 
     @staticmethod
     def build(style: PathStyle, width_scale: float, dtype, device) -> "_Scene":
         cast = dict(dtype=dtype, device=device)
         width = style.stroke_width.to(**cast).reshape(-1) * width_scale
         fill_opacity = style.fill_opacity.to(**cast).reshape(-1)
+        # A stroke or fill whose parameter is being optimised keeps its layer even at 0.
         with torch.no_grad():
-            has_stroke = (width > 0).tolist() if not width.requires_grad else [True] * style.num_paths
-            fill_on = (fill_opacity > 0).tolist() if not fill_opacity.requires_grad else [True] * style.num_paths
-        has_fill = [c and f for c, f in zip(style.closed, fill_on)]
-
-        stroke_slot, fill_slot, layers, alpha_idx = [], [], [], []
-        opacities = torch.cat([fill_opacity, style.stroke_opacity.to(**cast).reshape(-1)])
-        colors = torch.cat([style.fill_color.to(**cast).reshape(-1, 3), style.stroke_color.to(**cast).reshape(-1, 3)])
-        ns = nf = 0
-        for p in range(style.num_paths):
-            fill_slot.append(nf if has_fill[p] else -1)
-            if has_fill[p]:
-                layers.append((True, nf))
-                alpha_idx.append(p)
-                nf += 1
-            stroke_slot.append(ns if has_stroke[p] else -1)
-            if has_stroke[p]:
-                layers.append((False, ns))
-                alpha_idx.append(style.num_paths + p)
-                ns += 1
-        idx = torch.tensor(alpha_idx, dtype=torch.long, device=device)
+            stroke_on = [True] * style.num_paths if width.requires_grad else (width > 0).tolist()
+            fill_on = [True] * style.num_paths if fill_opacity.requires_grad else (fill_opacity > 0).tolist()
+        stroke_layer, fill_layer, fill_slot, pick = [], [], [], []
+        P = style.num_paths
+        for p in range(P):
+            has_fill = style.closed[p] and fill_on[p]
+            fill_slot.append(sum(s >= 0 for s in fill_slot) if has_fill else -1)
+            fill_layer.append(len(pick) if has_fill else -1)
+            pick += [p] if has_fill else []
+            stroke_layer.append(len(pick) if stroke_on[p] else -1)
+            pick += [P + p] if stroke_on[p] else []
+        opacity = torch.cat([fill_opacity, style.stroke_opacity.to(**cast).reshape(-1)])
+        color = torch.cat([style.fill_color.to(**cast).reshape(-1, 3), style.stroke_color.to(**cast).reshape(-1, 3)])
+        pick_t = torch.tensor(pick, dtype=torch.long, device=device)
+        as_index = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
         return _Scene(
             cubic_points=style.segment_index(device),
             cubic_path=style.segment_path(device),
-            stroke_slot=torch.tensor(stroke_slot, dtype=torch.long, device=device),
-            fill_slot=torch.tensor(fill_slot, dtype=torch.long, device=device),
-            num_strokes=ns,
-            num_fills=nf,
+            stroke_layer=as_index(stroke_layer),
+            fill_layer=as_index(fill_layer),
+            fill_slot=as_index(fill_slot),
+            num_fills=sum(s >= 0 for s in fill_slot),
             half_width=width * 0.5,
-            layers=layers,
-            layer_alpha_scale=opacities[idx],
-            layer_color=colors[idx],
+            layer_opacity=opacity[pick_t],
+            layer_color=color[pick_t],
         )
 
 
 # ----------------------------------------------------------------------------------------------
-# Rendering
+# Rendering. Coverage is produced as sparse entries (pixel, layer, coverage) where pixel indexes
+# the flattened [K, H, W] image; only touched pixels are ever composited.
 
 
 def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) -> torch.Tensor:
     """pts [K, N, 2] in output pixels -> [K, H, W, 3 or 4]."""
     K = pts.shape[0]
-    stroke_cov = fill_cov = None
+    pixels, layers, coverages = [], [], []
     if scene.num_layers:
         a, b, frame, path = _flatten(pts, scene.cubic_points, scene.cubic_path)
-        if scene.num_strokes:
-            slot = scene.stroke_slot[path]
-            keep = torch.nonzero(slot >= 0).squeeze(1)
-            stroke_cov = _stroke_coverage(a[keep], b[keep], scene.half_width[path[keep]],
-                                          frame[keep] * scene.num_strokes + slot[keep],
-                                          K * scene.num_strokes, H, W).view(K, scene.num_strokes, H * W)
-        if scene.num_fills:
-            slot = scene.fill_slot[path]
-            keep = torch.nonzero(slot >= 0).squeeze(1)
-            fill_cov = _fill_coverage(a[keep], b[keep], frame[keep] * scene.num_fills + slot[keep],
-                                      K * scene.num_fills, H, W).view(K, scene.num_fills, H * W)
-    alphas = [(fill_cov if is_fill else stroke_cov)[:, slot] * scene.layer_alpha_scale[i]
-              for i, (is_fill, slot) in enumerate(scene.layers)]
-    return _composite(alphas, scene.layer_color, bg, K, H, W, pts)
+        keep = torch.nonzero(scene.stroke_layer[path] >= 0).squeeze(1)
+        if keep.numel():
+            piece, pixel, cov = _stroke_coverage(a[keep], b[keep], scene.half_width[path[keep]], frame[keep], H, W)
+            pixels.append(pixel)
+            layers.append(scene.stroke_layer[path[keep][piece]])
+            coverages.append(cov)
+        keep = torch.nonzero(scene.fill_layer[path] >= 0).squeeze(1)
+        if keep.numel():
+            slot = frame[keep] * scene.num_fills + scene.fill_slot[path[keep]]
+            cov = _fill_coverage(a[keep], b[keep], slot, K * scene.num_fills, H, W)
+            nz = torch.nonzero(cov.detach() > 0).squeeze(1)
+            slot_of, pixel = torch.div(nz, H * W, rounding_mode="floor"), nz % (H * W)
+            fill_layers = scene.fill_layer[scene.fill_layer >= 0]
+            pixels.append(torch.div(slot_of, scene.num_fills, rounding_mode="floor") * (H * W) + pixel)
+            layers.append(fill_layers[slot_of % scene.num_fills])
+            coverages.append(cov[nz])
+    if not pixels:
+        return _composite(pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0),
+                          scene, K, H, W, bg)
+    return _composite(torch.cat(pixels), torch.cat(layers), torch.cat(coverages), scene, K, H, W, bg)
 
 
 def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor):
@@ -252,15 +257,17 @@ def _bernstein(t: torch.Tensor) -> torch.Tensor:
     return torch.stack([u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t], -1)
 
 
-def _stroke_coverage(a, b, half_width, slot, num_slots: int, H: int, W: int) -> torch.Tensor:
-    """Anti-aliased coverage of round-capped line pieces, max-reduced per slot -> [num_slots * H * W]."""
+def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
+    """Anti-aliased coverage of round-capped line pieces a -> b.
+
+    Returns (piece [E], pixel [E], coverage [E]) for every (piece, pixel) pair with coverage > 0;
+    pixel indexes the flattened [K, H, W] image.
+    """
     dtype, device = a.dtype, a.device
-    out = a.new_zeros(num_slots * H * W)
-    if a.shape[0] == 0:
-        return out
     with torch.no_grad():
+        table = _piece_table(a.detach(), b.detach(), half_width.detach())
         # Pixel i can be covered iff its centre i + 1/2 lies strictly inside (lo, hi).
-        reach = half_width.detach().clamp_min(0).unsqueeze(-1) + 0.5
+        reach = half_width.detach().clamp_min(0).unsqueeze(-1) + 0.5 * (table[6] + table[7]).unsqueeze(-1)
         lo = torch.minimum(a, b).detach() - reach
         hi = torch.maximum(a, b).detach() + reach
         size = torch.tensor([W, H], dtype=dtype, device=device)
@@ -270,34 +277,62 @@ def _stroke_coverage(a, b, half_width, slot, num_slots: int, H: int, W: int) -> 
         first = first.long()
         counts = extent[:, 0] * extent[:, 1]
         total = int(counts.sum())
-        if total == 0:
-            return out
         piece = torch.repeat_interleave(counts, output_size=total)
         local = torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[piece]
         ex = extent[piece, 0]
         row = torch.div(local, ex, rounding_mode="floor")
         px = first[piece, 0] + (local - row * ex)
         py = first[piece, 1] + row
-        flat = (slot[piece] * H + py) * W + px
-        cx = px.to(dtype) + 0.5
-        cy = py.to(dtype) + 0.5
+        # Cheap first pass without autograd: keep only the pairs that get some coverage.
+        hit = torch.nonzero(_piece_coverage(px, py, table.index_select(1, piece)) > 0).squeeze(1)
+        piece, px, py = piece[hit], px[hit], py[hit]
+        pixel = (frame[piece] * H + py) * W + px
+    return piece, pixel, _piece_coverage(px, py, _piece_table(a, b, half_width).index_select(1, piece))
 
+
+def _piece_table(a, b, half_width) -> torch.Tensor:
+    """Per-piece values [8, M]: start, direction, 1 / length^2, half width, pixel filter widths."""
     ab = b - a
-    inv_len2 = 1.0 / (ab * ab).sum(-1).clamp_min(1e-12)
-    # One gather for all per-piece values; rows are contiguous [total] vectors.
-    g = torch.stack([a[:, 0], a[:, 1], ab[:, 0], ab[:, 1], inv_len2, half_width]).index_select(1, piece)
-    ax, ay, dx, dy, inv, hw = g.unbind(0)
-    ux, uy = cx - ax, cy - ay
-    t = ((ux * dx + uy * dy) * inv).clamp(0, 1)
+    len2 = (ab * ab).sum(-1)
+    inv_len2 = 1.0 / len2.clamp_min(1e-12)
+    ux, uy = ab.abs().unbind(-1)
+    ux, uy = ux * inv_len2.sqrt(), uy * inv_len2.sqrt()
+    # A unit pixel seen across an edge of unit normal n is the sum of two boxes of widths |n_x|, |n_y|.
+    degenerate = len2 < 1e-12
+    wide = torch.where(degenerate, torch.ones_like(ux), torch.maximum(ux, uy))
+    narrow = torch.where(degenerate, torch.zeros_like(ux), torch.minimum(ux, uy))
+    return torch.stack([a[:, 0], a[:, 1], ab[:, 0], ab[:, 1], inv_len2, half_width, wide, narrow])
+
+
+def _piece_coverage(px, py, g) -> torch.Tensor:
+    """Coverage of pixel (px, py) by the stroke around a line piece (g: its _piece_table columns).
+
+    Distance d from the pixel centre to the piece (round caps), then the exact area of the pixel
+    inside a straight band of half width hw at distance d with the piece's orientation.
+    """
+    ax, ay, dx, dy, inv_len2, hw, wide, narrow = g.unbind(0)
+    ux, uy = (px.to(g.dtype) + 0.5) - ax, (py.to(g.dtype) + 0.5) - ay
+    t = ((ux * dx + uy * dy) * inv_len2).clamp(0, 1)
     ox, oy = ux - t * dx, uy - t * dy
     dist = (ox * ox + oy * oy).clamp_min(1e-12).sqrt()
-    # Box filter across the stroke: overlap of the pixel's [d - 1/2, d + 1/2] with [-w/2, w/2].
-    cov = (torch.minimum(dist + 0.5, hw) - torch.maximum(dist - 0.5, -hw)).clamp(0, 1)
-    return out.scatter_reduce(0, flat, cov, reduce="amax", include_self=True)
+    return _pixel_cdf(hw - dist, wide, narrow) - _pixel_cdf(-hw - dist, wide, narrow)
+
+
+def _pixel_cdf(s, wide, narrow) -> torch.Tensor:
+    """Area of the unit pixel on the inner side of an edge at signed distance s from its centre.
+
+    The pixel projected on the edge normal is a trapezoid: box(wide) * box(narrow), wide >= narrow.
+    """
+    p = (s + 0.5 * (wide + narrow)).clamp(min=0)
+    ramp_in = torch.minimum(p, narrow)
+    flat = torch.minimum((p - narrow).clamp(min=0), wide - narrow)
+    ramp_out = torch.minimum((p - wide).clamp(min=0), narrow)
+    narrow = narrow.clamp_min(1e-6)
+    return (ramp_in * ramp_in / narrow + 2 * flat + ramp_out * (2 - ramp_out / narrow)) / (2 * wide)
 
 
 def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL_BANDS) -> torch.Tensor:
-    """Non-zero-rule coverage of closed polygons (edges a -> b) per slot -> [num_slots * H * W]."""
+    """Non-zero-rule coverage of closed polygons (edges a -> b, grouped by slot) -> [num_slots * H * W]."""
     dtype, device = a.dtype, a.device
     acc = a.new_zeros(num_slots * H * (W + 2))
     with torch.no_grad():
@@ -308,52 +343,72 @@ def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL
         m_end = torch.ceil(ymax * bands).clamp(0, H * bands)
         counts = torch.where(ymax > ymin, m_end - m_first, torch.zeros_like(m_end)).long()
         total = int(counts.sum())
-    if total == 0:
-        return acc.view(num_slots, H, W + 2)[..., :W].reshape(-1)
-    with torch.no_grad():
         edge = torch.repeat_interleave(counts, output_size=total)
         m = m_first.long()[edge] + torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[edge]
         band_top = m.to(dtype) / bands
         direction = torch.sign(y1 - y0)[edge]
-        row_index = (slot[edge] * H + torch.div(m, bands, rounding_mode="floor")) * (W + 2)
+        row_start = (slot[edge] * H + torch.div(m, bands, rounding_mode="floor")) * (W + 2)
 
     g = torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]).index_select(1, edge)
     ax, ay, bx, by = g.unbind(0)
-    lo = torch.maximum(torch.minimum(ay, by), band_top)
-    hi = torch.minimum(torch.maximum(ay, by), band_top + 1.0 / bands)
-    height = (hi - lo).clamp_min(0) * direction  # signed area weight of this band piece
+    # Clip the edge to the band; on a tie the gradient goes to the edge (its end is on a band border).
+    y_min, y_max = torch.minimum(ay, by), torch.maximum(ay, by)
+    lo = torch.where(y_min >= band_top, y_min, band_top)
+    hi = torch.where(y_max <= band_top + 1.0 / bands, y_max, band_top + 1.0 / bands)
+    height = (hi - lo).clamp_min(0) * direction  # signed area weight of this piece of the edge
     t = (0.5 * (lo + hi) - ay) / (by - ay)
     x = (ax + t * (bx - ax)).clamp(0, W)  # a crossing left of the image covers the whole row
     with torch.no_grad():
         col = torch.floor(x.detach()).long()
     frac = x - col.to(dtype)
-    index = torch.cat([row_index + col, row_index + col + 1])
+    index = torch.cat([row_start + col, row_start + col + 1])
     acc = acc.index_add(0, index, torch.cat([height * (1 - frac), height * frac]))
     winding = acc.view(num_slots * H, W + 2).cumsum(1)[:, :W]
     return winding.abs().clamp(max=1).reshape(-1)
 
 
-def _composite(alphas: List[torch.Tensor], colors: torch.Tensor, bg: Background, K: int, H: int, W: int,
-               like: torch.Tensor) -> torch.Tensor:
-    """'Over' of layers (back to front) -> [K, H, W, 3] over bg, or straight RGBA when bg is None."""
-    if not alphas:
-        trans = like.new_ones(K, H * W)
-        premult = like.new_zeros(K, H * W, 3)
-    else:
-        # Walk front to back: weight of a layer = its alpha x transmittance of the layers above it.
-        weights: List[Optional[torch.Tensor]] = [None] * len(alphas)
-        trans = None
-        for i in range(len(alphas) - 1, -1, -1):
-            alpha = alphas[i]
-            weights[i] = alpha if trans is None else alpha * trans
-            trans = 1 - alpha if trans is None else trans * (1 - alpha)
-        premult = torch.einsum("klq,lc->kqc", torch.stack(weights, 1), colors)
+def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg: Background) -> torch.Tensor:
+    """'Over' of the sparse layer entries, back to front -> [K, H, W, 3] over bg, or straight RGBA.
+
+    Entries are grouped per pixel (sorted by layer inside a group) and padded into a
+    [depth, G] table with alpha 0 (a no-op layer), depth = most layers on one pixel; a short loop
+    over depth computes each entry's weight = alpha x transmittance of the layers in front of it.
+    """
+    L = max(scene.num_layers, 1)
+    dtype, device = coverage.dtype, coverage.device
+    with torch.no_grad():
+        key, inverse = torch.unique(pixel * L + layer, sorted=True, return_inverse=True)
+    # Several pieces of one path touch the same pixel: the stroke covers it with their maximum.
+    cov = coverage.new_zeros(key.shape[0]).scatter_reduce(0, inverse, coverage, reduce="amax", include_self=False)
+    with torch.no_grad():
+        pixel, layer = torch.div(key, L, rounding_mode="floor"), key % L
+        U = key.shape[0]
+        starts = torch.ones(U, dtype=torch.bool, device=device)
+        starts[1:] = pixel[1:] != pixel[:-1]
+        group = torch.cumsum(starts, 0) - 1
+        first = torch.nonzero(starts).squeeze(1)
+        G = first.shape[0]
+        depth_index = torch.arange(U, device=device) - first[group]
+        depth = int(depth_index.max()) + 1 if U else 0
+        slot = depth_index * G + group
+    alpha = cov * scene.layer_opacity[layer]
+    table = alpha.new_zeros(depth * G).index_put((slot,), alpha).view(depth, G)
+    trans = alpha.new_ones(G)
+    weights = []
+    for d in range(depth - 1, -1, -1):
+        weights.append(table[d] * trans)
+        trans = trans * (1 - table[d])
+    weight = torch.stack(weights[::-1]).view(-1)[slot] if depth else alpha
+    premult = alpha.new_zeros(G, 3).index_add(0, group, weight.unsqueeze(-1) * scene.layer_color[layer])
+
+    touched = pixel[first]
     if bg is not None:
-        rgb = premult + trans.unsqueeze(-1) * premult.new_tensor(bg)
-        return rgb.clamp(0, 1).view(K, H, W, 3)
-    alpha = 1 - trans
-    rgb = premult / torch.where(alpha > 0, alpha, torch.ones_like(alpha)).unsqueeze(-1)
-    return torch.cat([rgb, alpha.unsqueeze(-1)], -1).clamp(0, 1).view(K, H, W, 4)
+        bg_t = torch.tensor(bg, dtype=dtype, device=device)
+        rgb = (premult + trans.unsqueeze(-1) * bg_t).clamp(0, 1)  # clamp only guards rounding
+        return bg_t.expand(K * H * W, 3).contiguous().index_put((touched,), rgb).view(K, H, W, 3)
+    a = 1 - trans
+    rgba = torch.cat([premult / torch.where(a > 0, a, torch.ones_like(a)).unsqueeze(-1), a.unsqueeze(-1)], -1)
+    return rgba.new_zeros(K * H * W, 4).index_put((touched,), rgba.clamp(0, 1)).view(K, H, W, 4)
 
 
 # ----------------------------------------------------------------------------------------------
