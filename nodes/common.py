@@ -54,3 +54,40 @@ def file_digest(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_choices(node_cls, **values) -> bool | str:
+    """Validation of combo (enum) values for V3 nodes.
+
+    ComfyUI 0.3.75 checks min/max for every input but checks enum membership only for
+    legacy list-typed combos, not for V3 `COMBO` inputs; without this, a bad enum in an
+    API prompt passes validation and fails (or silently misbehaves) at run time.
+    """
+    from comfy_api.latest import io as _io
+
+    # define_schema(), not GET_SCHEMA(): validation runs on a locked clone of the class that must not be written to.
+    for inp in node_cls.define_schema().inputs or []:
+        if isinstance(inp, _io.Combo.Input) and inp.id in values and values[inp.id] is not None:
+            options = inp.options or []
+            if values[inp.id] not in options:
+                return f"{inp.id}: {values[inp.id]!r} is not one of {options}"
+    return True
+
+
+def check_color(name: str, text) -> bool | str:
+    from ..pipelines.svg_export import parse_color
+
+    if text is None:
+        return True
+    try:
+        parse_color(text)
+    except ValueError as e:
+        return f"{name}: {e}"
+    return True
+
+
+def first_error(*results) -> bool | str:
+    for r in results:
+        if r is not True:
+            return r
+    return True

@@ -18,7 +18,8 @@ from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
 from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
-from .common import Sketch, SketchAnimation, file_digest, list_svg_files, resolve_svg_path
+from .common import (Sketch, SketchAnimation, check_choices, check_color, file_digest, first_error, list_svg_files,
+                     resolve_svg_path)
 
 log = logging.getLogger("VideoPriors")
 CATEGORY = "VideoPriors/sketch"
@@ -96,7 +97,8 @@ class LoadSVGSketch(io.ComfyNode):
             return f.read()
 
     @classmethod
-    def validate_inputs(cls, svg, svg_text="", **_):
+    def validate_inputs(cls, svg, svg_text=""):
+        # Named arguments only: a **kwargs signature makes ComfyUI skip its min/max checks on every input.
         if svg_text and svg_text.strip():
             return True
         try:
@@ -106,7 +108,7 @@ class LoadSVGSketch(io.ComfyNode):
         return True
 
     @classmethod
-    def fingerprint_inputs(cls, svg, svg_text="", **_):
+    def fingerprint_inputs(cls, svg, svg_text="", **_ignored):
         if svg_text and svg_text.strip():
             return svg_text
         try:
@@ -153,6 +155,10 @@ class RasterizeSketch(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, background, backend):
+        return first_error(check_color("background", background), check_choices(cls, backend=backend))
+
+    @classmethod
     def execute(cls, sketch, width, height, background, quality, backend):
         anim = _as_animation(sketch)
         bg = _background(background)
@@ -188,6 +194,10 @@ class ProceduralMotion(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, preset):
+        return check_choices(cls, preset=preset)
+
+    @classmethod
     def execute(cls, sketch, preset, frames, fps, amplitude, cycles, seed):
         return io.NodeOutput(procedural_motion(sketch, preset, frames, fps, amplitude, cycles, seed % (2 ** 63)))
 
@@ -206,6 +216,10 @@ class SketchToSVG(io.ComfyNode):
             ],
             outputs=[io.SVG.Output(display_name="svg")],
         )
+
+    @classmethod
+    def validate_inputs(cls, background):
+        return check_color("background", background)
 
     @classmethod
     def execute(cls, sketch, background):
@@ -234,6 +248,10 @@ class SaveAnimatedSVG(io.ComfyNode):
             outputs=[],
             is_output_node=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, background, interpolation):
+        return first_error(check_color("background", background), check_choices(cls, interpolation=interpolation))
 
     @classmethod
     def execute(cls, animation, filename_prefix, background, interpolation):

@@ -37,6 +37,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from .sketch import PathStyle, Sketch, SketchAnimation
 
@@ -49,8 +50,8 @@ MAX_PIECE_LENGTH = 6.0
 MAX_PIECES_PER_CUBIC = 1024
 # Horizontal bands per pixel row in the fill scan conversion (vertical anti-aliasing of slanted edges).
 FILL_BANDS = 4
-# Frames are rendered in chunks so that layers x frames x pixels stays below this many elements.
-CHUNK_ELEMENTS = 1 << 25
+# Frames are rendered in chunks of at most this many pixels (x (filled paths + 1)).
+CHUNK_PIXELS = 1 << 23
 
 Background = Optional[Sequence[float]]
 
@@ -90,13 +91,24 @@ def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: Tuple[int, in
     scene = _Scene.build(style, width_scale, pts.dtype, pts.device)
     W, H = ow * s, oh * s
 
+    # Frames are rendered in chunks of bounded size; with autograd on and several chunks, each
+    # chunk is checkpointed (recomputed in backward) so memory stays bounded for big renders.
     per_frame = (scene.num_fills + 1) * H * W  # the fill scan conversion is dense per filled path
-    chunk = max(1, CHUNK_ELEMENTS // per_frame)
-    frames = [_render(scaled[k:k + chunk], scene, H, W, bg) for k in range(0, scaled.shape[0], chunk)]
-    img = torch.cat(frames, 0) if len(frames) != 1 else frames[0]
-    if s > 1:
-        img = F.avg_pool2d(img.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1).contiguous()
-    return img
+    chunk = max(1, CHUNK_PIXELS // per_frame)
+    K = scaled.shape[0]
+
+    def render_chunk(p: torch.Tensor) -> torch.Tensor:
+        img = _render(p, scene, H, W, bg)
+        if s > 1:
+            img = F.avg_pool2d(img.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1).contiguous()
+        return img
+
+    if K <= chunk:
+        return render_chunk(scaled)
+    checkpoint = torch.is_grad_enabled() and (scaled.requires_grad or scene.requires_grad)
+    frames = [torch.utils.checkpoint.checkpoint(render_chunk, scaled[k:k + chunk], use_reentrant=False)
+              if checkpoint else render_chunk(scaled[k:k + chunk]) for k in range(0, K, chunk)]
+    return torch.cat(frames, 0)
 
 
 def rasterize_sketch(sketch_or_animation: Union[Sketch, SketchAnimation], out_size: Optional[Tuple[int, int]] = None,
@@ -158,6 +170,10 @@ class _Scene:
     def num_layers(self) -> int:
         return int(self.layer_opacity.shape[0])
 
+    @property
+    def requires_grad(self) -> bool:
+        return any(t.requires_grad for t in (self.half_width, self.layer_opacity, self.layer_color))
+
     @staticmethod
     def build(style: PathStyle, width_scale: float, dtype, device) -> "_Scene":
         cast = dict(dtype=dtype, device=device)
@@ -187,7 +203,7 @@ class _Scene:
             fill_layer=as_index(fill_layer),
             fill_slot=as_index(fill_slot),
             num_fills=sum(s >= 0 for s in fill_slot),
-            half_width=width * 0.5,
+            half_width=(width * 0.5).clamp_min(0),
             layer_opacity=opacity[pick_t],
             layer_color=color[pick_t],
         )
@@ -264,12 +280,12 @@ def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
     pixel indexes the flattened [K, H, W] image.
     """
     dtype, device = a.dtype, a.device
+    table = _piece_table(a, b, half_width)
     with torch.no_grad():
-        table = _piece_table(a.detach(), b.detach(), half_width.detach())
-        # Pixel i can be covered iff its centre i + 1/2 lies strictly inside (lo, hi).
-        reach = half_width.detach().clamp_min(0).unsqueeze(-1) + 0.5 * (table[6] + table[7]).unsqueeze(-1)
-        lo = torch.minimum(a, b).detach() - reach
-        hi = torch.maximum(a, b).detach() + reach
+        # Pixel i can be covered iff its centre i + 1/2 is nearer than `reach` to the piece.
+        reach = table[_HW] + 0.5 * (table[_WIDE] + table[_NARROW])
+        lo = torch.minimum(a, b).detach() - reach.unsqueeze(-1)
+        hi = torch.maximum(a, b).detach() + reach.unsqueeze(-1)
         size = torch.tensor([W, H], dtype=dtype, device=device)
         first = (torch.floor(lo - 0.5) + 1).clamp(min=0).minimum(size)
         last = (torch.ceil(hi - 0.5) - 1).clamp(min=-1).minimum(size - 1)
@@ -283,11 +299,17 @@ def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
         row = torch.div(local, ex, rounding_mode="floor")
         px = first[piece, 0] + (local - row * ex)
         py = first[piece, 1] + row
-        # Cheap first pass without autograd: keep only the pairs that get some coverage.
-        hit = torch.nonzero(_piece_coverage(px, py, table.index_select(1, piece)) > 0).squeeze(1)
+        del local, ex, row
+        # Keep only the pairs that get some coverage.
+        dist = _piece_distance(px, py, table.detach().index_select(1, piece))[0]
+        hit = torch.nonzero(dist < reach[piece]).squeeze(1)
         piece, px, py = piece[hit], px[hit], py[hit]
         pixel = (frame[piece] * H + py) * W + px
-    return piece, pixel, _piece_coverage(px, py, _piece_table(a, b, half_width).index_select(1, piece))
+    return piece, pixel, _StrokeCoverage.apply(table, px, py, piece)
+
+
+# Rows of the per-piece table.
+_AX, _AY, _DX, _DY, _INV_LEN2, _HW, _WIDE, _NARROW = range(8)
 
 
 def _piece_table(a, b, half_width) -> torch.Tensor:
@@ -301,34 +323,82 @@ def _piece_table(a, b, half_width) -> torch.Tensor:
     degenerate = len2 < 1e-12
     wide = torch.where(degenerate, torch.ones_like(ux), torch.maximum(ux, uy))
     narrow = torch.where(degenerate, torch.zeros_like(ux), torch.minimum(ux, uy))
-    return torch.stack([a[:, 0], a[:, 1], ab[:, 0], ab[:, 1], inv_len2, half_width, wide, narrow])
+    return torch.stack([a[:, 0], a[:, 1], ab[:, 0], ab[:, 1], inv_len2.detach(), half_width, wide, narrow])
 
 
-def _piece_coverage(px, py, g) -> torch.Tensor:
-    """Coverage of pixel (px, py) by the stroke around a line piece (g: its _piece_table columns).
+def _piece_distance(px, py, g):
+    """Distance from the centre of pixel (px, py) to its line piece (g: gathered table columns).
 
-    Distance d from the pixel centre to the piece (round caps), then the exact area of the pixel
-    inside a straight band of half width hw at distance d with the piece's orientation.
+    Returns (dist, ox, oy, t): the offset from the closest point and its parameter on the piece.
     """
-    ax, ay, dx, dy, inv_len2, hw, wide, narrow = g.unbind(0)
-    ux, uy = (px.to(g.dtype) + 0.5) - ax, (py.to(g.dtype) + 0.5) - ay
-    t = ((ux * dx + uy * dy) * inv_len2).clamp(0, 1)
-    ox, oy = ux - t * dx, uy - t * dy
-    dist = (ox * ox + oy * oy).clamp_min(1e-12).sqrt()
-    return _pixel_cdf(hw - dist, wide, narrow) - _pixel_cdf(-hw - dist, wide, narrow)
+    ux = (px.to(g.dtype) + 0.5) - g[_AX]
+    uy = (py.to(g.dtype) + 0.5) - g[_AY]
+    t = ((ux * g[_DX] + uy * g[_DY]) * g[_INV_LEN2]).clamp_(0, 1)
+    ox = ux.sub_(t * g[_DX])
+    oy = uy.sub_(t * g[_DY])
+    dist = (ox * ox + oy * oy).clamp_(min=1e-12).sqrt_()
+    return dist, ox, oy, t
 
 
-def _pixel_cdf(s, wide, narrow) -> torch.Tensor:
-    """Area of the unit pixel on the inner side of an edge at signed distance s from its centre.
+class _StrokeCoverage(torch.autograd.Function):
+    """Coverage of (pixel, piece) pairs = exact area of the pixel inside the band of half width hw
+    around the piece's line, at the pixel centre's distance d from the piece (round caps).
 
-    The pixel projected on the edge normal is a trapezoid: box(wide) * box(narrow), wide >= narrow.
+    Hand-written backward: saves only the pair indices (autograd through the ~40 elementwise
+    ops per pair would store ~30 values per pair and be several times slower).
     """
-    p = (s + 0.5 * (wide + narrow)).clamp(min=0)
+
+    @staticmethod
+    def forward(ctx, table, px, py, piece):
+        ctx.save_for_backward(table, px, py, piece)
+        g = table.index_select(1, piece)
+        dist = _piece_distance(px, py, g)[0]
+        wide, narrow = g[_WIDE], g[_NARROW]
+        return _pixel_cdf(g[_HW] - dist, wide, narrow)[0] - _pixel_cdf(-g[_HW] - dist, wide, narrow)[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        table, px, py, piece = ctx.saved_tensors
+        g = table.index_select(1, piece)
+        dist, ox, oy, t = _piece_distance(px, py, g)
+        wide, narrow = g[_WIDE], g[_NARROW]
+        _, f1, w1, n1 = _pixel_cdf(g[_HW] - dist, wide, narrow, derivatives=True)
+        _, f2, w2, n2 = _pixel_cdf(-g[_HW] - dist, wide, narrow, derivatives=True)
+        # d(dist)/d(start) = -offset / dist; the closest point's t is stationary, so
+        # d(dist)/d(direction) = t * d(dist)/d(start).
+        g_dist = grad * (f2 - f1) / dist * (dist > 1e-6)
+        g_ax, g_ay = -g_dist * ox, -g_dist * oy
+        rows = torch.stack([g_ax, g_ay, t * g_ax, t * g_ay, torch.zeros_like(t),
+                            grad * (f1 + f2), grad * (w1 - w2), grad * (n1 - n2)])
+        return table.new_zeros(table.shape).index_add_(1, piece, rows), None, None, None
+
+
+def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
+    """Area C of the unit pixel on the inner side of a straight edge at signed distance s from
+    its centre, with the edge normal n: the pixel projected on n is the sum of two uniform
+    variables of widths wide = max|n_i| and narrow = min|n_i| (a trapezoid density).
+
+    Returns (C, dC/ds, dC/dwide, dC/dnarrow); the derivatives are None unless asked for.
+    """
+    total = wide + narrow
+    p = (s + 0.5 * total).clamp(min=0)  # distance from the trapezoid's left end
     ramp_in = torch.minimum(p, narrow)
     flat = torch.minimum((p - narrow).clamp(min=0), wide - narrow)
     ramp_out = torch.minimum((p - wide).clamp(min=0), narrow)
-    narrow = narrow.clamp_min(1e-6)
-    return (ramp_in * ramp_in / narrow + 2 * flat + ramp_out * (2 - ramp_out / narrow)) / (2 * wide)
+    ns = narrow.clamp_min(1e-12)
+    c = (ramp_in * ramp_in / ns + 2 * flat + ramp_out * (2 - ramp_out / ns)) / (2 * wide)
+    if not derivatives:
+        return c, None, None, None
+    q = total - p  # distance to the right end
+    density = (torch.minimum(p, q) / ns).clamp(0, 1) / wide
+    # Left half (ramp-in and flat part): dC/dwide = f/2 - C/wide; right half by symmetry C(s) = 1 - C(-s).
+    d_wide = torch.where(s < 0, 0.5 * density - c / wide, (1 - c) / wide - 0.5 * density)
+    in_ramp = (p > 0) & (p < narrow)
+    out_ramp = (q > 0) & (q < narrow)
+    d_narrow = torch.where(in_ramp, 0.5 * density - c / ns,
+                           torch.where(out_ramp, (1 - c) / ns - 0.5 * density, torch.zeros_like(c)))
+    return c, density, d_wide, d_narrow
 
 
 def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL_BANDS) -> torch.Tensor:

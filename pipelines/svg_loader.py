@@ -38,7 +38,7 @@ log = logging.getLogger("VideoPriors")
 MAX_BYTES = 10 * 1024 * 1024  # document size
 MAX_ELEMENTS = 100_000  # XML elements, also after expanding <use>
 MAX_DEPTH = 200  # element nesting, also through <use>; svgelements recurses per level
-MAX_SEGMENTS = 250_000  # path segments in the whole document, after expanding <use>
+MAX_SEGMENTS = 100_000  # path segments in the whole document, after expanding <use>
 MAX_ABS_COORD = 1e7  # any coordinate / number beyond this is treated as hostile
 MAX_CANVAS = 16384
 FIT_MARGIN = 0.05  # fit=True leaves this fraction of the canvas free on each side
@@ -64,6 +64,7 @@ _FLOAT_RE = re.compile(_FLOAT)
 _NONFINITE_WORD_RE = re.compile(r"(?i)(?<![a-z])[-+]?(?:nan|inf(?:inity)?)(?![a-z])")
 _NONFINITE_IN_D_RE = re.compile(r"(?i)nan|inf")  # path data has no words, so any 'nan'/'inf' is a number
 _POINTS_PREFIX_RE = re.compile(r"[\s,]*(?:%s[\s,]*)*" % _FLOAT)
+_LENGTH_RE = re.compile(r"\s*(%s)\s*(px|pt|pc|mm|cm|in|em|ex)?\s*$" % _FLOAT)
 _XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"%PDF", "a PDF document"), (b"\x1f\x8b", "gzip data (a compressed .svgz? decompress it first)"),
@@ -90,8 +91,8 @@ def _too_large(size: int, unit: str) -> SVGLoadError:
                         f"({MAX_BYTES // (1024 * 1024)} MB)")
 
 
-def _open_source(source: Union[bytes, str]) -> io.IOBase:
-    """Size, type and encoding checks; returns a stream for the XML parser."""
+def _check_source(source: Union[bytes, str]) -> Union[bytes, str]:
+    """Size, type and encoding checks; returns the document for the XML parser."""
     if isinstance(source, str):
         if len(source) > MAX_BYTES:  # characters: rejected before encoding anything
             raise _too_large(len(source), "characters")
@@ -104,13 +105,13 @@ def _open_source(source: Union[bytes, str]) -> io.IOBase:
         if not head.startswith("<"):
             hint = " (pass the SVG file's contents, not its path)" if head.rstrip().lower().endswith(".svg") else ""
             raise SVGLoadError(f"not an SVG document: text does not start with '<'{hint}")
-        return io.StringIO(source)  # the parser honours an <?xml encoding?> declaration's absence correctly for str
+        return source
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if len(data) > MAX_BYTES:
             raise _too_large(len(data), "bytes")
         if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return io.BytesIO(data)  # UTF-16 with a byte-order mark: expat decodes and checks it
+            return data  # UTF-16 with a byte-order mark: expat decodes and checks it
         head = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
         head = head.lstrip(b" \t\r\n")
         if not head:
@@ -119,7 +120,7 @@ def _open_source(source: Union[bytes, str]) -> io.IOBase:
             kind = next((name for magic, name in _MAGIC if head.startswith(magic)), "binary or plain-text data")
             raise SVGLoadError(f"not an SVG document: the bytes look like {kind}, not XML")
         _check_utf8(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
-        return io.BytesIO(data)
+        return data
     raise SVGLoadError(f"SVG source must be bytes or str (the SVG text itself), got {type(source).__name__}")
 
 
@@ -148,33 +149,45 @@ def _split_tag(tag) -> Tuple[str, str]:
     return "", tag
 
 
-def _parse_xml(stream: io.IOBase) -> ET.Element:
-    """defusedxml streaming parse; limits are enforced per element, before the rest of the file is read."""
-    root = None
-    count = depth = 0
+class _LimitedTreeBuilder(ET.TreeBuilder):
+    """TreeBuilder that enforces the element limits inside the parser callbacks: parsing stops at the first
+    element over a limit, before the rest of the document is turned into objects."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+        self.depth = 0
+
+    def start(self, tag, attrs):
+        self.count += 1
+        self.depth += 1
+        if self.count == 1:
+            ns, name = _split_tag(tag)
+            if name != "svg" or ns not in ("", SVG_NS):
+                shown = name if ns in ("", SVG_NS) else tag
+                raise SVGLoadError(f"not an SVG document: the root element is <{shown}>, expected <svg>")
+        if self.count > MAX_ELEMENTS:
+            raise SVGLoadError(f"SVG has too many elements: more than the limit of {MAX_ELEMENTS}")
+        if self.depth > MAX_DEPTH:
+            raise SVGLoadError(f"SVG is nested too deeply: more than {MAX_DEPTH} levels of elements")
+        return super().start(tag, attrs)
+
+    def end(self, tag):
+        self.depth -= 1
+        return super().end(tag)
+
+
+def _parse_xml(data: Union[bytes, str]) -> ET.Element:
+    """defusedxml parse with element limits checked while parsing."""
     try:
         # A plain <!DOCTYPE svg PUBLIC ...> is allowed (common in exports; its external DTD is never loaded),
         # but any entity declaration or external reference is refused.
-        events = DET.iterparse(stream, events=("start", "end"), forbid_dtd=False, forbid_entities=True,
-                               forbid_external=True)
-        for event, elem in events:
-            if event == "end":
-                depth -= 1
-                continue
-            count += 1
-            depth += 1
-            if root is None:
-                root = elem
-                ns, name = _split_tag(elem.tag)
-                if name != "svg" or ns not in ("", SVG_NS):
-                    shown = name if ns in ("", SVG_NS) else elem.tag
-                    raise SVGLoadError(f"not an SVG document: the root element is <{shown}>, expected <svg>")
-            if count > MAX_ELEMENTS:
-                raise SVGLoadError(f"SVG has too many elements: more than the limit of {MAX_ELEMENTS}")
-            if depth > MAX_DEPTH:
-                raise SVGLoadError(f"SVG is nested too deeply: more than {MAX_DEPTH} levels of elements")
+        parser = DET.DefusedXMLParser(target=_LimitedTreeBuilder(), forbid_dtd=False, forbid_entities=True,
+                                      forbid_external=True)
+        parser.feed(data)  # one feed: chunked feeding makes expat 2.5 quadratic on megabyte-long attributes
+        root = parser.close()
     except defusedxml.EntitiesForbidden as exc:
-        kind = "external entity" if (exc.system_id or exc.public_id) else "entity"
+        kind = "external entity" if (exc.sysid or exc.pubid) else "entity"
         raise SVGLoadError(f"XML {kind} declaration '{exc.name}' is not allowed: DTD entities are refused "
                            f"(entity-expansion bombs, external file access)") from None
     except defusedxml.ExternalReferenceForbidden:
@@ -368,8 +381,6 @@ class _Cleaner:
         if "style" in attrib:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
-        if "class" in attrib:
-            attrib["class"] = " ".join(attrib["class"].split())  # svgelements splits classes on single spaces only
         for key in _NUMERIC_ATTRS:
             if key in attrib:
                 if key == "points" and name in ("polyline", "polygon"):
@@ -483,13 +494,8 @@ class _Cleaner:
             value = attrib.get(key, "").strip()
             if not value or value == "auto" or value.endswith("%"):
                 continue  # resolved against the canvas by svgelements (parse width/height)
-            try:
-                length = se.Length(value).value(ppi=se.DEFAULT_PPI)
-                length = float(length)
-            except (ValueError, TypeError):
-                self.warnings.append(f"ignored invalid {key} {value!r} on <svg>")
-                del attrib[key]
-                continue
+            # svgelements reads an invalid length as 0, which would disable rendering: treat it as absent instead.
+            length = float(se.Length(value).value(ppi=se.DEFAULT_PPI)) if _LENGTH_RE.match(value) else -1.0
             if length < 0 or not math.isfinite(length):
                 self.warnings.append(f"ignored invalid {key} {value!r} on <svg>")
                 del attrib[key]
@@ -604,13 +610,43 @@ def _cubics(seg) -> List[Tuple[Point2, Point2, Point2]]:
             return []  # SVG: an arc whose endpoints coincide is omitted
         if seg.rx == 0 or seg.ry == 0 or seg.sweep == 0:
             return _line(p0, p1)  # SVG: zero radius means a straight line (svgelements would yield nothing)
-        pieces = max(1, math.ceil(abs(seg.sweep) / (math.pi / 2) - 1e-9))  # <= 90 degrees per cubic
-        out = [(_xy(c.control1), _xy(c.control2), _xy(c.end)) for c in seg.as_cubic_curves(pieces)]
-        out[-1] = (out[-1][0], out[-1][1], p1)
-        return out
+        return _arc_cubics(seg, p0, p1)
     if isinstance(seg, se.Linear):  # Line and Close
         return _line(p0, _xy(seg.end))
     raise SVGLoadError(f"unexpected path segment type {type(seg).__name__}")
+
+
+def _arc_cubics(arc, p0: Point2, p1: Point2) -> List[Tuple[Point2, Point2, Point2]]:
+    """Elliptical arc as cubics of at most 90 degrees each.
+
+    Hand-written instead of svgelements' Arc.as_cubic_curves: that uses Maisonobe's control length, whose
+    quarter-circle cubics are 0.2 % off the radius; 4/3*tan(delta/4) keeps them within 0.03 %.
+    """
+    pieces = max(1, math.ceil(abs(arc.sweep) / (math.pi / 2) - 1e-9))
+    delta = arc.sweep / pieces
+    k = 4.0 / 3.0 * math.tan(delta / 4.0)
+    cx, cy = _xy(arc.center)
+    rx, ry = arc.rx, arc.ry
+    cos_r, sin_r = math.cos(arc.get_rotation()), math.sin(arc.get_rotation())
+    t0 = arc.get_start_t()
+
+    def point(t):
+        ex, ey = rx * math.cos(t), ry * math.sin(t)
+        return cx + ex * cos_r - ey * sin_r, cy + ex * sin_r + ey * cos_r
+
+    def tangent(t):  # d point / dt
+        dx, dy = -rx * math.sin(t), ry * math.cos(t)
+        return dx * cos_r - dy * sin_r, dx * sin_r + dy * cos_r
+
+    out = []
+    start = p0
+    for i in range(pieces):
+        ta, tb = t0 + i * delta, t0 + (i + 1) * delta
+        end = p1 if i == pieces - 1 else point(tb)
+        (dax, day), (dbx, dby) = tangent(ta), tangent(tb)
+        out.append(((start[0] + k * dax, start[1] + k * day), (end[0] - k * dbx, end[1] - k * dby), end))
+        start = end
+    return out
 
 
 def _line(p0: Point2, p1: Point2) -> List[Tuple[Point2, Point2, Point2]]:
@@ -770,7 +806,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: int = 256, fit: bool
     if isinstance(max_paths, bool) or not isinstance(max_paths, int) or max_paths < 0:
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
-    root = _parse_xml(_open_source(source))
+    root = _parse_xml(_check_source(source))
     cleaner = _Cleaner(root, canvas_size)
     cleaner.run()
     warnings = list(cleaner.warnings)

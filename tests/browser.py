@@ -2,13 +2,18 @@
 
 Playwright's Python package talks to /usr/bin/chromium (never `playwright install`). The page:
 
-* gets Comfy.TutorialCompleted etc. injected into its GET /api/settings answer (the server's stored
-  settings are not touched), so a fresh user directory does not open the templates browser, and the
-  missing-nodes warning and workflow validation are on whatever the server has stored;
+* gets SETTINGS merged into its GET /api/settings answer (the server's stored settings are not
+  touched): a fresh user directory would otherwise open the templates browser, and the missing-nodes
+  warning and workflow validation are switched on whatever the server has stored;
 * resolves every host except the loopback server to NOTFOUND (--host-resolver-rules), so calls the
   frontend makes to the internet (api.comfy.org, ...) fail fast and the same way every run;
-* records console errors and uncaught page errors, and `console_problems()` drops exactly the
-  ones listed in IGNORED (see there) and keeps everything else;
+* records console errors and uncaught page errors; `console_problems()` keeps all of them except
+  the console messages `ignored_reason()` names, which are exactly:
+  - requests to hosts other than the loopback server (blocked by the server's Content-Security-Policy
+    "connect-src 'self'", e.g. api.comfy.org node-registry lookups, or net::ERR_* on the closed network);
+  - HTTP 404 for the optional user files in OPTIONAL_404, on the server itself;
+  - the frontend 1.32 startup bug FRONTEND_STARTUP_BUG, only before the app was ready.
+  Uncaught page errors are never ignored, nor are 404s or network errors of any other server URL;
 * registers a probe extension whose afterConfigureGraph hook receives the list of node types the
   frontend found missing while loading a graph.
 """
@@ -208,6 +213,13 @@ class FrontendPage:
         self.page.wait_for_timeout(400)  # dialogs and toasts are mounted on the next ticks
         report.update(self.overlays())
         return report
+
+    def widget_layout(self, types: list[str]) -> dict:
+        """{type: [names of the widgets a fresh node serialises into widgets_values, in order]}."""
+        return self.page.evaluate("""(types) => Object.fromEntries(types.map(t => {
+            const node = LiteGraph.createNode(t);
+            return [t, node ? (node.widgets || []).filter(w => w.serialize !== false).map(w => w.name) : null];
+        }))""", types)
 
     def overlays(self) -> dict:
         return self.page.evaluate(OVERLAYS_JS)

@@ -40,6 +40,9 @@ class InProcessComfy:
         args.disable_api_nodes = True
         args.base_directory = prepare_base_dir(base_dir)
         import folder_paths  # noqa: F401  (reads args.base_directory when first imported)
+        # As main.py does: import ComfyUI's `utils` package before `nodes`, which puts comfy/ first on
+        # sys.path (where comfy/utils.py would then shadow it for server.py and app/).
+        import utils.install_util  # noqa: F401
         import execution
         import nodes
 
@@ -48,7 +51,8 @@ class InProcessComfy:
         self.execution = execution
         self.import_failed = import_failed
         self.server = RecordingServer()
-        self.executor = execution.PromptExecutor(self.server, cache_type=False)
+        self.executor = execution.PromptExecutor(self.server, cache_type=False,
+                                                 cache_args={"lru": args.cache_lru, "ram": args.cache_ram})
         self.base_dir = base_dir
 
     def validate(self, prompt: dict):

@@ -140,6 +140,9 @@ def test_workflow_runs_through_prompt_api(comfy_server, path):
     ("2", "preset", "moonwalk"),  # not one of the enum's options
     ("2", "frames", 100000),  # above max
     ("3", "quality", 0),  # below min
+    ("1", "canvas_size", 5),  # below min on a node that has its own validate_inputs
+    ("3", "background", "#zzzzzz"),  # not a colour
+    ("3", "backend", "cuda-magic"),
 ])
 def test_validation_errors_come_back_as_comfyui_errors(comfy_server, node, field, value):
     prompt = small_prompt()
@@ -232,3 +235,11 @@ def test_workflow_json_is_ui_format():
         ids = {n["id"] for n in wf["nodes"]}
         for link in wf["links"]:
             assert link[1] in ids and link[3] in ids
+
+
+def test_inprocess_loads_the_pack(comfy_inproc):
+    failed = {f"IMPORT FAILED: {name}" for name in comfy_inproc.import_failed}
+    assert failed <= KNOWN_CORE_IMPORT_FAILURES, failed
+    for node in EXPECTED_NODES:
+        cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS[node]
+        assert cls.GET_SCHEMA().category.startswith("VideoPriors/")

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from browser import ConsoleEntry, FrontendPage, ignored_reason, launch
-from comfy_runtime import REPO, _extra_widget_slots, _input_specs, _is_widget, load_workflow
+from comfy_runtime import REPO, UPLOAD_FLAGS, _extra_widget_slots, _input_specs, _is_widget, load_workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -56,9 +56,22 @@ def browser_context():
             context.close()
 
 
+def _wait_for_idle_queue(server, timeout: float = 120):
+    """Earlier tests share the server: open the frontend only when no prompt is queued or running,
+    so no execution event of theirs can reach the page."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = server.get("/queue").json()
+        if not queue.get("queue_running") and not queue.get("queue_pending"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the shared ComfyUI server is still busy after {timeout}s: {queue}")
+
+
 @pytest.fixture(scope="module")
 def frontend(comfy_server, object_info, browser_context):
     vp_types = sorted(t for t in object_info if t.startswith("VP_"))
+    _wait_for_idle_queue(comfy_server)
     tab = FrontendPage(browser_context, comfy_server.url)
     tab.startup_seconds = tab.open(required_types=vp_types)
     yield tab
@@ -112,6 +125,22 @@ def expected_widget_values(node: dict, info: dict) -> dict:
     return out
 
 
+def runtime_widget_layout(info: dict) -> list[str]:
+    """The widgets_values layout comfy_runtime (workflow_to_prompt, build_workflows) assumes for a node."""
+    names = []
+    for name, spec in _input_specs(info):
+        if not _is_widget(spec):
+            continue
+        names.append(name)
+        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if spec[0] == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
+            names.append("control_after_generate")
+        if any(opts.get(flag) for flag in UPLOAD_FLAGS):
+            names.append("upload")
+    assert len(names) == sum(1 + _extra_widget_slots(n, s) for n, s in _input_specs(info) if _is_widget(s))
+    return names
+
+
 def widget_problems(workflow: dict, report: dict, object_info: dict, prefix: str = "VP_") -> list[str]:
     """Compare the loaded widgets of every `prefix` node with the workflow JSON.
 
@@ -158,7 +187,8 @@ def widget_problems(workflow: dict, report: dict, object_info: dict, prefix: str
 
 def test_frontend_starts_clean(frontend):
     assert frontend.startup_seconds < 60
-    assert frontend.console_problems(0) == [], "console errors while the frontend started"
+    problems = frontend.console_problems(0)
+    assert not problems, "console errors while the frontend started:\n" + "\n".join(problems)
     state = frontend.overlays()
     assert state == {"dialogs": [], "toasts": []}, f"dialog or toast right after start: {state}"
 
@@ -176,10 +206,26 @@ def test_workflow_loads_in_frontend(clean_tab, object_info, path):
     assert len(report["nodes"]) == len(workflow["nodes"]), "the loaded graph lost or gained nodes"
     assert {str(n["id"]) for n in report["nodes"]} == {str(n["id"]) for n in workflow["nodes"]}
     assert report["links"] == len(workflow.get("links", [])), "links were dropped while loading"
-    assert graph_problems(report) == []
-    assert widget_problems(workflow, report, object_info) == []
-    assert clean_tab.console_problems(mark) == [], "console errors while loading the workflow"
+    failures = {
+        "missing nodes, dialogs or toasts after loading": graph_problems(report),
+        "VP_ widgets that do not hold the workflow's widgets_values": widget_problems(workflow, report, object_info),
+        "console errors while loading": clean_tab.console_problems(mark),
+    }
+    if any(failures.values()):
+        pytest.fail("\n".join(f"{title}:\n  " + "\n  ".join(items) for title, items in failures.items() if items),
+                    pytrace=False)
     assert seconds < 20
+
+
+def test_vp_widget_layout_matches_comfy_runtime(frontend, object_info):
+    """The frontend's widget order for every VP_ node is the one workflows are written and read with."""
+    types = sorted(t for t in object_info if t.startswith("VP_"))
+    layout = frontend.widget_layout(types)
+    drift = [f"{t}:\n  frontend      {layout[t]}\n  comfy_runtime {runtime_widget_layout(object_info[t])}"
+             for t in types if layout[t] != runtime_widget_layout(object_info[t])]
+    if drift:
+        pytest.fail("widgets_values order differs between the frontend and comfy_runtime:\n" + "\n".join(drift),
+                    pytrace=False)
 
 
 # --- the detectors fire -----------------------------------------------------------------------------
@@ -281,11 +327,12 @@ def test_widget_order_drift_is_detected(clean_tab, object_info):
         pytest.skip("workflows/ is empty")
     workflow = load_workflow(WORKFLOWS[0])
     report = clean_tab.load(workflow)
-    assert widget_problems(workflow, report, object_info) == []
-    # the backend's input order drifts: swap two widget inputs of a VP node with different values
+    baseline = set(widget_problems(workflow, report, object_info))
+    # the backend's input order drifts: swap two widget inputs (with different values) of a VP node
+    # whose widgets are in order now
     drifted = copy.deepcopy(object_info)
     for node in workflow["nodes"]:
-        if not node["type"].startswith("VP_"):
+        if not node["type"].startswith("VP_") or any(p.startswith(f"node {node['id']} (") for p in baseline):
             continue
         info = drifted[node["type"]]
         order = info.setdefault("input_order", {k: list(v) for k, v in info["input"].items()})
@@ -298,10 +345,11 @@ def test_widget_order_drift_is_detected(clean_tab, object_info):
             break
     else:
         pytest.skip("no VP node with two different widget values to swap")
-    problems = widget_problems(workflow, report, drifted)
-    assert any("input order gives it" in p for p in problems), problems
+    problems = set(widget_problems(workflow, report, drifted)) - baseline
+    assert any(f"widget {pair[0]!r}" in p and "input order gives it" in p for p in problems), problems
     # and a widgets_values list of the wrong length
     short = copy.deepcopy(workflow)
     node = next(n for n in short["nodes"] if n["type"].startswith("VP_") and n.get("widgets_values"))
     node["widgets_values"] = node["widgets_values"][:-1]
-    assert any("widgets_values but the frontend has" in p for p in widget_problems(short, report, object_info))
+    problems = set(widget_problems(short, report, object_info)) - baseline
+    assert any(p.startswith(f"node {node['id']} (") and "widgets_values but the frontend has" in p for p in problems)
