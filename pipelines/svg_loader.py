@@ -133,7 +133,7 @@ def _check_utf8(data: bytes) -> None:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SVGLoadError(f"SVG text is not valid UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset "
-                           f"{exc.start}) and declares no other encoding") from None
+                           f"{exc.start}); UTF-8 is its declared or default encoding") from None
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from browser import ConsoleEntry, FrontendPage, ignored_reason, launch
-from comfy_runtime import REPO, UPLOAD_FLAGS, _extra_widget_slots, _input_specs, _is_widget, load_workflow
+from comfy_runtime import REPO, _input_specs, load_workflow, workflow_to_prompt
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -110,45 +110,30 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def expected_widget_values(node: dict, info: dict) -> dict:
-    """{input name: value} as the backend's input order reads the node's widgets_values."""
-    values = node.get("widgets_values") or []
-    out, pos = {}, 0
-    for name, spec in _input_specs(info):
-        if not _is_widget(spec):
-            continue
-        if isinstance(values, dict):
-            out[name] = values.get(name)
-        else:
-            out[name] = values[pos] if pos < len(values) else None
-            pos += 1 + _extra_widget_slots(name, spec)
-    return out
+def backend_values(node: dict, links: list, object_info: dict) -> dict:
+    """{input name: value} of the node's widget inputs as comfy_runtime.workflow_to_prompt reads
+    widgets_values (what `make demo` and the integration tests queue); linked inputs left out."""
+    prompt = workflow_to_prompt({"nodes": [node], "links": links}, object_info)
+    inputs = prompt.get(str(node["id"]), {}).get("inputs", {})
+    return {k: v for k, v in inputs.items() if not isinstance(v, list)}
 
 
-def runtime_widget_layout(info: dict) -> list[str]:
-    """The widgets_values layout comfy_runtime (workflow_to_prompt, build_workflows) assumes for a node."""
-    names = []
-    for name, spec in _input_specs(info):
-        if not _is_widget(spec):
-            continue
-        names.append(name)
-        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-        if spec[0] == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
-            names.append("control_after_generate")
-        if any(opts.get(flag) for flag in UPLOAD_FLAGS):
-            names.append("upload")
-    assert len(names) == sum(1 + _extra_widget_slots(n, s) for n, s in _input_specs(info) if _is_widget(s))
-    return names
+def runtime_positions(ntype: str, info: dict, count: int) -> dict:
+    """{input name: index in widgets_values} that comfy_runtime assumes, found by reading a node
+    whose widgets_values are `count` distinct markers."""
+    node = {"id": 1, "type": ntype, "mode": 0, "inputs": [], "widgets_values": [f"#{i}" for i in range(count)]}
+    values = backend_values(node, [], {ntype: info})
+    return {k: int(v[1:]) for k, v in values.items() if isinstance(v, str) and v.startswith("#")}
 
 
 def widget_problems(workflow: dict, report: dict, object_info: dict, prefix: str = "VP_") -> list[str]:
     """Compare the loaded widgets of every `prefix` node with the workflow JSON.
 
     Positional: the frontend's serialisable widgets, in order, hold widgets_values (same length).
-    By name: the widget called after each backend input holds the value that the backend's
-    input order assigns it (what comfy_runtime.workflow_to_prompt queues), which catches a drift
-    between the frontend's widget order and the node's input order. None in widgets_values marks a
-    widget input fed by a link; its value is not compared.
+    By name: the widget called after each backend input holds the value comfy_runtime.workflow_to_prompt
+    reads for that input (what gets queued), which catches a drift between the frontend's widget order
+    and the order the workflows are written and read in. None in widgets_values marks a widget input
+    fed by a link; its value is not compared.
     """
     problems = []
     loaded = {str(n["id"]): n for n in report["nodes"]}
@@ -172,14 +157,12 @@ def widget_problems(workflow: dict, report: dict, object_info: dict, prefix: str
                     problems.append(f"{where}: widget #{i} {w['name']!r} = {w['value']!r}, JSON has {v!r}")
         # by name, through the backend's input order
         named = {w["name"]: w for w in got["widgets"]}
-        for name, expected in expected_widget_values(node, object_info[node["type"]]).items():
-            if expected is None:
-                continue
+        for name, expected in backend_values(node, workflow.get("links", []), object_info).items():
             if name not in named:
                 problems.append(f"{where}: the frontend has no widget {name!r} (has {sorted(named)})")
             elif not _same(named[name]["value"], expected):
-                problems.append(f"{where}: widget {name!r} = {named[name]['value']!r}, but the backend's "
-                                f"input order gives it {expected!r}")
+                problems.append(f"{where}: widget {name!r} = {named[name]['value']!r}, but workflow_to_prompt "
+                                f"queues {expected!r} for it")
     return problems
 
 
@@ -221,8 +204,14 @@ def test_vp_widget_layout_matches_comfy_runtime(frontend, object_info):
     """The frontend's widget order for every VP_ node is the one workflows are written and read with."""
     types = sorted(t for t in object_info if t.startswith("VP_"))
     layout = frontend.widget_layout(types)
-    drift = [f"{t}:\n  frontend      {layout[t]}\n  comfy_runtime {runtime_widget_layout(object_info[t])}"
-             for t in types if layout[t] != runtime_widget_layout(object_info[t])]
+    drift = []
+    for t in types:
+        inputs = {name for name, _ in _input_specs(object_info[t])}
+        frontend_pos = {name: i for i, name in enumerate(layout[t]) if name in inputs}
+        runtime_pos = runtime_positions(t, object_info[t], len(layout[t]))
+        if frontend_pos != runtime_pos:
+            drift.append(f"{t}: widgets_values index per input\n  frontend      {frontend_pos}  (all widgets: "
+                         f"{layout[t]})\n  comfy_runtime {runtime_pos}")
     if drift:
         pytest.fail("widgets_values order differs between the frontend and comfy_runtime:\n" + "\n".join(drift),
                     pytrace=False)
@@ -336,7 +325,7 @@ def test_widget_order_drift_is_detected(clean_tab, object_info):
             continue
         info = drifted[node["type"]]
         order = info.setdefault("input_order", {k: list(v) for k, v in info["input"].items()})
-        values = expected_widget_values(node, info)
+        values = backend_values(node, workflow.get("links", []), {node["type"]: info})
         names = [n for n in order.get("required", []) if values.get(n) is not None]
         pair = next(((a, b) for a in names for b in names if a < b and not _same(values[a], values[b])), None)
         if pair:
@@ -346,7 +335,7 @@ def test_widget_order_drift_is_detected(clean_tab, object_info):
     else:
         pytest.skip("no VP node with two different widget values to swap")
     problems = set(widget_problems(workflow, report, drifted)) - baseline
-    assert any(f"widget {pair[0]!r}" in p and "input order gives it" in p for p in problems), problems
+    assert any(f"widget {pair[0]!r}" in p and "workflow_to_prompt queues" in p for p in problems), problems
     # and a widgets_values list of the wrong length
     short = copy.deepcopy(workflow)
     node = next(n for n in short["nodes"] if n["type"].startswith("VP_") and n.get("widgets_values"))
