@@ -6,6 +6,8 @@ imported when ComfyUI calls the entrypoint, so the pack's folder stays importabl
 without ComfyUI (pytest imports it as the package around tests/).
 """
 
+WEB_DIRECTORY = "./nodes/web"  # frontend extension: the SVG upload button
+
 
 async def comfy_entrypoint():
     from .nodes import comfy_entrypoint as entrypoint

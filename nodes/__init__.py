@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .livesketch_nodes import LIVESKETCH_NODES
+from .prior_loading import register_folders
 from .sketch_nodes import SKETCH_NODES
+
+register_folders()
 
 
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return list(SKETCH_NODES)
+        return [*SKETCH_NODES, *LIVESKETCH_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

@@ -71,8 +71,9 @@ class LoadSVGSketch(io.ComfyNode):
             category=CATEGORY,
             description="Loads an SVG file (or SVG text) as a vector sketch of cubic Bezier paths.",
             inputs=[
-                io.Combo.Input("svg", options=list_svg_files(), upload=io.UploadType.image,
-                               tooltip="An SVG in ComfyUI's input folder, or a sketch bundled with the pack (examples/...)."),
+                io.Combo.Input("svg", options=list_svg_files(),
+                               tooltip="An SVG in ComfyUI's input folder (the 'upload SVG' button puts one there), "
+                                       "or a sketch bundled with the pack (examples/...)."),
                 io.Int.Input("canvas_size", default=256, min=16, max=4096, step=8,
                              tooltip="Width and height of the sketch canvas in pixels."),
                 io.Boolean.Input("fit_to_canvas", default=True,

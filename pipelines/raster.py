@@ -46,7 +46,7 @@ __all__ = ["rasterize", "rasterize_sketch", "diffvg_available"]
 # Maximum distance (output pixels) between a cubic and its flattening polyline.
 FLATTEN_TOLERANCE = 0.1
 # Maximum length (output pixels) of one flattened piece: keeps the stroke bounding boxes tight.
-MAX_PIECE_LENGTH = 6.0
+MAX_PIECE_LENGTH = 16.0
 MAX_PIECES_PER_CUBIC = 1024
 # Horizontal bands per pixel row in the fill scan conversion (vertical anti-aliasing of slanted edges).
 FILL_BANDS = 4

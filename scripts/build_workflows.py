@@ -10,7 +10,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from comfy_runtime import REPO, ComfyServer, _extra_widget_slots, _input_specs, _is_widget  # noqa: E402
+from comfy_runtime import (REPO, ComfyServer, _extra_widget_slots, _input_specs, _is_widget,  # noqa: E402
+                           has_upload_widget)
 
 WORKFLOW_DIR = os.path.join(REPO, "workflows")
 
@@ -43,14 +44,12 @@ class Graph:
                 if default is None and spec[0] == "COMBO":
                     default = (opts.get("options") or [""])[0]
                 node["widgets_values"].append(values.get(name, default))
-                extra = _extra_widget_slots(name, spec)
-                if extra:
-                    if spec[0] == "INT":
-                        node["widgets_values"].append("fixed")
-                    if any(opts.get(f) for f in ("image_upload", "video_upload", "audio_upload", "file_upload")):
-                        node["widgets_values"].append("image")
+                if _extra_widget_slots(name, spec):
+                    node["widgets_values"].append("fixed")  # the seed's control_after_generate widget
             elif name in values:
                 raise ValueError(f"{ntype}.{name} is a socket input: pass (node, slot)")
+        if has_upload_widget(info):
+            node["widgets_values"].append("image")  # the frontend serialises its upload button last
         for slot, (otype, oname) in enumerate(zip(info["output"], info["output_name"])):
             node["outputs"].append({"name": oname, "type": otype, "links": [], "slot_index": slot})
         self.nodes.append(node)

@@ -183,14 +183,20 @@ def _is_widget(spec: list) -> bool:
 
 
 def _extra_widget_slots(name: str, spec: list) -> int:
-    """Frontend widgets that follow an input's value in widgets_values (seed control, upload button)."""
+    """Frontend widgets whose value follows an input's value in widgets_values (the seed's control).
+
+    An upload button (image_upload...) is serialised too, but at the end of the node's values,
+    after every input, so it never shifts the inputs' positions.
+    """
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    extra = 0
     if spec[0] == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
-        extra += 1
-    if any(opts.get(flag) for flag in UPLOAD_FLAGS):
-        extra += 1
-    return extra
+        return 1
+    return 0
+
+
+def has_upload_widget(info: dict) -> bool:
+    return any(isinstance(spec[1] if len(spec) > 1 else None, dict) and any(spec[1].get(f) for f in UPLOAD_FLAGS)
+               for _name, spec in _input_specs(info))
 
 
 def workflow_to_prompt(workflow: dict, object_info: dict) -> dict:

@@ -17,7 +17,8 @@ from comfy_runtime import REPO, load_workflow, output_files, workflow_to_prompt
 
 WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
-                  "VP_SaveAnimatedSVG"}
+                  "VP_SaveAnimatedSVG", "VP_LoadVideoPrior", "VP_SketchMotionModel", "VP_SDSGuidance",
+                  "VP_AnimateSketch"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 

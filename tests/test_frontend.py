@@ -80,7 +80,7 @@ def frontend(comfy_server, object_info, browser_context):
 
 @pytest.fixture
 def clean_tab(frontend):
-    """The shared tab with no dialog or toast left over, and the console position before the test."""
+    """The shared tab, with any dialog or toast a previous test left closed."""
     frontend.clear_overlays()
     return frontend
 

@@ -13,6 +13,7 @@ meta device it reproduces the published unet/diffusion_pytorch_model.safetensors
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Optional
 
@@ -156,6 +157,5 @@ def count_parameters(folder: str) -> Optional[dict]:
         if not os.path.isfile(file):
             return None
         with safe_open(file, "pt") as f:
-            counts[comp] = sum(f.get_slice(k).get_shape().numel() if hasattr(f.get_slice(k).get_shape(), "numel")
-                               else int(torch.Size(f.get_slice(k).get_shape()).numel()) for k in f.keys())
+            counts[comp] = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     return counts

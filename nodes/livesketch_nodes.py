@@ -1,0 +1,216 @@
+"""LiveSketch nodes: a video prior, the control-point model, SDS guidance, and the optimisation."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from PIL import Image
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+import comfy.utils
+
+from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
+from ..pipelines.sketch import PathStyle, Sketch as SketchData
+from .common import Sketch, SketchAnimation, check_choices
+from .prior_loading import DTYPES, list_prior_folders, manage, resolve_prior_folder, torch_dtype
+
+log = logging.getLogger("VideoPriors")
+VideoPrior = io.Custom("VP_VIDEO_PRIOR")
+MotionModel = io.Custom("VP_SKETCH_MOTION_MODEL")
+SDSGuidance = io.Custom("VP_SDS_GUIDANCE")
+CATEGORY = "VideoPriors/livesketch"
+
+
+class LoadVideoPrior(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_LoadVideoPrior",
+            display_name="Load Video Prior (diffusers)",
+            category="VideoPriors/priors",
+            description="Loads a diffusers-format text-to-video model (ModelScope text-to-video-ms-1.7b, ZeroScope) "
+                        "from ComfyUI/models/video_priors (or models/diffusers) as a prior for score distillation.",
+            inputs=[
+                io.Combo.Input("prior", options=list_prior_folders(),
+                               tooltip="A folder under models/video_priors or models/diffusers."),
+                io.Combo.Input("dtype", options=DTYPES, default="auto",
+                               tooltip="auto: fp16/bf16 where the device supports it, fp32 on CPU."),
+            ],
+            outputs=[VideoPrior.Output(display_name="prior")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, prior, dtype):
+        choice = check_choices(cls, dtype=dtype)
+        if choice is not True:
+            return choice
+        try:
+            resolve_prior_folder(prior)
+        except FileNotFoundError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def execute(cls, prior, dtype):
+        from ..pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorLoadError
+
+        path = resolve_prior_folder(prior)
+        offload = mm.unet_offload_device()
+        # Weights made under ComfyUI's inference mode could not take part in SDS's backward pass.
+        with torch.inference_mode(False):
+            try:
+                model = DiffusersVideoPrior.from_folder(path, dtype=torch_dtype(dtype, mm.get_torch_device()),
+                                                        device=offload)
+            except PriorLoadError as e:
+                raise ValueError(f"VP_LoadVideoPrior: {e}") from None
+        return io.NodeOutput(manage(model, {"unet": model.unet, "vae": model.vae}, label=prior))
+
+
+class SketchMotionModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_SketchMotionModel",
+            display_name="Sketch Motion Model (LiveSketch)",
+            category=CATEGORY,
+            description="The LiveSketch control-point network: per-point local offsets plus a per-frame global "
+                        "transform (translate . rotate . shear . scale). Defaults are the paper's.",
+            inputs=[
+                io.Int.Input("frames", default=24, min=2, max=128),
+                io.Int.Input("hidden", default=128, min=8, max=1024),
+                io.Float.Input("dropout", default=0.1, min=0.0, max=0.9, step=0.01),
+                io.Float.Input("lambda_translation", default=1.0, min=0.0, max=10.0, step=0.01),
+                io.Float.Input("lambda_rotation", default=0.01, min=0.0, max=10.0, step=0.001),
+                io.Float.Input("lambda_shear", default=0.1, min=0.0, max=10.0, step=0.01),
+                io.Float.Input("lambda_scale", default=0.05, min=0.0, max=10.0, step=0.01),
+                io.Float.Input("local_lr", default=5e-3, min=0.0, max=1.0, step=1e-4),
+                io.Float.Input("global_lr", default=1e-4, min=0.0, max=1.0, step=1e-5),
+                io.Boolean.Input("local_motion", default=True),
+                io.Boolean.Input("global_motion", default=True),
+            ],
+            outputs=[MotionModel.Output(display_name="motion_model")],
+        )
+
+    @classmethod
+    def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
+                local_lr, global_lr, local_motion, global_motion):
+        if not (local_motion or global_motion):
+            raise ValueError("VP_SketchMotionModel: enable local_motion, global_motion or both")
+        return io.NodeOutput(MotionModelConfig(
+            num_frames=frames, hidden=hidden, dropout=dropout, lambda_t=lambda_translation, lambda_r=lambda_rotation,
+            lambda_sh=lambda_shear, lambda_s=lambda_scale, use_local=local_motion, use_global=global_motion,
+            local_lr=local_lr, global_lr=global_lr))
+
+
+class SDSGuidanceNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_SDSGuidance",
+            display_name="SDS Guidance",
+            category=CATEGORY,
+            description="Score distillation settings: a prior, a prompt (encoded once), guidance scales of the "
+                        "local and global passes, the timestep range and the augmentations.",
+            inputs=[
+                VideoPrior.Input("prior"),
+                io.String.Input("prompt", multiline=True, default="a cat sways its tail"),
+                io.String.Input("negative_prompt", multiline=True, default=""),
+                io.Float.Input("guidance_local", default=30.0, min=0.0, max=200.0, step=0.5),
+                io.Float.Input("guidance_global", default=40.0, min=0.0, max=200.0, step=0.5),
+                io.Int.Input("t_min", default=50, min=0, max=999),
+                io.Int.Input("t_max", default=950, min=1, max=1000, tooltip="exclusive"),
+                io.Boolean.Input("augment", default=True,
+                                 tooltip="Random perspective then random square crop, the same for all frames."),
+                io.Float.Input("perspective_distortion", default=0.5, min=0.0, max=1.0, step=0.05),
+                io.Float.Input("crop_min_scale", default=0.4, min=0.05, max=1.0, step=0.05),
+                io.Conditioning.Input("positive", optional=True,
+                                      tooltip="For priors built from ComfyUI models: the encoded prompt."),
+                io.Conditioning.Input("negative", optional=True),
+            ],
+            outputs=[SDSGuidance.Output(display_name="guidance")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, t_min, t_max):
+        # Named arguments only, so ComfyUI still checks min/max of every input.
+        if t_min >= t_max:
+            return f"t_min ({t_min}) must be below t_max ({t_max})"
+        return True
+
+    @classmethod
+    def execute(cls, prior, prompt, negative_prompt, guidance_local, guidance_global, t_min, t_max, augment,
+                perspective_distortion, crop_min_scale, positive=None, negative=None):
+        cfg = SDSConfig(prompt=prompt, negative_prompt=negative_prompt, guidance_local=guidance_local,
+                        guidance_global=guidance_global, t_min=t_min, t_max=t_max, augment=augment,
+                        perspective_distortion=perspective_distortion, crop_scale=(crop_min_scale, 1.0))
+        with torch.inference_mode(False):
+            embeds = prior.prior.encode_prompt(prompt, negative_prompt)
+        return io.NodeOutput({"prior": prior, "config": cfg, "embeds": embeds})
+
+
+def _trainable_copy(sketch: SketchData) -> SketchData:
+    """Fresh (non-inference) tensors: ComfyUI made the sketch under inference mode."""
+    s = sketch.style
+    style = PathStyle(list(s.num_segments), list(s.closed), s.stroke_width.clone(), s.stroke_color.clone(),
+                      s.stroke_opacity.clone(), s.fill_color.clone(), s.fill_opacity.clone())
+    return SketchData(sketch.points.clone(), style, sketch.width, sketch.height)
+
+
+def _strip(frames: torch.Tensor, count: int = 6) -> Image.Image:
+    idx = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
+    row = torch.cat([frames[i] for i in idx], dim=1)  # [H, W*n, 3]
+    return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
+
+
+class AnimateSketch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_AnimateSketch",
+            display_name="Animate Sketch (LiveSketch SDS)",
+            category=CATEGORY,
+            description="Optimises the motion model so the rendered clip matches the prompt under the prior "
+                        "(score distillation). Two passes per iteration (local, then global) as in the paper, "
+                        "or one fused pass that steps both.",
+            inputs=[
+                Sketch.Input("sketch"),
+                MotionModel.Input("motion_model"),
+                SDSGuidance.Input("guidance"),
+                io.Int.Input("iterations", default=1000, min=0, max=100000),
+                io.Int.Input("seed", default=1000, min=0, max=0xFFFFFFFF, control_after_generate=True),
+                io.Boolean.Input("fused", default=False, tooltip="One SDS pass per iteration stepping both optimisers."),
+                io.Float.Input("fps", default=8.0, min=0.1, max=120.0, step=0.1),
+                io.Int.Input("render_size", default=256, min=32, max=2048, step=8,
+                             tooltip="Frame size the prior sees (the prior's native size is best)."),
+                io.Int.Input("preview_every", default=10, min=0, max=10000, tooltip="0 = no previews."),
+            ],
+            outputs=[SketchAnimation.Output(display_name="animation"), io.Image.Output(display_name="frames")],
+        )
+
+    @classmethod
+    def execute(cls, sketch, motion_model, guidance, iterations, seed, fused, fps, render_size, preview_every):
+        if sketch.num_paths == 0:
+            raise ValueError("VP_AnimateSketch: the sketch has no paths")
+        managed = guidance["prior"]
+        managed.load()
+        pbar = comfy.utils.ProgressBar(max(1, iterations), node_id=cls.hidden.unique_id if cls.hidden else None)
+
+        def progress(step, total, preview):
+            pbar.update_absolute(step, total, ("JPEG", _strip(preview), 512) if preview is not None else None)
+
+        cfg = AnimateConfig(iterations=iterations, seed=seed, fused=fused, render_size=render_size, fps=fps)
+        device = getattr(managed.prior, "device", torch.device("cpu"))
+        with torch.inference_mode(False), torch.enable_grad():
+            result = animate_sketch(_trainable_copy(sketch), managed.prior, guidance["embeds"], motion_model,
+                                    guidance["config"], cfg, callback=progress, preview_every=preview_every,
+                                    check_interrupt=mm.throw_exception_if_processing_interrupted, device=device)
+        t = result.times
+        log.info("VP_AnimateSketch: %d iterations, %d prior passes; seconds: model %.2f, rasterize %.2f, encode %.2f, "
+                 "prior %.2f, backward %.2f", t.iterations, t.passes, t.model, t.rasterize, t.encode, t.prior,
+                 t.backward)
+        return io.NodeOutput(result.animation, result.frames.float().cpu())
+
+
+LIVESKETCH_NODES = [LoadVideoPrior, SketchMotionModel, SDSGuidanceNode, AnimateSketch]

@@ -1,0 +1,117 @@
+"""Finding, loading and memory-managing video priors inside ComfyUI.
+
+The pure-PyTorch priors live in pipelines/priors; this module puts them under ComfyUI's
+model management: weights sit on the offload device until a node needs them, then
+`load_models_gpu` moves them (and may evict other models) like any core model.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import folder_paths
+
+FOLDER_KEY = "video_priors"
+SEARCH_KEYS = (FOLDER_KEY, "diffusers")
+DTYPES = ["auto", "fp32", "fp16", "bf16"]
+WHERE_TO_GET = ("Put a diffusers-format text-to-video folder (e.g. ali-vilab/text-to-video-ms-1.7b or "
+                "cerspense/zeroscope_v2_576w from Hugging Face: model_index.json, unet/, vae/, text_encoder/, "
+                "tokenizer/, scheduler/) into ComfyUI/models/video_priors/<name>/.")
+
+
+def register_folders() -> None:
+    folder_paths.add_model_folder_path(FOLDER_KEY, os.path.join(folder_paths.models_dir, FOLDER_KEY), is_default=True)
+
+
+def _is_t2v_folder(path: str) -> bool:
+    index = os.path.join(path, "model_index.json")
+    unet_cfg = os.path.join(path, "unet", "config.json")
+    try:
+        if os.path.isfile(unet_cfg):
+            with open(unet_cfg, encoding="utf-8") as f:
+                return json.load(f).get("_class_name") == "UNet3DConditionModel"
+        if os.path.isfile(index):
+            with open(index, encoding="utf-8") as f:
+                return "TextToVideo" in str(json.load(f).get("_class_name", ""))
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def list_prior_folders() -> list[str]:
+    """Names of text-to-video folders under models/video_priors and models/diffusers."""
+    names = []
+    for key in SEARCH_KEYS:
+        try:
+            roots = folder_paths.get_folder_paths(key)
+        except KeyError:
+            continue
+        for root in roots:
+            if not os.path.isdir(root):
+                continue
+            for entry in sorted(os.listdir(root)):
+                path = os.path.join(root, entry)
+                if os.path.isdir(path) and _is_t2v_folder(path) and entry not in names:
+                    names.append(entry)
+    return names
+
+
+def resolve_prior_folder(name: str) -> str:
+    searched = []
+    for key in SEARCH_KEYS:
+        try:
+            roots = folder_paths.get_folder_paths(key)
+        except KeyError:
+            continue
+        for root in roots:
+            searched.append(root)
+            path = os.path.join(root, name)
+            if os.path.isdir(path):
+                return path
+    raise FileNotFoundError(f"video prior folder {name!r} not found in {', '.join(searched) or 'models/video_priors'}. "
+                            + WHERE_TO_GET)
+
+
+def torch_dtype(name: str, device) -> torch.dtype:
+    if name == "fp32":
+        return torch.float32
+    if name == "fp16":
+        return torch.float16
+    if name == "bf16":
+        return torch.bfloat16
+    # auto: half precision where the device runs it well, fp32 on CPU
+    if mm.should_use_fp16(device):
+        return torch.float16
+    if mm.should_use_bf16(device):
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass
+class ManagedPrior:
+    """VP_VIDEO_PRIOR: a VideoPrior plus the ModelPatchers ComfyUI manages its modules with."""
+
+    prior: object
+    patchers: list = field(default_factory=list)
+    label: str = ""
+
+    def load(self) -> None:
+        """Bring every module to the compute device (ComfyUI may offload other models for it)."""
+        if self.patchers:
+            mm.load_models_gpu(self.patchers)
+            device = self.patchers[0].load_device
+            if hasattr(self.prior, "device"):
+                self.prior.device = device
+
+
+def manage(prior, modules: dict, label: str) -> ManagedPrior:
+    load_device = mm.get_torch_device()
+    offload = mm.unet_offload_device()
+    patchers = [comfy.model_patcher.ModelPatcher(m, load_device=load_device, offload_device=offload)
+                for m in modules.values() if m is not None]
+    return ManagedPrior(prior, patchers, label)

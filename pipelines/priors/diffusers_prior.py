@@ -1,0 +1,539 @@
+"""Diffusers-format text-to-video priors: ModelScope text-to-video-ms-1.7b, ZeroScope v2.
+
+A folder such as `ComfyUI/models/video_priors/text-to-video-ms-1.7b/` holds the diffusers layout
+
+    model_index.json
+    unet/          config.json + diffusion_pytorch_model.safetensors   (UNet3DConditionModel)
+    vae/           config.json + diffusion_pytorch_model.safetensors   (AutoencoderKL)
+    text_encoder/  config.json + model.safetensors                     (CLIPTextModel)
+    tokenizer/     vocab.json + merges.txt (+ tokenizer_config.json)   (CLIPTokenizer)
+    scheduler/     scheduler_config.json                               (DDPM schedule)
+
+Each component is loaded directly with its class (no `TextToVideoSDPipeline`, deprecated) and
+from local files only: nothing is ever downloaded.
+
+Weights and pickles. `.safetensors` files are preferred (then the `fp16` variant) and are
+validated (header and size) before loading. A `.bin` file is only used when no safetensors
+file exists; diffusers 0.42 loads it with `torch.load(weights_only=True)` unconditionally
+(`diffusers.models.model_loading_utils.load_state_dict`) and transformers 5 with
+`weights_only=True` by default, which we also pass explicitly, so no arbitrary pickle code
+runs.
+
+Precision. `dtype` ("fp32", "fp16", "bf16" or a torch.dtype) applies to the UNet and the text
+encoder. The VAE stays fp32 unless `vae_dtype` is given: it is small (84 M parameters for
+ModelScope), it lies on the differentiable path of score distillation (the SDS gradient flows
+back through the encoder to the rasterizer, where fp16 under/overflows), and SD-family VAEs
+are known to produce NaN/inf in fp16.
+
+Latents follow the LiveSketch reference (yael-vinker/live_sketch, losses.py,
+SDSLossBase.prepare_latents): frames in [-1, 1] -> `vae.encode(x).latent_dist.sample()` ->
+x scaling_factor -> [1, C, K, h, w]. We sample by default too (`latent_sampling="sample"`);
+the noise is drawn once for all frames before chunking, so chunked and all-at-once encoding
+agree given a generator, and `latent_sampling="mean"` gives the deterministic posterior mean.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import weakref
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.checkpoint import checkpoint
+
+from .base import PromptEmbeds, VideoPrior
+
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+WHERE_TO_GET = ("download the diffusers folder of ali-vilab/text-to-video-ms-1.7b (or cerspense/zeroscope_v2_576w) "
+                "from Hugging Face and put it in ComfyUI/models/video_priors/<name>/")
+
+# (substring of the folder name, frames, height, width): the clip shape each model was trained
+# for. ModelScope: 24 frames at 256x256, as in the LiveSketch reference (animate_svg.py).
+KNOWN_CLIP_SHAPES = (
+    ("zeroscope_v2_xl", 24, 576, 1024),
+    ("zeroscope", 24, 320, 576),
+    ("text-to-video-ms", 24, 256, 256),
+)
+DEFAULT_NUM_FRAMES = 24
+
+# Weight files tried in order per component: (file name, use_safetensors, variant).
+_DIFFUSERS_WEIGHTS = (
+    ("diffusion_pytorch_model.safetensors", True, None),
+    ("diffusion_pytorch_model.safetensors.index.json", True, None),
+    ("diffusion_pytorch_model.fp16.safetensors", True, "fp16"),
+    ("diffusion_pytorch_model.bin", False, None),
+    ("diffusion_pytorch_model.fp16.bin", False, "fp16"),
+)
+_TRANSFORMERS_WEIGHTS = (
+    ("model.safetensors", True, None),
+    ("model.safetensors.index.json", True, None),
+    ("model.fp16.safetensors", True, "fp16"),
+    ("pytorch_model.bin", False, None),
+    ("pytorch_model.bin.index.json", False, None),
+    ("pytorch_model.fp16.bin", False, "fp16"),
+)
+
+
+class PriorLoadError(Exception):
+    """A prior folder cannot be loaded (wrong, incomplete or corrupted checkpoint)."""
+
+
+class PriorFilesMissingError(PriorLoadError, FileNotFoundError):
+    """The folder, a component subfolder or a weights file does not exist."""
+
+
+class TextEncoderFreedError(RuntimeError):
+    """encode_prompt needs the text encoder after free_text_encoder() and reloading is off."""
+
+
+def resolve_dtype(dtype: Union[str, torch.dtype, None]) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of fp32, fp16, bf16 or a torch.dtype") from None
+
+
+@dataclass
+class _WeightsFile:
+    path: str
+    use_safetensors: bool
+    variant: Optional[str]
+
+
+def _missing(what: str, folder: str, expected: str) -> PriorFilesMissingError:
+    return PriorFilesMissingError(f"{what}: looked in {folder}, expected {expected}. To get it, {WHERE_TO_GET}.")
+
+
+def _read_json(path: str, component: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise _missing(f"missing {component} config", os.path.dirname(path), os.path.basename(path)) from None
+    except (OSError, ValueError) as e:
+        raise PriorLoadError(f"{component} config {path} is not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise PriorLoadError(f"{component} config {path} is not a JSON object")
+    return data
+
+
+def _component_dir(root: str, component: str) -> str:
+    d = os.path.join(root, component)
+    if not os.path.isdir(d):
+        raise _missing(f"missing the '{component}' component (subfolder {component}/)", root, f"{component}/")
+    return d
+
+
+def _find_weights(comp_dir: str, component: str, candidates) -> _WeightsFile:
+    for name, use_safetensors, variant in candidates:
+        path = os.path.join(comp_dir, name)
+        if os.path.isfile(path):
+            if use_safetensors and name.endswith(".safetensors"):
+                _check_safetensors(path, component)
+            return _WeightsFile(path, use_safetensors, variant)
+    names = ", ".join(f"{component}/{c[0]}" for c in candidates[:1] + candidates[2:3] + candidates[3:4])
+    raise _missing(f"missing the '{component}' weights", comp_dir, f"{names} (one of them)")
+
+
+def _check_safetensors(path: str, component: str) -> None:
+    """Open the header: safetensors rejects a truncated or corrupted file here, before any load."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            if not list(f.keys()):
+                raise PriorLoadError(f"{component} weights {path} hold no tensors")
+    except PriorLoadError:
+        raise
+    except Exception as e:  # SafetensorError, OSError
+        raise PriorLoadError(f"{component} weights {path} are corrupted or truncated ({e}); "
+                             f"download the file again. To get it, {WHERE_TO_GET}.") from e
+
+
+def _check_loading_info(component: str, path: str, info: Optional[dict]) -> None:
+    if not info:
+        return
+    problems = []
+    for key in ("missing_keys", "mismatched_keys"):
+        items = list(info.get(key) or [])
+        if items:
+            problems.append(f"{len(items)} {key.replace('_', ' ')} (e.g. {', '.join(str(i) for i in items[:3])})")
+    if problems:
+        raise PriorLoadError(f"{component} weights in {path} do not match its config: {'; '.join(problems)}. "
+                             "The file is from a different model.")
+
+
+def _module_device_dtype(module: torch.nn.Module):
+    p = next(module.parameters())
+    return p.device, p.dtype
+
+
+class DiffusersVideoPrior(VideoPrior):
+    """ModelScope / ZeroScope (UNet3DConditionModel + SD VAE + CLIP text) as a `VideoPrior`.
+
+    Attributes the caller may change: `num_frames`, `height`, `width` (clip shape),
+    `encode_chunk` / `decode_chunk` (frames per VAE call), `latent_sampling` ("sample" as in
+    the LiveSketch reference, or "mean"), `reload_text_encoder` (what encode_prompt does with
+    a new prompt after free_text_encoder(): reload from disk (default) or raise).
+    The torch modules `unet`, `vae`, `text_encoder` are public so they can be wrapped
+    (e.g. by ComfyUI's ModelPatcher); they are frozen (requires_grad False, eval mode).
+    """
+
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, folder: Optional[str] = None,
+                 name: str = "diffusers", dtype: torch.dtype = torch.float32, vae_dtype: torch.dtype = torch.float32,
+                 device: Union[str, torch.device] = "cpu", num_frames: Optional[int] = None,
+                 height: Optional[int] = None, width: Optional[int] = None, encode_chunk: int = 4,
+                 decode_chunk: int = 4, latent_sampling: str = "sample", reload_text_encoder: bool = True):
+        self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
+        self.tokenizer, self.scheduler = tokenizer, scheduler
+        for m in (unet, vae, text_encoder):
+            if m is not None:
+                m.requires_grad_(False).eval()
+        self.folder, self.name = folder, name
+        self.prediction_type = scheduler.config.prediction_type
+        if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
+            raise PriorLoadError(f"scheduler prediction_type {self.prediction_type!r} is not supported")
+        self.num_train_timesteps = int(scheduler.config.num_train_timesteps)
+        self._alphas_cumprod = scheduler.alphas_cumprod.detach().to(torch.float32).cpu().clone()
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.latent_channels = int(vae.config.latent_channels)
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+
+        frames, h, w = DEFAULT_NUM_FRAMES, None, None
+        for key, kf, kh, kw in KNOWN_CLIP_SHAPES:
+            if key in name.lower():
+                frames, h, w = kf, kh, kw
+                break
+        native = int(unet.config.sample_size or 32) * self.vae_scale_factor
+        self.num_frames = int(num_frames or frames)
+        self.height = int(height or h or native)
+        self.width = int(width or w or native)
+
+        self.encode_chunk, self.decode_chunk = int(encode_chunk), int(decode_chunk)
+        if latent_sampling not in ("sample", "mean"):
+            raise ValueError("latent_sampling must be 'sample' or 'mean'")
+        self.latent_sampling = latent_sampling
+        self.reload_text_encoder = reload_text_encoder
+        self._embeds_cache: dict = {}
+        self.dtype, self.vae_dtype = dtype, vae_dtype
+        self.device = torch.device(device)
+        self.to(self.device)
+
+    # --- loading -----------------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, path: str, dtype: Union[str, torch.dtype] = "fp32", device: Union[str, torch.device] = "cpu",
+                    *, vae_dtype: Union[str, torch.dtype, None] = None, **kwargs) -> "DiffusersVideoPrior":
+        """Load a diffusers text-to-video folder from local files (never downloads).
+
+        Raises PriorFilesMissingError (a PriorLoadError and FileNotFoundError) when the folder,
+        a component or a weights file is missing, PriorLoadError when a file is corrupted or
+        belongs to another kind of model. kwargs go to the constructor (num_frames, ...).
+        """
+        path = os.path.abspath(os.path.expanduser(str(path)))
+        if not os.path.isdir(path):
+            raise _missing("text-to-video prior folder not found", path,
+                           "a diffusers folder with unet/, vae/, text_encoder/, tokenizer/, scheduler/")
+        dtype = resolve_dtype(dtype)
+        vae_dtype = resolve_dtype(vae_dtype) if vae_dtype is not None else torch.float32
+
+        # Check every component's files before loading anything (fail fast, with one clear error).
+        unet_dir, vae_dir = _component_dir(path, "unet"), _component_dir(path, "vae")
+        te_dir, tok_dir, sched_dir = (_component_dir(path, c) for c in ("text_encoder", "tokenizer", "scheduler"))
+        unet_cfg = _read_json(os.path.join(unet_dir, "config.json"), "unet")
+        vae_cfg = _read_json(os.path.join(vae_dir, "config.json"), "vae")
+        te_cfg = _read_json(os.path.join(te_dir, "config.json"), "text_encoder")
+        _read_json(os.path.join(sched_dir, "scheduler_config.json"), "scheduler")
+        cls._check_configs(path, unet_cfg, vae_cfg, te_cfg)
+        if not (os.path.isfile(os.path.join(tok_dir, "tokenizer.json")) or
+                all(os.path.isfile(os.path.join(tok_dir, f)) for f in ("vocab.json", "merges.txt"))):
+            raise _missing("missing the 'tokenizer' files", tok_dir, "tokenizer/vocab.json and tokenizer/merges.txt")
+        unet_w = _find_weights(unet_dir, "unet", _DIFFUSERS_WEIGHTS)
+        vae_w = _find_weights(vae_dir, "vae", _DIFFUSERS_WEIGHTS)
+        te_w = _find_weights(te_dir, "text_encoder", _TRANSFORMERS_WEIGHTS)
+
+        from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+        from transformers import CLIPTokenizer
+
+        unet = cls._load_diffusers(UNet3DConditionModel, "unet", unet_dir, unet_w, dtype)
+        vae = cls._load_diffusers(AutoencoderKL, "vae", vae_dir, vae_w, vae_dtype)
+        text_encoder = cls._load_text_encoder(te_dir, te_w, dtype)
+        try:
+            tokenizer = CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True)
+            # DDIMScheduler only for its schedule (betas -> alphas_cumprod) and prediction_type; any
+            # scheduler class named in the config (DPMSolver..., DDPM...) shares those fields.
+            scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
+        except Exception as e:
+            raise PriorLoadError(f"could not load the tokenizer/scheduler of {path}: {type(e).__name__}: {e}") from e
+
+        prior = cls(unet, vae, text_encoder, tokenizer, scheduler, folder=path, name=os.path.basename(path),
+                    dtype=dtype, vae_dtype=vae_dtype, device=device, **kwargs)
+        prior._te_source = (te_dir, te_w)
+        return prior
+
+    @staticmethod
+    def _check_configs(path: str, unet_cfg: dict, vae_cfg: dict, te_cfg: dict) -> None:
+        unet_cls = unet_cfg.get("_class_name")
+        if unet_cls != "UNet3DConditionModel":
+            raise PriorLoadError(
+                f"{os.path.join(path, 'unet', 'config.json')} describes a {unet_cls or 'unknown model'}: not a "
+                "text-to-video UNet (expected UNet3DConditionModel, as in ModelScope text-to-video-ms-1.7b or "
+                f"ZeroScope). An image model (Stable Diffusion) folder cannot be used as a video prior. To get one, "
+                f"{WHERE_TO_GET}.")
+        if vae_cfg.get("_class_name") not in ("AutoencoderKL", None):
+            raise PriorLoadError(f"vae/config.json describes a {vae_cfg.get('_class_name')}, expected AutoencoderKL")
+        if te_cfg.get("model_type") not in ("clip_text_model", "clip", None):
+            raise PriorLoadError(f"text_encoder/config.json is a {te_cfg.get('model_type')} model, expected a CLIP "
+                                 "text model (CLIPTextModel)")
+        te_hidden = te_cfg.get("hidden_size", (te_cfg.get("text_config") or {}).get("hidden_size"))
+        if te_hidden is not None and unet_cfg.get("cross_attention_dim") not in (None, te_hidden):
+            raise PriorLoadError(f"components of {path} do not belong together: the UNet attends to "
+                                 f"{unet_cfg.get('cross_attention_dim')}-d text features, the text encoder gives {te_hidden}")
+        if vae_cfg.get("latent_channels", 4) != unet_cfg.get("in_channels", 4):
+            raise PriorLoadError(f"components of {path} do not belong together: the VAE has "
+                                 f"{vae_cfg.get('latent_channels')} latent channels, the UNet takes {unet_cfg.get('in_channels')}")
+
+    @staticmethod
+    def _load_diffusers(model_cls, component: str, comp_dir: str, weights: _WeightsFile, dtype: torch.dtype):
+        try:
+            # .bin files: diffusers always uses torch.load(weights_only=True) (see module docstring).
+            model, info = model_cls.from_pretrained(
+                comp_dir, torch_dtype=dtype, use_safetensors=weights.use_safetensors, variant=weights.variant,
+                local_files_only=True, output_loading_info=True)
+        except Exception as e:
+            raise PriorLoadError(f"could not load {component} from {weights.path}: {type(e).__name__}: {e}") from e
+        _check_loading_info(component, weights.path, info)
+        return model
+
+    @staticmethod
+    def _load_text_encoder(te_dir: str, weights: _WeightsFile, dtype: torch.dtype):
+        from transformers import CLIPTextModel
+
+        try:
+            model, info = CLIPTextModel.from_pretrained(
+                te_dir, dtype=dtype, use_safetensors=weights.use_safetensors, variant=weights.variant,
+                weights_only=True, local_files_only=True, output_loading_info=True)
+        except Exception as e:
+            raise PriorLoadError(f"could not load text_encoder from {weights.path}: {type(e).__name__}: {e}") from e
+        _check_loading_info("text_encoder", weights.path, info)
+        return model
+
+    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "DiffusersVideoPrior":
+        """Move the models; `dtype` (if given) applies to the UNet and the text encoder, not the VAE."""
+        if device is not None:
+            self.device = torch.device(device)
+        if dtype is not None:
+            self.dtype = resolve_dtype(dtype)
+        self.unet.to(self.device, self.dtype)
+        self.vae.to(self.device, self.vae_dtype)
+        if self.text_encoder is not None:
+            self.text_encoder.to(self.device, self.dtype)
+        self._embeds_cache = {k: PromptEmbeds(v.cond.to(self.device), v.uncond.to(self.device), v.prompt,
+                                              v.negative_prompt) for k, v in self._embeds_cache.items()}
+        return self
+
+    # --- text --------------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str, negative_prompt: str = "") -> PromptEmbeds:
+        """CLIP last_hidden_state of prompt and negative (max_length padding), cached per pair."""
+        key = (prompt, negative_prompt)
+        if key in self._embeds_cache:
+            return self._embeds_cache[key]
+        reloaded = False
+        if self.text_encoder is None:
+            if not self.reload_text_encoder or getattr(self, "_te_source", None) is None:
+                raise TextEncoderFreedError(
+                    f"the text encoder was freed (free_text_encoder()) and prompt {prompt!r} / negative "
+                    f"{negative_prompt!r} was not encoded before; encode all prompts first or set reload_text_encoder")
+            self.text_encoder = self._load_text_encoder(*self._te_source, self.dtype).to(self.device)
+            self.text_encoder.requires_grad_(False).eval()
+            reloaded = True
+        try:
+            ids = self.tokenizer([prompt, negative_prompt], padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids
+            device, _ = _module_device_dtype(self.text_encoder)
+            with torch.no_grad():
+                hidden = self.text_encoder(ids.to(device)).last_hidden_state
+        finally:
+            if reloaded:  # the caller asked for the encoder to be gone: free it again
+                self.free_text_encoder()
+        embeds = PromptEmbeds(cond=hidden[0:1], uncond=hidden[1:2], prompt=prompt, negative_prompt=negative_prompt)
+        self._embeds_cache[key] = embeds
+        return embeds
+
+    def free_text_encoder(self) -> None:
+        """Drop the text encoder (cached embeddings stay usable)."""
+        self.text_encoder = None
+        gc.collect()
+
+    # --- frames <-> latents ------------------------------------------------------------------
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple:
+        f = self.vae_scale_factor
+        return (1, self.latent_channels, num_frames, height // f, width // f)
+
+    def encode_frames(self, frames: torch.Tensor, generator: Optional[torch.Generator] = None,
+                      chunk: Optional[int] = None, use_checkpoint: bool = True) -> torch.Tensor:
+        """[K, 3, H, W] in 0..1 -> [1, C, K, H/f, W/f] float32 latents, differentiable.
+
+        Frames go through the VAE `chunk` (default `encode_chunk`) at a time, each chunk under
+        gradient checkpointing (only the chunk's input is kept for backward; its activations are
+        recomputed), so peak memory does not grow with K.
+        """
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frames must be [K, 3, H, W], got {tuple(frames.shape)}")
+        k, _, h, w = frames.shape
+        f = self.vae_scale_factor
+        if h % f or w % f:
+            raise ValueError(f"frame size {h}x{w} must be a multiple of {f}")
+        device, vdtype = _module_device_dtype(self.vae)
+        x = (frames.to(device) * 2 - 1).to(vdtype)
+        noise = None
+        if self.latent_sampling == "sample":
+            # Drawn once for all frames (CPU generator for reproducibility across devices), so the
+            # result does not depend on the chunk size.
+            noise = torch.randn((k, self.latent_channels, h // f, w // f), generator=generator).to(device, vdtype)
+        step = max(1, int(chunk or self.encode_chunk))
+        use_ckpt = use_checkpoint and torch.is_grad_enabled() and x.requires_grad
+        outs = []
+        for i in range(0, k, step):
+            args = (x[i:i + step], None if noise is None else noise[i:i + step])
+            outs.append(checkpoint(self._encode_chunk, *args, use_reentrant=False) if use_ckpt
+                        else self._encode_chunk(*args))
+        z = torch.cat(outs).float()
+        z = (z - self.shift_factor) * self.scaling_factor
+        return z.permute(1, 0, 2, 3).unsqueeze(0)
+
+    def _encode_chunk(self, x: torch.Tensor, noise: Optional[torch.Tensor]) -> torch.Tensor:
+        dist = self.vae.encode(x).latent_dist
+        return dist.mean if noise is None else dist.mean + dist.std * noise
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """[1, C, K, h, w] (or [C, K, h, w]) -> [K, 3, H, W] float32 in 0..1, `decode_chunk` frames per call."""
+        if latents.dim() == 5:
+            if latents.shape[0] != 1:
+                raise ValueError("decode_latents takes one clip ([1, C, K, h, w])")
+            latents = latents[0]
+        device, vdtype = _module_device_dtype(self.vae)
+        z = latents.permute(1, 0, 2, 3).to(device, torch.float32) / self.scaling_factor + self.shift_factor
+        step = max(1, int(self.decode_chunk))
+        frames = [self.vae.decode(z[i:i + step].to(vdtype)).sample.float() for i in range(0, z.shape[0], step)]
+        return ((torch.cat(frames) + 1) / 2).clamp(0, 1)
+
+    # --- schedule and denoiser ---------------------------------------------------------------
+    def alphas_cumprod(self) -> torch.Tensor:
+        return self._alphas_cumprod
+
+    def predict_noise(self, noisy: torch.Tensor, t: int, embeds: PromptEmbeds, guidance_scale: float) -> torch.Tensor:
+        """CFG epsilon e_u + g (e_c - e_u) from one batched UNet call on [uncond; cond].
+
+        With guidance_scale == 1 only the conditional branch runs. v- and x0-prediction outputs
+        are converted to epsilon (in float32) with abar_t of the schedule.
+        """
+        device, udtype = _module_device_dtype(self.unet)
+        b = noisy.shape[0]
+        x = noisy.to(device, udtype)
+        cond = embeds.cond.to(device, udtype).expand(b, -1, -1)
+        if guidance_scale == 1:
+            x_in, text = x, cond
+        else:
+            x_in, text = torch.cat([x, x]), torch.cat([embeds.uncond.to(device, udtype).expand(b, -1, -1), cond])
+        timesteps = torch.full((x_in.shape[0],), int(t), device=device, dtype=torch.long)
+        with torch.no_grad():
+            out = self.unet(x_in, timesteps, encoder_hidden_states=text).sample.float()
+        if guidance_scale != 1:
+            out_u, out_c = out.chunk(2)
+            out = out_u + guidance_scale * (out_c - out_u)
+        return self.output_to_epsilon(out, noisy.to(device, torch.float32), t).to(noisy.device, noisy.dtype)
+
+    def output_to_epsilon(self, out: torch.Tensor, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        """Model output in the scheduler's parameterisation -> epsilon (linear, so CFG commutes)."""
+        if self.prediction_type == "epsilon":
+            return out
+        abar = self._alphas_cumprod[int(t)].to(out.device)
+        if self.prediction_type == "v_prediction":  # v = sqrt(abar) eps - sqrt(1 - abar) x0
+            return abar.sqrt() * out + (1 - abar).sqrt() * x_t
+        return (x_t - abar.sqrt() * out) / (1 - abar).sqrt()  # "sample": out is x0
+
+
+# --- memory measurement (for the benchmark) --------------------------------------------------
+class LiveTensorMemory(TorchDispatchMode):
+    """Peak bytes of tensor storages created inside the context and still alive (device-agnostic).
+
+    torch.cuda.max_memory_allocated does not exist on CPU and RSS includes allocator caching,
+    so every op output's storage is counted once while a weak reference to it lives.
+    Parameters and tensors created before entering are not counted.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.current = self.peak = 0
+        self._live: dict = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                self._track(t.untyped_storage())
+        return out
+
+    def _track(self, st) -> None:
+        key = st._cdata
+        if key in self._live:
+            return
+        nbytes = st.nbytes()
+        self._live[key] = (weakref.ref(st, lambda _r, k=key, n=nbytes: self._release(k, n)), nbytes)
+        self.current += nbytes
+        self.peak = max(self.peak, self.current)
+
+    def _release(self, key, nbytes) -> None:
+        if self._live.pop(key, None) is not None:
+            self.current -= nbytes
+
+
+def encode_memory_report(prior: DiffusersVideoPrior, frames: torch.Tensor, chunk: Optional[int] = None) -> dict:
+    """Peak live tensor bytes of encode_frames + backward: chunked+checkpointed vs all frames at once.
+
+    Returns {"chunked_bytes", "full_bytes", "ratio", "frames", "chunk"}. Both runs use the
+    posterior mean so they do the same work.
+    """
+    chunk = int(chunk or prior.encode_chunk)
+    k = frames.shape[0]
+    sampling, prior.latent_sampling = prior.latent_sampling, "mean"
+    try:
+        def peak(step: int, ckpt: bool) -> int:
+            x = frames.detach().clone().requires_grad_(True)
+            gc.collect()
+            with LiveTensorMemory() as mem:
+                z = prior.encode_frames(x, chunk=step, use_checkpoint=ckpt)
+                z.backward(torch.ones_like(z))
+                del z
+            return mem.peak
+
+        chunked, full = peak(chunk, True), peak(k, False)
+    finally:
+        prior.latent_sampling = sampling
+    return {"chunked_bytes": chunked, "full_bytes": full, "ratio": chunked / max(full, 1), "frames": k, "chunk": chunk}
+
+
+def diffusers_folder_ok(path: str) -> bool:
+    """Cheap check that `path` looks like a diffusers text-to-video folder (for model lists)."""
+    try:
+        cfg = _read_json(os.path.join(path, "unet", "config.json"), "unet")
+    except PriorLoadError:
+        return False
+    return cfg.get("_class_name") == "UNet3DConditionModel" and all(
+        os.path.isdir(os.path.join(path, c)) for c in ("vae", "text_encoder", "tokenizer", "scheduler"))
+
+
+__all__ = ["DiffusersVideoPrior", "PriorLoadError", "PriorFilesMissingError", "TextEncoderFreedError",
+           "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "diffusers_folder_ok", "WHERE_TO_GET"]
