@@ -334,10 +334,12 @@ class DiffusersVideoPrior(VideoPrior):
             self.device = torch.device(device)
         if dtype is not None:
             self.dtype = resolve_dtype(dtype)
-        self.unet.to(self.device, self.dtype)
-        self.vae.to(self.device, self.vae_dtype)
-        if self.text_encoder is not None:
-            self.text_encoder.to(self.device, self.dtype)
+        for module, want in ((self.unet, self.dtype), (self.vae, self.vae_dtype), (self.text_encoder, self.dtype)):
+            if module is None:
+                continue
+            module.to(self.device)
+            if _module_device_dtype(module)[1] != want:  # diffusers' .to(dtype) warns even when nothing changes
+                module.to(dtype=want)
         self._embeds_cache = {k: PromptEmbeds(v.cond.to(self.device), v.uncond.to(self.device), v.prompt,
                                               v.negative_prompt) for k, v in self._embeds_cache.items()}
         return self
