@@ -109,9 +109,19 @@ class ManagedPrior:
                 self.prior.device = device
 
 
+class _Holder(torch.nn.Module):
+    """ModelPatcher writes bookkeeping attributes (device, lowvram flags...) onto the module it
+    manages; diffusers models expose `device` as a read-only property, so each is held in a plain
+    Module. Moving the holder moves the very module the prior uses."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.inner = module
+
+
 def manage(prior, modules: dict, label: str) -> ManagedPrior:
     load_device = mm.get_torch_device()
     offload = mm.unet_offload_device()
-    patchers = [comfy.model_patcher.ModelPatcher(m, load_device=load_device, offload_device=offload)
+    patchers = [comfy.model_patcher.ModelPatcher(_Holder(m), load_device=load_device, offload_device=offload)
                 for m in modules.values() if m is not None]
     return ManagedPrior(prior, patchers, label)

@@ -1,7 +1,6 @@
 """Sketch nodes: load an SVG, animate it procedurally, rasterize it, write it back as SVG."""
 from __future__ import annotations
 
-import logging
 import os
 from io import BytesIO
 
@@ -17,11 +16,11 @@ from ..pipelines.raster import diffvg_available, rasterize
 from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
+from ..pipelines.svg_loader import MAX_BYTES as MAX_SVG_BYTES
 from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
 from .common import (Sketch, SketchAnimation, check_choices, check_color, file_digest, first_error, list_svg_files,
                      resolve_svg_path)
 
-log = logging.getLogger("VideoPriors")
 CATEGORY = "VideoPriors/sketch"
 # Upper bound on K * P * H * W coverage values held at once while rasterizing; larger jobs go in frame chunks.
 RASTER_BUDGET = 96 * 1024 * 1024
@@ -95,7 +94,8 @@ class LoadSVGSketch(io.ComfyNode):
         if svg_text and svg_text.strip():
             return svg_text
         with open(resolve_svg_path(svg), "rb") as f:
-            return f.read()
+            # One byte past the loader's size limit is enough for it to refuse the file.
+            return f.read(MAX_SVG_BYTES + 1)
 
     @classmethod
     def validate_inputs(cls, svg, svg_text=""):
@@ -125,8 +125,7 @@ class LoadSVGSketch(io.ComfyNode):
                                      force_black=force_black, max_paths=max_paths)
         except SVGLoadError as e:
             raise ValueError(f"VP_LoadSVGSketch: {e}") from None
-        for w in result.warnings:
-            log.warning("VP_LoadSVGSketch: %s", w)
+        # The loader has logged its warnings once already.
         sketch = result.sketch
         preview = render_frames(sketch.as_animation(1), sketch.width, sketch.height, (1.0, 1.0, 1.0))
         return io.NodeOutput(sketch, preview)

@@ -50,7 +50,7 @@ MAX_PIECE_LENGTH = 16.0
 MAX_PIECES_PER_CUBIC = 1024
 # Horizontal bands per pixel row in the fill scan conversion (vertical anti-aliasing of slanted edges).
 FILL_BANDS = 4
-# Frames are rendered in chunks of at most this many pixels (x (filled paths + 1)).
+# Frames are rendered in chunks of at most this many pixels (bounds the memory of big renders).
 CHUNK_PIXELS = 1 << 23
 
 Background = Optional[Sequence[float]]
@@ -93,8 +93,7 @@ def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: Tuple[int, in
 
     # Frames are rendered in chunks of bounded size; with autograd on and several chunks, each
     # chunk is checkpointed (recomputed in backward) so memory stays bounded for big renders.
-    per_frame = (scene.num_fills + 1) * H * W  # the fill scan conversion is dense per filled path
-    chunk = max(1, CHUNK_PIXELS // per_frame)
+    chunk = max(1, CHUNK_PIXELS // (H * W))
     K = scaled.shape[0]
 
     def render_chunk(p: torch.Tensor) -> torch.Tensor:
@@ -220,22 +219,22 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     pixels, layers, coverages = [], [], []
     if scene.num_layers:
         a, b, frame, path = _flatten(pts, scene.cubic_points, scene.cubic_path)
-        keep = torch.nonzero(scene.stroke_layer[path] >= 0).squeeze(1)
+        keep = torch.nonzero(_take(scene.stroke_layer, path) >= 0).squeeze(1)
         if keep.numel():
-            piece, pixel, cov = _stroke_coverage(a[keep], b[keep], scene.half_width[path[keep]], frame[keep], H, W)
+            kpath = _take(path, keep)
+            piece, pixel, cov = _stroke_coverage(_take(a, keep), _take(b, keep), _take(scene.half_width, kpath),
+                                                 _take(frame, keep), H, W)
             pixels.append(pixel)
-            layers.append(scene.stroke_layer[path[keep][piece]])
+            layers.append(_take(scene.stroke_layer, _take(kpath, piece)))
             coverages.append(cov)
-        keep = torch.nonzero(scene.fill_layer[path] >= 0).squeeze(1)
+        keep = torch.nonzero(_take(scene.fill_layer, path) >= 0).squeeze(1)
         if keep.numel():
-            slot = frame[keep] * scene.num_fills + scene.fill_slot[path[keep]]
-            cov = _fill_coverage(a[keep], b[keep], slot, K * scene.num_fills, H, W)
-            nz = torch.nonzero(cov.detach() > 0).squeeze(1)
-            slot_of, pixel = torch.div(nz, H * W, rounding_mode="floor"), nz % (H * W)
+            slot = _take(frame, keep) * scene.num_fills + _take(scene.fill_slot, _take(path, keep))
+            slot, yx, cov = _fill_coverage(_take(a, keep), _take(b, keep), slot, K * scene.num_fills, H, W)
             fill_layers = scene.fill_layer[scene.fill_layer >= 0]
-            pixels.append(torch.div(slot_of, scene.num_fills, rounding_mode="floor") * (H * W) + pixel)
-            layers.append(fill_layers[slot_of % scene.num_fills])
-            coverages.append(cov[nz])
+            pixels.append(torch.div(slot, scene.num_fills, rounding_mode="floor") * (H * W) + yx)
+            layers.append(_take(fill_layers, slot % scene.num_fills))
+            coverages.append(cov)
     if not pixels:
         return _composite(pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0),
                           scene, K, H, W, bg)
@@ -257,20 +256,31 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
         polygon = (ctrl[:, 1:] - ctrl[:, :-1]).norm(dim=-1).sum(-1)
         n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / MAX_PIECE_LENGTH)
         n = torch.nan_to_num(n, nan=1.0).ceil().clamp(1, MAX_PIECES_PER_CUBIC).long()
-        total = int(n.sum())
-        cubic = torch.repeat_interleave(n, output_size=total)
-        j = torch.arange(total, device=pts.device) - (torch.cumsum(n, 0) - n)[cubic]
-        nn = n[cubic].to(pts.dtype)
+        cubic, j = _ragged_range(n)
+        nn = _take(n, cubic).to(pts.dtype)
         t0, t1 = j.to(pts.dtype) / nn, (j + 1).to(pts.dtype) / nn
-    g = ctrl[cubic]  # [M, 4, 2]
+    g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
-    return a, b, torch.div(cubic, C, rounding_mode="floor"), cubic_path[cubic % C]
+    return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
 
 
 def _bernstein(t: torch.Tensor) -> torch.Tensor:
     u = 1 - t
     return torch.stack([u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t], -1)
+
+
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[index] along dim 0 (index_select is several times faster than advanced indexing on CPU)."""
+    return x.index_select(0, index)
+
+
+def _ragged_range(counts: torch.Tensor):
+    """For counts [n]: (owner [T], local [T]) with owner = i repeated counts[i] times, local = 0..counts[i]-1."""
+    total = int(counts.sum())
+    owner = torch.repeat_interleave(counts, output_size=total)
+    local = torch.arange(total, device=counts.device) - _take(torch.cumsum(counts, 0) - counts, owner)
+    return owner, local
 
 
 def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
@@ -279,33 +289,36 @@ def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
     Returns (piece [E], pixel [E], coverage [E]) for every (piece, pixel) pair with coverage > 0;
     pixel indexes the flattened [K, H, W] image.
     """
-    dtype, device = a.dtype, a.device
+    dtype = a.dtype
     table = _piece_table(a, b, half_width)
     with torch.no_grad():
-        # Pixel i can be covered iff its centre i + 1/2 is nearer than `reach` to the piece.
+        # Pixel i can be covered iff its centre i + 1/2 is nearer than `reach` to the piece:
+        # candidates are the pixels of the piece's bounding box grown by `reach`.
         reach = table[_HW] + 0.5 * (table[_WIDE] + table[_NARROW])
         lo = torch.minimum(a, b).detach() - reach.unsqueeze(-1)
         hi = torch.maximum(a, b).detach() + reach.unsqueeze(-1)
-        size = torch.tensor([W, H], dtype=dtype, device=device)
+        size = torch.tensor([W, H], dtype=dtype, device=a.device)
         first = (torch.floor(lo - 0.5) + 1).clamp(min=0).minimum(size)
         last = (torch.ceil(hi - 0.5) - 1).clamp(min=-1).minimum(size - 1)
         extent = (last - first + 1).clamp_min(0).long()
         first = first.long()
-        counts = extent[:, 0] * extent[:, 1]
-        total = int(counts.sum())
-        piece = torch.repeat_interleave(counts, output_size=total)
-        local = torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[piece]
-        ex = extent[piece, 0]
+        piece, local = _ragged_range(extent[:, 0] * extent[:, 1])
+        ex = _take(extent[:, 0].contiguous(), piece)
         row = torch.div(local, ex, rounding_mode="floor")
-        px = first[piece, 0] + (local - row * ex)
-        py = first[piece, 1] + row
+        px = _take(first[:, 0].contiguous(), piece) + (local - row * ex)
+        py = _take(first[:, 1].contiguous(), piece) + row
         del local, ex, row
         # Keep only the pairs that get some coverage.
-        dist = _piece_distance(px, py, table.detach().index_select(1, piece))[0]
-        hit = torch.nonzero(dist < reach[piece]).squeeze(1)
-        piece, px, py = piece[hit], px[hit], py[hit]
-        pixel = (frame[piece] * H + py) * W + px
+        dist = _piece_distance(px, py, _gather_columns(table.detach(), piece))[0]
+        hit = torch.nonzero(dist < _take(reach, piece)).squeeze(1)
+        piece, px, py = _take(piece, hit), _take(px, hit), _take(py, hit)
+        pixel = (_take(frame, piece) * H + py) * W + px
     return piece, pixel, _StrokeCoverage.apply(table, px, py, piece)
+
+
+def _gather_columns(table: torch.Tensor, index: torch.Tensor) -> List[torch.Tensor]:
+    """Columns `index` of a [R, M] table, as R contiguous vectors."""
+    return [row.index_select(0, index) for row in table.unbind(0)]
 
 
 # Rows of the per-piece table.
@@ -327,12 +340,12 @@ def _piece_table(a, b, half_width) -> torch.Tensor:
 
 
 def _piece_distance(px, py, g):
-    """Distance from the centre of pixel (px, py) to its line piece (g: gathered table columns).
+    """Distance from the centre of pixel (px, py) to its line piece (g: its gathered table rows).
 
     Returns (dist, ox, oy, t): the offset from the closest point and its parameter on the piece.
     """
-    ux = (px.to(g.dtype) + 0.5) - g[_AX]
-    uy = (py.to(g.dtype) + 0.5) - g[_AY]
+    ux = (px.to(g[_AX].dtype) + 0.5) - g[_AX]
+    uy = (py.to(g[_AY].dtype) + 0.5) - g[_AY]
     t = ((ux * g[_DX] + uy * g[_DY]) * g[_INV_LEN2]).clamp_(0, 1)
     ox = ux.sub_(t * g[_DX])
     oy = uy.sub_(t * g[_DY])
@@ -351,7 +364,7 @@ class _StrokeCoverage(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table, px, py, piece):
         ctx.save_for_backward(table, px, py, piece)
-        g = table.index_select(1, piece)
+        g = _gather_columns(table, piece)
         dist = _piece_distance(px, py, g)[0]
         wide, narrow = g[_WIDE], g[_NARROW]
         return _pixel_cdf(g[_HW] - dist, wide, narrow)[0] - _pixel_cdf(-g[_HW] - dist, wide, narrow)[0]
@@ -360,7 +373,7 @@ class _StrokeCoverage(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         table, px, py, piece = ctx.saved_tensors
-        g = table.index_select(1, piece)
+        g = _gather_columns(table, piece)
         dist, ox, oy, t = _piece_distance(px, py, g)
         wide, narrow = g[_WIDE], g[_NARROW]
         _, f1, w1, n1 = _pixel_cdf(g[_HW] - dist, wide, narrow, derivatives=True)
@@ -369,9 +382,12 @@ class _StrokeCoverage(torch.autograd.Function):
         # d(dist)/d(direction) = t * d(dist)/d(start).
         g_dist = grad * (f2 - f1) / dist * (dist > 1e-6)
         g_ax, g_ay = -g_dist * ox, -g_dist * oy
-        rows = torch.stack([g_ax, g_ay, t * g_ax, t * g_ay, torch.zeros_like(t),
-                            grad * (f1 + f2), grad * (w1 - w2), grad * (n1 - n2)])
-        return table.new_zeros(table.shape).index_add_(1, piece, rows), None, None, None
+        grads = {_AX: g_ax, _AY: g_ay, _DX: t * g_ax, _DY: t * g_ay,
+                 _HW: grad * (f1 + f2), _WIDE: grad * (w1 - w2), _NARROW: grad * (n1 - n2)}
+        grad_table = table.new_zeros(table.shape)
+        for r, value in grads.items():
+            grad_table[r].index_add_(0, piece, value)
+        return grad_table, None, None, None
 
 
 def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
@@ -401,10 +417,16 @@ def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
     return c, density, d_wide, d_narrow
 
 
-def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL_BANDS) -> torch.Tensor:
-    """Non-zero-rule coverage of closed polygons (edges a -> b, grouped by slot) -> [num_slots * H * W]."""
+def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL_BANDS):
+    """Non-zero-rule coverage of closed polygons (edges a -> b, grouped by slot: one polygon per slot).
+
+    Signed-area scan conversion, sparse: every edge piece inside a band adds its signed height
+    at its mid x into a difference array of its pixel row, split between the two pixels around
+    x; the cumulative sum along the row is the winding-weighted area of each pixel. Only the span
+    of each row between its first and last crossing is materialised.
+    Returns (slot [E], yx [E] = y * W + x, coverage [E]) for the pixels with coverage > 0.
+    """
     dtype, device = a.dtype, a.device
-    acc = a.new_zeros(num_slots * H * (W + 2))
     with torch.no_grad():
         y0, y1 = a[:, 1].detach(), b[:, 1].detach()
         ymin, ymax = torch.minimum(y0, y1), torch.maximum(y0, y1)
@@ -412,15 +434,13 @@ def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL
         m_first = torch.floor(ymin * bands).clamp(0, H * bands)
         m_end = torch.ceil(ymax * bands).clamp(0, H * bands)
         counts = torch.where(ymax > ymin, m_end - m_first, torch.zeros_like(m_end)).long()
-        total = int(counts.sum())
-        edge = torch.repeat_interleave(counts, output_size=total)
-        m = m_first.long()[edge] + torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[edge]
+        edge, m = _ragged_range(counts)
+        m += _take(m_first.long(), edge)
         band_top = m.to(dtype) / bands
-        direction = torch.sign(y1 - y0)[edge]
-        row_start = (slot[edge] * H + torch.div(m, bands, rounding_mode="floor")) * (W + 2)
+        direction = _take(torch.sign(y1 - y0), edge)
+        row = _take(slot, edge) * H + torch.div(m, bands, rounding_mode="floor")  # pixel row of a slot
 
-    g = torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]).index_select(1, edge)
-    ax, ay, bx, by = g.unbind(0)
+    ax, ay, bx, by = _gather_columns(torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]), edge)
     # Clip the edge to the band; on a tie the gradient goes to the edge (its end is on a band border).
     y_min, y_max = torch.minimum(ay, by), torch.maximum(ay, by)
     lo = torch.where(y_min >= band_top, y_min, band_top)
@@ -431,10 +451,33 @@ def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL
     with torch.no_grad():
         col = torch.floor(x.detach()).long()
     frac = x - col.to(dtype)
-    index = torch.cat([row_start + col, row_start + col + 1])
-    acc = acc.index_add(0, index, torch.cat([height * (1 - frac), height * frac]))
-    winding = acc.view(num_slots * H, W + 2).cumsum(1)[:, :W]
-    return winding.abs().clamp(max=1).reshape(-1)
+    values = torch.cat([height * (1 - frac), height * frac])
+    with torch.no_grad():
+        row, col = torch.cat([row, row]), torch.cat([col, col + 1])
+        inside = torch.nonzero(col < W).squeeze(1)  # deltas right of the image change no pixel
+        row, col = _take(row, inside), _take(col, inside)
+        # Span of each row: from its first to its last delta.
+        first = torch.full((num_slots * H,), W, dtype=torch.long, device=device).scatter_reduce(
+            0, row, col, reduce="amin")
+        last = torch.full((num_slots * H,), -1, dtype=torch.long, device=device).scatter_reduce(
+            0, row, col, reduce="amax")
+        length = (last - first + 1).clamp_min(0)
+        start = torch.cumsum(length, 0) - length
+        span_row, x_of = _ragged_range(length)
+        x_of += _take(first, span_row)
+        position = _take(start, row) + col - _take(first, row)
+    # Cumulative sum per span, in float64: a global prefix sum minus its value before the span.
+    acc = torch.zeros(span_row.shape[0], dtype=torch.float64, device=device).index_add(
+        0, position, _take(values, inside).double())
+    prefix = acc.cumsum(0)
+    base = _take(torch.cat([prefix.new_zeros(1), prefix]), start)
+    winding = (prefix - _take(base, span_row)).to(dtype)
+    coverage = winding.abs().clamp(max=1)
+    with torch.no_grad():
+        hit = torch.nonzero(coverage.detach() > 1e-12).squeeze(1)
+        span_row, x_of = _take(span_row, hit), _take(x_of, hit)
+    slot_of = torch.div(span_row, H, rounding_mode="floor")
+    return slot_of, (span_row - slot_of * H) * W + x_of, _take(coverage, hit)
 
 
 def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg: Background) -> torch.Tensor:
@@ -458,27 +501,29 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
         group = torch.cumsum(starts, 0) - 1
         first = torch.nonzero(starts).squeeze(1)
         G = first.shape[0]
-        depth_index = torch.arange(U, device=device) - first[group]
+        depth_index = torch.arange(U, device=device) - _take(first, group)
         depth = int(depth_index.max()) + 1 if U else 0
         slot = depth_index * G + group
-    alpha = cov * scene.layer_opacity[layer]
-    table = alpha.new_zeros(depth * G).index_put((slot,), alpha).view(depth, G)
+    alpha = cov * _take(scene.layer_opacity, layer)
+    rows = alpha.new_zeros(depth * G).index_put((slot,), alpha).view(depth, G).unbind(0)
     trans = alpha.new_ones(G)
-    weights = []
+    weights = [trans] * depth
     for d in range(depth - 1, -1, -1):
-        weights.append(table[d] * trans)
-        trans = trans * (1 - table[d])
-    weight = torch.stack(weights[::-1]).view(-1)[slot] if depth else alpha
-    premult = alpha.new_zeros(G, 3).index_add(0, group, weight.unsqueeze(-1) * scene.layer_color[layer])
+        weights[d] = rows[d] * trans
+        trans = trans * (1 - rows[d])
+    weight = _take(torch.stack(weights).view(-1), slot) if depth else alpha
+    premult = alpha.new_zeros(G, 3).index_add_(0, group, weight.unsqueeze(-1) * _take(scene.layer_color, layer))
 
-    touched = pixel[first]
+    touched = _take(pixel, first)
     if bg is not None:
         bg_t = torch.tensor(bg, dtype=dtype, device=device)
         rgb = (premult + trans.unsqueeze(-1) * bg_t).clamp(0, 1)  # clamp only guards rounding
-        return bg_t.expand(K * H * W, 3).contiguous().index_put((touched,), rgb).view(K, H, W, 3)
+        out = torch.empty(K * H * W, 3, dtype=dtype, device=device).copy_(bg_t)
+        return out.index_copy_(0, touched, rgb).view(K, H, W, 3)
     a = 1 - trans
     rgba = torch.cat([premult / torch.where(a > 0, a, torch.ones_like(a)).unsqueeze(-1), a.unsqueeze(-1)], -1)
-    return rgba.new_zeros(K * H * W, 4).index_put((touched,), rgba.clamp(0, 1)).view(K, H, W, 4)
+    out = torch.zeros(K * H * W, 4, dtype=dtype, device=device)
+    return out.index_copy_(0, touched, rgba.clamp(0, 1)).view(K, H, W, 4)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,14 +3,15 @@
 Pipeline of `load_svg_sketch`:
 
 1. Raw checks: input type, size limit, "starts like XML", text encoding.
-2. defusedxml streaming parse: entity declarations and external references are refused, the element count
-   and nesting depth are limited while parsing, the root must be <svg>.
+2. defusedxml parse: entity declarations and external references are refused; element count, nesting depth
+   and the root tag are checked inside the parser callbacks, so parsing stops at the first violation.
 3. Tree clean-up: unsupported elements are dropped (and counted), path data is checked with svgelements'
    own path lexer (a malformed tail is cut off with a warning; NaN/inf/absurd numbers reject the document),
-   <use> expansion is bounded, and a few svgelements gaps are patched. The cleaned tree is re-serialised, so
-   svgelements never sees a DTD or anything that was not checked.
-4. svgelements resolves geometry, transforms, viewBox/preserveAspectRatio and style (presentation
-   attributes, style="", <style> rules, inheritance).
+   <style> rules are applied by a linear parser of ours, and the cost of what svgelements will do is
+   bounded (<use> expansion, segments, inherited attributes). The cleaned tree is re-serialised, so
+   svgelements never sees a DTD, a style sheet or anything else that was not checked.
+4. svgelements resolves geometry, transforms, viewBox/preserveAspectRatio, presentation attributes,
+   style="" and inheritance.
 5. Every segment becomes a cubic, every subpath one sketch path; the result is mapped onto the canvas.
 
 Everything the caller can get wrong raises SVGLoadError (a ValueError) with a message naming the problem.
@@ -39,6 +40,8 @@ MAX_BYTES = 10 * 1024 * 1024  # document size
 MAX_ELEMENTS = 100_000  # XML elements, also after expanding <use>
 MAX_DEPTH = 200  # element nesting, also through <use>; svgelements recurses per level
 MAX_SEGMENTS = 100_000  # path segments in the whole document, after expanding <use>
+MAX_CSS_RULES = 10_000  # selectors in all <style> elements
+MAX_PARSE_WORK = 20_000_000  # estimated characters svgelements parses, see _Cleaner._check_expansion
 MAX_ABS_COORD = 1e7  # any coordinate / number beyond this is treated as hostile
 MAX_CANVAS = 16384
 FIT_MARGIN = 0.05  # fit=True leaves this fraction of the canvas free on each side
@@ -49,22 +52,27 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
-_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "style",
-              "path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
-# Dropped without a warning: they never draw anything.
-_SILENT = {"title", "desc", "metadata", "script", "view", "cursor", "color-profile"}
+_SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
+_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch"} | _SHAPES
+# Dropped without a warning: they never draw anything (<style> is read and inlined before).
+_SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
 _GRADIENTS = {"linearGradient", "radialGradient"}
 _PAINT_SERVERS = _GRADIENTS | {"pattern", "meshgradient", "hatch"}
-# Attributes that hold numbers, checked for NaN/inf/absurd values before anything is built ('d' has its own check).
+# Attributes that hold numbers, checked for NaN/inf/absurd values before anything is built ('d' and
+# 'points' have their own checks).
 _NUMERIC_ATTRS = ("x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "width", "height",
-                  "viewBox", "transform", "points", "stroke-width")
+                  "viewBox", "transform", "stroke-width")
+# Inherited attributes that svgelements parses again for every descendant (see _attribute_cost).
+_REPARSED_INHERITED = ("transform", "style", "fill", "stroke", "stroke-width", "stroke-opacity", "fill-opacity",
+                       "opacity", "color")
 
 _FLOAT = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _FLOAT_RE = re.compile(_FLOAT)
 _NONFINITE_WORD_RE = re.compile(r"(?i)(?<![a-z])[-+]?(?:nan|inf(?:inity)?)(?![a-z])")
 _NONFINITE_IN_D_RE = re.compile(r"(?i)nan|inf")  # path data has no words, so any 'nan'/'inf' is a number
-_POINTS_PREFIX_RE = re.compile(r"[\s,]*(?:%s[\s,]*)*" % _FLOAT)
-_LENGTH_RE = re.compile(r"\s*(%s)\s*(px|pt|pc|mm|cm|in|em|ex)?\s*$" % _FLOAT)
+_POINTS_BAD_CHAR_RE = re.compile(r"[^0-9eE.+\-,\s]")
+_SELECTOR_RE = re.compile(r"(\*|[A-Za-z][\w-]*)?((?:[#.][\w-]+)*)")  # compound simple selector, no combinators
+_LENGTH_RE = re.compile(r"(%s)(px|pt|pc|mm|cm|in|em|ex)?" % _FLOAT)  # used with fullmatch
 _XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"%PDF", "a PDF document"), (b"\x1f\x8b", "gzip data (a compressed .svgz? decompress it first)"),
@@ -188,7 +196,7 @@ def _parse_xml(data: Union[bytes, str]) -> ET.Element:
         root = parser.close()
     except defusedxml.EntitiesForbidden as exc:
         kind = "external entity" if (exc.sysid or exc.pubid) else "entity"
-        raise SVGLoadError(f"XML {kind} declaration '{exc.name}' is not allowed: DTD entities are refused "
+        raise SVGLoadError(f"XML {kind} declaration '{str(exc.name)[:40]}' is not allowed: DTD entities are refused "
                            f"(entity-expansion bombs, external file access)") from None
     except defusedxml.ExternalReferenceForbidden:
         raise SVGLoadError("XML external reference is not allowed (external DTDs/entities are never loaded)") from None
@@ -217,6 +225,11 @@ def _check_value(value: float, where: str) -> None:
         raise SVGLoadError(f"non-finite number (NaN/inf, or too large for a float) in {where}")
     if abs(value) > MAX_ABS_COORD:
         raise SVGLoadError(f"absurd coordinate {value:g} in {where} (limit |x| <= {MAX_ABS_COORD:g})")
+
+
+def _too_many_segments(after_use: bool = False) -> SVGLoadError:
+    how = " after expanding <use> references" if after_use else ""
+    return SVGLoadError(f"SVG has too many path segments{how}: more than the limit of {MAX_SEGMENTS}")
 
 
 def _describe(elem: ET.Element) -> str:
@@ -249,12 +262,19 @@ class _PathDataCheck:
             self.lexer.parse(self, d)
         except SVGLoadError:
             raise
-        except (ValueError, TypeError, AttributeError, IndexError):  # the lexer signals truncated data with a bare ValueError
-            return self.problem or f"incomplete command after character {self.valid_end}"
-        rest = d[self.lexer.pos:].strip(" \t\r\n\f,")
-        if rest:
-            return f"unexpected {rest[:16]!r} at character {self.lexer.pos}"
-        return None
+        except (ValueError, TypeError, AttributeError, IndexError):  # the lexer signals bad data with a bare ValueError
+            problem = self.problem or f"incomplete command after character {self.valid_end}"
+        else:
+            rest = d[self.lexer.pos:].strip(" \t\r\n\f,")
+            if not rest:
+                return None
+            problem = f"unexpected {rest[:16]!r} at character {self.lexer.pos}"
+        tail = d[self.valid_end:]
+        stripped = tail.lstrip(" \t\r\n\f,")
+        if self.started and stripped[:1] in ("Z", "z"):  # 'Z 5 5': the close itself is valid, the numbers are not
+            self.valid_end += len(tail) - len(stripped) + 1
+            self.segments += 1
+        return problem
 
     def _accept(self, values, move: bool = False) -> None:
         if not self.started and not move:
@@ -270,7 +290,7 @@ class _PathDataCheck:
         if not move:
             self.segments += 1
             if self.segments > self.budget:
-                raise SVGLoadError(f"SVG has too many path segments: more than the limit of {MAX_SEGMENTS}")
+                raise _too_many_segments()
         self.valid_end = self.lexer.pos
 
     def start(self):
@@ -283,7 +303,7 @@ class _PathDataCheck:
         self._accept(points, move=True)
 
     def closed(self, relative=False):
-        self._accept((), move=False)
+        self._accept(())
 
     def line(self, *points, relative=False):
         self._accept(points)
@@ -294,35 +314,122 @@ class _PathDataCheck:
         self._accept(args)
 
 
+@dataclass
+class _CSSRule:
+    tag: Optional[str]  # None = any element
+    ident: Optional[str]
+    classes: frozenset
+    specificity: Tuple[int, int, int, int]  # ids, classes, tags, document order
+    declarations: str
+
+
+def _css_rules(text: str, already: int = 0) -> Tuple[List[_CSSRule], int]:
+    """Parse a style sheet into simple rules; returns (rules, number of rules with unsupported selectors).
+    `already`: rules read from earlier style sheets, counted against MAX_CSS_RULES.
+
+    Hand-written instead of svgelements' <style> support: its rule regex backtracks catastrophically
+    (4 KB of whitespace take ~50 s), it applies rules only to elements after the </style>, and it ignores
+    specificity. This scanner is linear; at-rules (@media, @font-face, @import) are skipped.
+    """
+    rules: List[_CSSRule] = []
+    unsupported = 0
+    text = _strip_css_comments(text)
+    pos = 0
+    while True:
+        open_at = text.find("{", pos)
+        if open_at < 0:
+            break
+        # drop statements such as '@import url(x);' and stray '}' before the selector
+        prelude = text[pos:open_at].rsplit(";", 1)[-1].rsplit("}", 1)[-1].strip()
+        # Find the matching '}' (nested blocks only occur inside at-rules); every character is scanned once.
+        depth, cursor = 1, open_at + 1
+        close_at = text.find("}", cursor)
+        while close_at >= 0:
+            nested = text.find("{", cursor, close_at)
+            if nested >= 0:
+                depth, cursor = depth + 1, nested + 1
+                continue
+            depth, cursor = depth - 1, close_at + 1
+            if not depth:
+                break
+            close_at = text.find("}", cursor)
+        if close_at < 0:
+            close_at = len(text)  # unterminated block runs to the end
+        body, pos = text[open_at + 1:close_at], close_at + 1
+        if prelude.startswith("@"):
+            continue
+        decls = []
+        for decl in body.split(";"):
+            key, _, value = decl.partition(":")
+            value = value.replace("!important", "").strip()
+            if key.strip() and value and value.lower() != "inherit":
+                decls.append(f"{key.strip()}:{value}")
+        for selector in prelude.split(","):
+            if already + len(rules) + unsupported >= MAX_CSS_RULES:
+                raise SVGLoadError(f"SVG style sheet has too many rules: more than the limit of {MAX_CSS_RULES}")
+            match = _SELECTOR_RE.fullmatch(selector.strip())
+            if not match or not selector.strip():
+                unsupported += 1
+                continue
+            tag, parts = match.group(1), re.findall(r"[#.][\w-]+", match.group(2))
+            ids = [p[1:] for p in parts if p[0] == "#"]
+            classes = frozenset(p[1:] for p in parts if p[0] == ".")
+            if len(ids) > 1 or not decls:
+                continue  # '#a#b' never matches; an empty rule changes nothing
+            tags = 0 if tag in (None, "*") else 1
+            rules.append(_CSSRule(None if tags == 0 else tag, ids[0] if ids else None, classes,
+                                  (len(ids), len(classes), tags, len(rules)), ";".join(decls)))
+    return rules, unsupported
+
+
+def _strip_css_comments(text: str) -> str:
+    out, pos = [], 0
+    while True:
+        start = text.find("/*", pos)
+        if start < 0:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos:start])
+        end = text.find("*/", start + 2)
+        if end < 0:
+            return "".join(out)  # an unterminated comment runs to the end
+        pos = end + 2
+
+
 class _Cleaner:
     """Checks and rewrites the parsed tree in place so that svgelements only sees what we support and checked."""
 
-    def __init__(self, root: ET.Element, canvas_size: int):
+    def __init__(self, root: ET.Element):
         self.root = root
-        self.canvas_size = canvas_size
         self.skipped: Counter = Counter()
         self.warnings: List[str] = []
         self.malformed: List[str] = []
         self.bad_refs = 0
         self.segments_total = 0
-        self.weight: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
+        self.segments: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
         self.paint_servers: Dict[str, Optional[Tuple[float, float, float]]] = {}
 
     def run(self) -> None:
         self._collect_paint_servers()
+        rules = self._collect_css()
         self._clean_element(self.root, "svg")
         symbols = self._walk()
-        self._hoist_styles_and_symbols(symbols)
+        self._apply_css(rules)
+        if symbols:  # <symbol> is only drawn through <use>: keep it, as a group, where nothing draws it directly
+            ns = _split_tag(self.root.tag)[0]
+            defs = ET.Element(f"{{{ns}}}defs" if ns else "defs")
+            defs.extend(symbols)
+            self.root.insert(0, defs)
         self._fix_root()
-        self._check_use_expansion()
+        self._check_expansion()
         if self.malformed:
             more = f" (and {len(self.malformed) - 1} more)" if len(self.malformed) > 1 else ""
-            self.warnings.append(f"malformed path data in {len(self.malformed)} element(s), kept the valid part "
-                                 f"before the error: {self.malformed[0]}{more}")
+            self.warnings.append(f"malformed path data or geometry in {len(self.malformed)} element(s), drawn up "
+                                 f"to the error: {self.malformed[0]}{more}")
         if self.bad_refs:
             self.warnings.append(f"ignored {self.bad_refs} <use> reference(s) to missing, external or circular targets")
 
-    # -- paint servers -----------------------------------------------------------------------------------
+    # -- paint servers and style sheets (document-wide, so read before anything is removed) -----------------
     def _collect_paint_servers(self) -> None:
         """Gradient id -> mean stop colour (flat fallback, since the sketch has one colour per path)."""
         by_id = {}
@@ -330,20 +437,67 @@ class _Cleaner:
             ns, name = _split_tag(elem.tag)
             if ns in ("", SVG_NS) and name in _PAINT_SERVERS and elem.get("id"):
                 by_id[elem.get("id")] = (name, elem)
-        for ident, (name, elem) in by_id.items():
-            if name not in _GRADIENTS:
-                self.paint_servers[ident] = None
-                continue
-            seen = set()
-            stops = []
-            while elem is not None and id(elem) not in seen and not stops:  # stops may come from an href'd gradient
-                seen.add(id(elem))
+        colour_of: Dict[str, Optional[Tuple[float, float, float]]] = {}
+        for ident in by_id:
+            chain, result = {}, None  # dict: ordered and O(1) membership
+            while ident not in colour_of and ident in by_id and ident not in chain:
+                chain[ident] = True
+                name, elem = by_id[ident]
                 stops = [s for s in elem if _split_tag(s.tag)[1] == "stop"]
-                ref = (elem.get("href") or elem.get(XLINK_HREF) or "").strip()
-                elem = by_id.get(ref[1:], (None, None))[1] if ref.startswith("#") else None
-            colours = [c for c in (_stop_colour(s) for s in stops) if c is not None]
-            self.paint_servers[ident] = (tuple(sum(c[i] for c in colours) / len(colours) for i in range(3))
-                                         if colours else None)
+                if name not in _GRADIENTS or stops:
+                    colours = [c for c in map(_stop_colour, stops) if c is not None]
+                    if colours:
+                        result = tuple(sum(c[i] for c in colours) / len(colours) for i in range(3))
+                    break
+                ref = (elem.get("href") or elem.get(XLINK_HREF) or "").strip()  # no stops: use the href'd ones
+                ident = ref[1:] if ref.startswith("#") else ""
+            else:
+                result = colour_of.get(ident)  # already resolved (or missing / circular: None)
+            for link in chain:  # memoised, so long href chains are walked once
+                colour_of[link] = result
+        self.paint_servers = colour_of
+
+    def _collect_css(self) -> List[_CSSRule]:
+        rules, unsupported = [], 0
+        for elem in self.root.iter():
+            ns, name = _split_tag(elem.tag)
+            if ns in ("", SVG_NS) and name == "style" and elem.get("type", "text/css").strip() == "text/css":
+                found, bad = _css_rules(elem.text or "", len(rules) + unsupported)
+                for rule in found:
+                    rule.specificity = rule.specificity[:3] + (len(rules),)
+                    rules.append(rule)
+                unsupported += bad
+        if unsupported:
+            self.warnings.append(f"ignored {unsupported} CSS rule(s) with unsupported selectors "
+                                 f"(only *, tag, #id, .class and their combinations are applied)")
+        return rules
+
+    def _apply_css(self, rules: List[_CSSRule]) -> None:
+        """Inline matching rules at the front of each element's style="" (style attribute > CSS > attributes)."""
+        if not rules:
+            return
+        index: Dict[str, List[_CSSRule]] = {}
+        for rule in rules:
+            key = ("#" + rule.ident if rule.ident else "." + min(rule.classes) if rule.classes
+                   else rule.tag or "*")
+            index.setdefault(key, []).append(rule)
+        work = 0
+        for elem in self.root.iter():
+            tag = _split_tag(elem.tag)[1]
+            ident = elem.get("id")
+            classes = frozenset(elem.get("class", "").split())
+            keys = ["*", tag] + (["#" + ident] if ident else []) + ["." + c for c in classes]
+            work += 10 * (len(keys) + sum(len(index.get(k, ())) for k in keys))  # a rule check ~ 10 characters
+            if work > MAX_PARSE_WORK:
+                raise SVGLoadError(f"SVG style sheet is too costly to apply: more than {MAX_PARSE_WORK} units "
+                                   f"of work (many rules matching many elements)")
+            matched = [r for k in keys for r in index.get(k, ())
+                       if r.tag in (None, tag) and r.ident in (None, ident) and r.classes <= classes]
+            work += sum(len(r.declarations) for r in matched)
+            if matched:
+                matched.sort(key=lambda r: r.specificity)
+                css = ";".join(r.declarations for r in matched if r.declarations)
+                elem.set("style", css + ";" + elem.get("style", "") if elem.get("style") else css)
 
     # -- per element ---------------------------------------------------------------------------------------
     def _walk(self) -> List[ET.Element]:
@@ -351,19 +505,20 @@ class _Cleaner:
         stack = [self.root]
         while stack:
             parent = stack.pop()
+            parent_is_shape = _split_tag(parent.tag)[1] in _SHAPES
             for child in list(parent):
                 ns, name = _split_tag(child.tag)
                 if ns not in ("", SVG_NS) or name in _SILENT:  # editor metadata (sodipodi:namedview, ...) draws nothing
                     parent.remove(child)
                     continue
-                if name == "symbol":
+                if name == "symbol" and not parent_is_shape:
                     # svgelements treats <symbol> as an unknown element and would draw its content in place;
-                    # it is only drawn through <use>, so move it into <defs> as a plain group (its viewBox is ignored).
+                    # it becomes a group in <defs> (its viewBox is ignored).
                     parent.remove(child)
                     child.tag = child.tag[:-len("symbol")] + "g"
                     symbols.append(child)
                     name = "g"
-                elif name not in _SUPPORTED:
+                elif name not in _SUPPORTED or parent_is_shape:  # shapes have no drawable children in SVG
                     parent.remove(child)
                     self.skipped[name] += 1
                     continue
@@ -381,13 +536,14 @@ class _Cleaner:
         if "style" in attrib:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
+        attrib.pop("clip-path", None)  # clipping is not supported (and svgelements' url() regex is quadratic)
         for key in _NUMERIC_ATTRS:
             if key in attrib:
-                if key == "points" and name in ("polyline", "polygon"):
-                    continue
                 _check_numbers(attrib[key], f"{_describe(elem)} attribute {key}")
         segments = 0
         if name == "path":
+            if not attrib.get("d", "").strip():
+                return False  # draws nothing; svgelements raises TypeError on a missing d
             segments = self._clean_path_data(elem)
         elif name in ("polyline", "polygon"):
             segments = self._clean_points(elem, name)
@@ -407,22 +563,20 @@ class _Cleaner:
         if segments:
             self.segments_total += segments
             if self.segments_total > MAX_SEGMENTS:
-                raise SVGLoadError(f"SVG has too many path segments: more than the limit of {MAX_SEGMENTS}")
-            self.weight[elem] = segments
+                raise _too_many_segments()
+            self.segments[elem] = segments
         return True
 
     def _clean_path_data(self, elem: ET.Element) -> int:
         d = elem.get("d")
-        if not d:
-            return 0
         where = f"path data of {_describe(elem)}"
         if _NONFINITE_IN_D_RE.search(d):
             raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
         budget = MAX_SEGMENTS - self.segments_total
-        # Cheap lower bound first (every command letter but Z draws at least one segment): a path with a
-        # million commands is refused here without being lexed.
+        # Cheap lower bound first (every command letter but Z draws at least one segment or subpath): a path
+        # with a million commands is refused here without being lexed.
         if sum(d.count(c) for c in "LlHhVvCcSsQqTtAa") > budget or sum(d.count(c) for c in "Mm") > budget:
-            raise SVGLoadError(f"SVG has too many path segments: more than the limit of {MAX_SEGMENTS}")
+            raise _too_many_segments()
         check = _PathDataCheck(where, budget)
         problem = check.run(d)
         if problem:
@@ -433,47 +587,36 @@ class _Cleaner:
     def _clean_points(self, elem: ET.Element, name: str) -> int:
         points = elem.get("points", "")
         where = f"{_describe(elem)} attribute points"
-        if _NONFINITE_WORD_RE.search(points):
+        bad = _POINTS_BAD_CHAR_RE.search(points)
+        if bad and _NONFINITE_WORD_RE.search(points):
             raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
-        valid = _POINTS_PREFIX_RE.match(points).end()
-        numbers = _FLOAT_RE.findall(points, 0, valid)
-        if len(numbers) // 2 > MAX_SEGMENTS - self.segments_total:
-            raise SVGLoadError(f"SVG has too many path segments: more than the limit of {MAX_SEGMENTS}")
-        for number in numbers:
-            _check_value(float(number), where)
-        if valid < len(points.rstrip()) or len(numbers) % 2:
-            # svgelements silently skips garbage inside points; SVG says: draw up to the error.
+        valid = bad.start() if bad else len(points)
+        limit = 2 * (MAX_SEGMENTS - self.segments_total + 1)
+        numbers = []
+        for match in _FLOAT_RE.finditer(points, 0, valid):
+            value = float(match.group())
+            _check_value(value, where)
+            numbers.append(value)
+            if len(numbers) > limit:
+                raise _too_many_segments()
+        if bad or len(numbers) % 2:  # SVG: draw up to the error (svgelements would silently skip garbage)
             self.malformed.append(f"{_describe(elem)}: invalid points list at character {valid}")
-            elem.set("points", " ".join(numbers[: len(numbers) // 2 * 2]))
+            numbers = numbers[: len(numbers) // 2 * 2]
+        # Always rewritten canonically: svgelements' coordinate-pair regex backtracks catastrophically
+        # on long digit runs.
+        elem.set("points", " ".join(map(repr, numbers)))
         return max(0, len(numbers) // 2 - 1) + (1 if name == "polygon" else 0)
 
     def _clean_use(self, elem: ET.Element) -> None:
-        ref = elem.get("href", elem.get(XLINK_HREF))  # svgelements lets SVG 2 href win over xlink:href too
+        ref = elem.get("href", elem.get(XLINK_HREF))  # svgelements also lets SVG 2 href win over xlink:href
+        elem.attrib.pop(XLINK_HREF, None)
         if ref is None:
             return
-        if not ref.strip().startswith("#"):
-            # Only same-document references are followed; svgelements would look up ref[1:] whatever ref is.
-            elem.attrib.pop("href", None)
-            elem.attrib.pop(XLINK_HREF, None)
-            self.bad_refs += 1
-        else:
+        if ref.strip().startswith("#"):
             elem.set("href", ref.strip())
-            elem.attrib.pop(XLINK_HREF, None)
-
-    def _hoist_styles_and_symbols(self, symbols: List[ET.Element]) -> None:
-        # svgelements applies <style> rules only to elements after the </style> tag: move all <style> to the front.
-        styles = [e for e in self.root.iter() if _split_tag(e.tag)[1] == "style"]
-        parents = {c: p for p in self.root.iter() for c in p}
-        for style in styles:
-            parents[style].remove(style)
-        front = styles
-        if symbols:
-            ns = _split_tag(self.root.tag)[0]
-            defs = ET.Element(f"{{{ns}}}defs" if ns else "defs")
-            defs.extend(symbols)
-            front = styles + [defs]
-        for i, elem in enumerate(front):
-            self.root.insert(i, elem)
+        else:  # only same-document references are followed (svgelements would look up ref[1:] whatever ref is)
+            elem.attrib.pop("href", None)
+            self.bad_refs += 1
 
     def _fix_root(self) -> None:
         attrib = self.root.attrib
@@ -483,7 +626,7 @@ class _Cleaner:
         if "viewBox" in attrib:
             numbers = [float(n) for n in _FLOAT_RE.findall(attrib["viewBox"])]
             if len(numbers) != 4 or numbers[2] < 0 or numbers[3] < 0:
-                self.warnings.append(f"ignored invalid viewBox {attrib['viewBox']!r}")
+                self.warnings.append(f"ignored invalid viewBox {attrib['viewBox'][:60]!r}")
                 del attrib["viewBox"]
             elif numbers[2] == 0 or numbers[3] == 0:
                 raise SVGLoadError("empty SVG: the viewBox has zero width or height, nothing is rendered")
@@ -495,9 +638,9 @@ class _Cleaner:
             if not value or value == "auto" or value.endswith("%"):
                 continue  # resolved against the canvas by svgelements (parse width/height)
             # svgelements reads an invalid length as 0, which would disable rendering: treat it as absent instead.
-            length = float(se.Length(value).value(ppi=se.DEFAULT_PPI)) if _LENGTH_RE.match(value) else -1.0
+            length = float(se.Length(value).value(ppi=se.DEFAULT_PPI)) if _LENGTH_RE.fullmatch(value) else -1.0
             if length < 0 or not math.isfinite(length):
-                self.warnings.append(f"ignored invalid {key} {value!r} on <svg>")
+                self.warnings.append(f"ignored invalid {key} {value[:60]!r} on <svg>")
                 del attrib[key]
             elif length == 0:
                 raise SVGLoadError(f"empty SVG: {key} is zero, nothing is rendered")
@@ -510,29 +653,37 @@ class _Cleaner:
             else:
                 attrib["width"] = repr(size["height"] * viewbox[2] / viewbox[3])
 
-    def _check_use_expansion(self) -> None:
-        """Mirrors svgelements' <use> inlining (the target's subtree is parsed again under the <use>) to bound
-        the expanded document: use-bombs, circular references and deep chains are caught before parsing."""
+    def _check_expansion(self) -> None:
+        """Bound what svgelements will do, before it starts.
+
+        Mirrors svgelements' <use> inlining (the target's subtree is parsed again under each <use>) to count
+        elements, segments and nesting depth of the expanded document: use-bombs, circular references and deep
+        chains are caught here. Also estimates parse work: svgelements copies every inherited attribute into
+        each descendant and re-parses inherited strings (the whole transform chain, paint values) for each
+        one, so an attribute costs its length times the size of the subtree below it.
+        """
         ids = {}
         for elem in self.root.iter():
             if elem.get("id"):
                 ids[elem.get("id")] = elem  # last one wins, as in svgelements
 
+        def target_of(node):
+            if _split_tag(node.tag)[1] == "use" and node.get("href"):
+                return ids.get(node.get("href")[1:])
+            return None
+
         def kids(node):
             yield from node
             if _split_tag(node.tag)[1] == "use" and node.get("href"):
-                target = ids.get(node.get("href")[1:])
-                if target is None:
-                    del node.attrib["href"]
-                    self.bad_refs += 1
-                elif state.get(target) == 1:  # target is an ancestor of this <use> in the expansion
+                target = target_of(node)
+                if target is None or state.get(target) == 1:  # missing, or an ancestor in the expansion: a cycle
                     del node.attrib["href"]
                     self.bad_refs += 1
                 else:
                     yield target
 
         state: Dict[ET.Element, int] = {self.root: 1}  # 1 = being expanded, 2 = done
-        totals: Dict[ET.Element, Tuple[int, int, int]] = {}  # elements, segments, depth
+        totals: Dict[ET.Element, Tuple[int, int, int, int]] = {}  # elements, segments, depth, work
         stack = [(self.root, kids(self.root))]
         while stack:
             node, children = stack[-1]
@@ -543,21 +694,39 @@ class _Cleaner:
                     stack.append((child, kids(child)))
                 continue
             stack.pop()
-            parts = [totals[c] for c in node] + ([totals[ids[node.get("href")[1:]]]]
-                                                 if _split_tag(node.tag)[1] == "use" and node.get("href") else [])
+            target = target_of(node)
+            parts = [totals[c] for c in node] + ([totals[target]] if target is not None else [])
             elements = 1 + sum(p[0] for p in parts)
-            segments = self.weight.get(node, 0) + sum(p[1] for p in parts)
+            segments = self.segments.get(node, 0) + sum(p[1] for p in parts)
             depth = 1 + max((p[2] for p in parts), default=0)
+            inherited, own = _attribute_cost(node)
+            work = elements * inherited + own + sum(p[3] for p in parts)
             if elements > MAX_ELEMENTS:
                 raise SVGLoadError(f"SVG has too many elements after expanding <use> references: more than "
                                    f"the limit of {MAX_ELEMENTS}")
             if segments > MAX_SEGMENTS:
-                raise SVGLoadError(f"SVG has too many path segments after expanding <use> references: more than "
-                                   f"the limit of {MAX_SEGMENTS}")
+                raise _too_many_segments(after_use=True)
             if depth > MAX_DEPTH:
                 raise SVGLoadError(f"SVG is nested too deeply through <use> references: more than {MAX_DEPTH} levels")
-            totals[node] = (elements, segments, depth)
+            if work > MAX_PARSE_WORK:
+                raise SVGLoadError(f"SVG is too costly to parse: inherited attributes and transforms add up to more "
+                                   f"than {MAX_PARSE_WORK} characters of parsing (long attributes on large groups)")
+            totals[node] = (elements, segments, depth, work)
             state[node] = 2
+
+
+def _attribute_cost(elem: ET.Element) -> Tuple[int, int]:
+    """(cost paid by every element below `elem` for its attributes, cost paid by `elem` itself), in characters.
+
+    Path data and points are excluded: they are only parsed by their own element and bounded by MAX_SEGMENTS.
+    """
+    attrib = elem.attrib
+    inherited = len(attrib) + sum(len(attrib.get(k, "")) for k in _REPARSED_INHERITED)
+    inherited += 3 * len(attrib.get("transform", ""))  # measured: transform chains cost ~4x other characters
+    if "viewBox" in attrib:
+        inherited += 4 * 64  # svgelements turns a viewBox into a transform string inherited like 'transform'
+    own = sum(len(v) for k, v in attrib.items() if k not in ("d", "points"))
+    return inherited, own
 
 
 def _stop_colour(stop: ET.Element) -> Optional[Tuple[float, float, float]]:
@@ -608,7 +777,7 @@ def _cubics(seg) -> List[Tuple[Point2, Point2, Point2]]:
         p1 = _xy(seg.end)
         if p0 == p1:
             return []  # SVG: an arc whose endpoints coincide is omitted
-        if seg.rx == 0 or seg.ry == 0 or seg.sweep == 0:
+        if seg.sweep == 0 or seg.rx == 0 or seg.ry == 0:
             return _line(p0, p1)  # SVG: zero radius means a straight line (svgelements would yield nothing)
         return _arc_cubics(seg, p0, p1)
     if isinstance(seg, se.Linear):  # Line and Close
@@ -627,8 +796,11 @@ def _arc_cubics(arc, p0: Point2, p1: Point2) -> List[Tuple[Point2, Point2, Point
     k = 4.0 / 3.0 * math.tan(delta / 4.0)
     cx, cy = _xy(arc.center)
     rx, ry = arc.rx, arc.ry
-    cos_r, sin_r = math.cos(arc.get_rotation()), math.sin(arc.get_rotation())
-    t0 = arc.get_start_t()
+    rotation = arc.get_rotation()
+    cos_r, sin_r = math.cos(rotation), math.sin(rotation)
+    # start parameter on the unrotated ellipse (svgelements' get_start_t gives the same, ~20x slower)
+    vx, vy = p0[0] - cx, p0[1] - cy
+    t0 = math.atan2((-vx * sin_r + vy * cos_r) / ry, (vx * cos_r + vy * sin_r) / rx)
 
     def point(t):
         ex, ey = rx * math.cos(t), ry * math.sin(t)
@@ -712,6 +884,7 @@ class _PaintResolver:
     def __init__(self, paint_servers):
         self.paint_servers = paint_servers
         self.fallbacks = 0
+        self.colours: Dict[str, Tuple[Optional[Tuple[float, float, float]], float]] = {}  # parse each colour once
 
     def __call__(self, values: dict, key: str) -> Tuple[Optional[Tuple[float, float, float]], float]:
         """(rgb or None for no paint, colour alpha). Read from the raw value: svgelements turns url(#...) into black."""
@@ -726,10 +899,12 @@ class _PaintResolver:
             text = fallback.strip() or "none"  # SVG: a missing paint server without fallback colour means none
         if text.lower() == "currentcolor":
             text = str(values.get("color", "black"))
-        colour = se.Color(text)
-        if colour.value is None:
-            return None, 0.0
-        return (colour.red / 255.0, colour.green / 255.0, colour.blue / 255.0), colour.alpha / 255.0
+        if text not in self.colours:
+            colour = se.Color(text)
+            self.colours[text] = ((None, 0.0) if colour.value is None else
+                                  ((colour.red / 255.0, colour.green / 255.0, colour.blue / 255.0),
+                                   colour.alpha / 255.0))
+        return self.colours[text]
 
 
 def _iter_shapes(doc) -> Iterator[Tuple[se.Shape, float]]:
@@ -801,13 +976,14 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: int = 256, fit: bool
     """
     if isinstance(canvas_size, bool) or not isinstance(canvas_size, int) or not 1 <= canvas_size <= MAX_CANVAS:
         raise SVGLoadError(f"canvas_size must be an integer in [1, {MAX_CANVAS}], got {canvas_size!r}")
-    if not (isinstance(stroke_width, (int, float)) and math.isfinite(stroke_width) and 0 <= stroke_width <= canvas_size):
-        raise SVGLoadError(f"stroke_width must be a number in [0, canvas_size], got {stroke_width!r}")
+    if not (isinstance(stroke_width, (int, float)) and math.isfinite(stroke_width)
+            and 0 <= stroke_width <= MAX_CANVAS):
+        raise SVGLoadError(f"stroke_width must be a number in [0, {MAX_CANVAS}], got {stroke_width!r}")
     if isinstance(max_paths, bool) or not isinstance(max_paths, int) or max_paths < 0:
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
-    cleaner = _Cleaner(root, canvas_size)
+    cleaner = _Cleaner(root)
     cleaner.run()
     warnings = list(cleaner.warnings)
 

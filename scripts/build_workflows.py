@@ -83,11 +83,29 @@ def sketch_motion(info: dict) -> dict:
     g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix="VideoPriors/sketch_motion", format="mp4", codec="h264")
     svgs = g.node("VP_SketchToSVG", 1, 2, sketch=(motion, 0))
     g.node("SaveSVGNode", 2, 2, svg=(svgs, 0), filename_prefix="VideoPriors/sketch_motion_frames")
-    g.node("PreviewImage", 0, 1, images=(load, 1))
+    g.node("PreviewImage", 0, 2, images=(load, 1))
     return g.to_json()
 
 
-WORKFLOWS = {"sketch_motion.json": sketch_motion}
+MODELSCOPE_FOLDER = "text-to-video-ms-1.7b"
+
+
+def livesketch_modelscope(info: dict) -> dict:
+    g = Graph(info)
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", canvas_size=256, force_black=True)
+    model = g.node("VP_SketchMotionModel", 0, 2, frames=24)
+    prior = g.node("VP_LoadVideoPrior", 1, 0, prior=MODELSCOPE_FOLDER, dtype="auto")
+    guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt="The cat is wagging its tail and turning its head")
+    anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
+                  iterations=1000, seed=1000, fps=8.0)
+    g.node("VP_SaveAnimatedSVG", 3, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch")
+    g.node("SaveAnimatedWEBP", 3, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch", fps=8.0)
+    video = g.node("CreateVideo", 2, 2, images=(anim, 1), fps=8.0)
+    g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix="VideoPriors/livesketch", format="mp4", codec="h264")
+    return g.to_json()
+
+
+WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope}
 
 
 def main():

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 
-from comfy_runtime import ComfyServer, comfyui_dir, prepare_base_dir
+from comfy_runtime import comfyui_dir, prepare_base_dir
 
 _STATE: dict = {}
 

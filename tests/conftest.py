@@ -11,13 +11,28 @@ for p in (ROOT, os.path.join(ROOT, "scripts")):
 import pytest  # noqa: E402
 
 
+TINY_PRIOR_NAME = "text-to-video-ms-1.7b"  # the folder name the example workflow asks for
+
+
+def install_test_models(base_dir: str) -> str:
+    """Put a tiny random diffusers text-to-video folder where the real ModelScope folder would go."""
+    from pipelines.priors.tiny_models import build_tiny_t2v_folder
+
+    path = os.path.join(base_dir, "models", "video_priors", TINY_PRIOR_NAME)
+    if not os.path.isdir(path):
+        build_tiny_t2v_folder(path, seed=0)
+    return path
+
+
 @pytest.fixture(scope="session")
 def comfy_inproc(tmp_path_factory):
     from comfy_env import has_runtime, inprocess
 
     if not has_runtime():
         pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
-    return inprocess(str(tmp_path_factory.mktemp("comfy-inproc")))
+    base = str(tmp_path_factory.mktemp("comfy-inproc"))
+    install_test_models(base)
+    return inprocess(base)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +41,9 @@ def comfy_server(tmp_path_factory):
 
     if not has_runtime():
         pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
-    server = ComfyServer(str(tmp_path_factory.mktemp("comfy-server")))
+    base = str(tmp_path_factory.mktemp("comfy-server"))
+    install_test_models(base)
+    server = ComfyServer(base)
     server.start()
     yield server
     server.stop()

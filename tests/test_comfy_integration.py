@@ -77,28 +77,46 @@ def check_svg_file(data: bytes, animated: bool):
     assert bool(root.findall(f".//{SVG_NS}animate")) == animated
 
 
+# What each example workflow must produce when run: output kinds, frame count and frame size.
+WORKFLOW_EXPECTATIONS = {
+    "sketch_motion.json": {"kinds": {".svg", ".webp", ".png", ".mp4"}, "frames": 16, "size": (256, 256),
+                           "frame_svgs": "sketch_motion_frames"},
+    "livesketch_modelscope.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 4, "size": (64, 64)},
+}
+
+
+def shrink_for_tests(prompt: dict) -> dict:
+    """Tiny settings for the LiveSketch nodes so a workflow runs in seconds with the tiny prior."""
+    for node in prompt.values():
+        if node["class_type"] == "VP_SketchMotionModel":
+            node["inputs"].update(frames=4, hidden=16)
+        if node["class_type"] == "VP_AnimateSketch":
+            node["inputs"].update(iterations=2, render_size=64, preview_every=1)
+    return prompt
+
+
 def check_workflow_outputs(entry: dict, fetch, workflow_name: str):
+    expect = WORKFLOW_EXPECTATIONS[workflow_name]
     status = entry.get("status", {})
     assert status.get("status_str") == "success", status
     files = output_files(entry)
     assert files, "no outputs"
     kinds = {os.path.splitext(item["filename"])[1].lower() for _, _, item in files}
-    if workflow_name == "sketch_motion.json":
-        assert {".svg", ".webp", ".png", ".mp4"} <= kinds, kinds
+    assert expect["kinds"] <= kinds, kinds
+    frame_svgs = [i for _, _, i in files if expect.get("frame_svgs") and i["filename"].startswith(expect["frame_svgs"])]
     for _node, _kind, item in files:
         data = fetch(item)
         ext = os.path.splitext(item["filename"])[1].lower()
         if ext == ".svg":
-            check_svg_file(data, animated=b"<animate" in data)
+            check_svg_file(data, animated=item not in frame_svgs)
         elif ext in (".webp", ".png") and item.get("type") == "output":
-            check_image_file(data, frames=16, size=(256, 256))
+            check_image_file(data, frames=expect["frames"], size=expect["size"])
         elif ext == ".mp4":
-            check_video_file(data, frames=16, size=(256, 256))
-    per_frame_svgs = [i for _, _, i in files if i["filename"].startswith("sketch_motion_frames")]
-    if workflow_name == "sketch_motion.json":
-        assert len(per_frame_svgs) == 16
-        animated = [i for _, _, i in files if i["filename"].endswith(".svg") and i not in per_frame_svgs]
-        assert len(animated) == 1 and b"<animate" in fetch(animated[0])
+            check_video_file(data, frames=expect["frames"], size=expect["size"])
+    if expect.get("frame_svgs"):
+        assert len(frame_svgs) == expect["frames"]
+    animated = [i for _, _, i in files if i["filename"].endswith(".svg") and i not in frame_svgs]
+    assert len(animated) == 1
 
 
 # --- server subprocess -------------------------------------------------------------------------
@@ -131,7 +149,7 @@ def test_workflows_are_served_as_templates(comfy_server):
 @pytest.mark.server
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[os.path.basename(p) for p in WORKFLOWS])
 def test_workflow_runs_through_prompt_api(comfy_server, path):
-    prompt = workflow_to_prompt(load_workflow(path), comfy_server.object_info())
+    prompt = shrink_for_tests(workflow_to_prompt(load_workflow(path), comfy_server.object_info()))
     entry = comfy_server.run(prompt, timeout=600)
     check_workflow_outputs(entry, comfy_server.fetch, os.path.basename(path))
 
@@ -188,7 +206,7 @@ def test_inprocess_small_graph(comfy_inproc):
 def test_inprocess_workflows(comfy_inproc):
     info = comfy_inproc.object_info()
     for path in WORKFLOWS:
-        executor = comfy_inproc.run(workflow_to_prompt(load_workflow(path), info))
+        executor = comfy_inproc.run(shrink_for_tests(workflow_to_prompt(load_workflow(path), info)))
         assert executor.success, executor.status_messages
         entry = {"status": {"status_str": "success"}, "outputs": executor.history_result["outputs"]}
 
@@ -244,3 +262,99 @@ def test_inprocess_loads_the_pack(comfy_inproc):
     for node in EXPECTED_NODES:
         cls = comfy_inproc.nodes.NODE_CLASS_MAPPINGS[node]
         assert cls.GET_SCHEMA().category.startswith("VideoPriors/")
+
+
+# --- LiveSketch nodes in the runtime -------------------------------------------------------------
+
+def livesketch_prompt(info: dict, **animate) -> dict:
+    path = os.path.join(REPO, "workflows", "livesketch_modelscope.json")
+    prompt = shrink_for_tests(workflow_to_prompt(load_workflow(path), info))
+    for node in prompt.values():
+        if node["class_type"] == "VP_AnimateSketch":
+            node["inputs"].update(animate)
+    return prompt
+
+
+@pytest.mark.server
+def test_interrupt_stops_animate_sketch_and_the_next_prompt_runs(comfy_server):
+    prompt = livesketch_prompt(comfy_server.object_info(), iterations=100000)
+    r = comfy_server.queue(prompt)
+    assert r.status_code == 200, r.text
+    prompt_id = r.json()["prompt_id"]
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until VP_AnimateSketch is iterating
+        running = comfy_server.get("/queue").json()["queue_running"]
+        if running and running[0][1] == prompt_id:
+            break
+        time.sleep(0.2)
+    time.sleep(3.0)
+    t0 = time.time()
+    comfy_server.interrupt()
+    entry = comfy_server.wait(prompt_id, timeout=120)
+    latency = time.time() - t0
+    events = [m[0] for m in entry["status"]["messages"]]
+    assert "execution_interrupted" in events, events
+    interrupted = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_interrupted"][0]
+    assert interrupted["node_type"] == "VP_AnimateSketch"
+    # 100000 iterations would take hours; one tiny iteration takes well under a second.
+    assert latency < 30, latency
+    assert comfy_server.run(small_prompt(frames=2), timeout=120)["status"]["status_str"] == "success"
+
+
+def _node_error(executor, node_type):
+    errors = [m[1] for m in executor.status_messages if m[0] == "execution_error"]
+    assert errors, executor.status_messages
+    assert errors[0]["node_type"] == node_type
+    return errors[0]["exception_message"]
+
+
+def test_livesketch_bad_inputs_give_clear_node_errors(comfy_inproc, tmp_path):
+    info = comfy_inproc.object_info()
+    empty = livesketch_prompt(info)
+    load = next(k for k, v in empty.items() if v["class_type"] == "VP_LoadSVGSketch")
+    empty[load]["inputs"]["svg_text"] = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    executor = comfy_inproc.run(empty)
+    assert not executor.success
+    assert "path" in _node_error(executor, "VP_LoadSVGSketch").lower()
+
+    short = livesketch_prompt(info)
+    motion = next(k for k, v in short.items() if v["class_type"] == "VP_SketchMotionModel")
+    short[motion]["inputs"]["frames"] = 1
+    valid, error, _o, node_errors = comfy_inproc.validate(short)
+    assert not valid and error["type"] == "prompt_outputs_failed_validation" and motion in node_errors
+
+
+def test_prior_folder_problems_name_the_file_and_where_to_get_it(comfy_inproc):
+    import shutil
+
+    import folder_paths
+
+    info = comfy_inproc.object_info()
+    root = folder_paths.get_folder_paths("video_priors")[0]
+    src = os.path.join(root, "text-to-video-ms-1.7b")
+    broken = os.path.join(root, "broken-t2v")
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(src, broken)
+    shutil.rmtree(os.path.join(broken, "vae"))
+    prompt = livesketch_prompt(info)
+    loader = next(k for k, v in prompt.items() if v["class_type"] == "VP_LoadVideoPrior")
+    prompt[loader]["inputs"]["prior"] = "broken-t2v"
+    executor = comfy_inproc.run(prompt)
+    msg = _node_error(executor, "VP_LoadVideoPrior")
+    assert "vae" in msg and broken in msg and "video_priors" in msg
+
+    # a truncated weights file is a wrong checkpoint, reported as such
+    shutil.rmtree(broken)
+    shutil.copytree(src, broken)
+    weights = os.path.join(broken, "unet", "diffusion_pytorch_model.safetensors")
+    with open(weights, "r+b") as f:
+        f.truncate(os.path.getsize(weights) // 2)
+    executor = comfy_inproc.run(prompt)
+    msg = _node_error(executor, "VP_LoadVideoPrior")
+    assert "unet" in msg.lower()
+    shutil.rmtree(broken)
+
+    missing = livesketch_prompt(info)
+    missing[loader]["inputs"]["prior"] = "no-such-prior"
+    valid, _error, _o, node_errors = comfy_inproc.validate(missing)
+    assert not valid and "video_priors" in json.dumps(node_errors[loader])

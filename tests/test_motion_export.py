@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 
-from pipelines.motion import PRESETS, GlobalParams, apply_global, preset_params, procedural_motion, transform_matrices
+from pipelines.motion import PRESETS, GlobalParams, apply_global, preset_params, procedural_motion
 from pipelines.sketch import Sketch, SketchAnimation, make_style
 from pipelines.svg_export import animated_svg, animation_frames_svg, frame_svg, parse_color, path_data
 

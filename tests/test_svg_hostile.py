@@ -128,6 +128,13 @@ def test_deep_use_chain():
     rejects(SVG + '<defs><path id="c0" d="M 0 0 L 1 1"/>' + chain + '</defs><use href="#c399"/></svg>', "nested")
 
 
+def test_long_gradient_href_chain():
+    chain = "".join(f'<linearGradient id="g{i}" href="#g{i + 1}"/>' for i in range(20_000))
+    doc = (SVG + "<defs>" + chain + '<linearGradient id="g20000" href="#g0"/></defs>'  # ...and circular
+           + '<rect width="5" height="5" fill="url(#g0)"/></svg>')
+    assert loads(doc).sketch.num_paths == 1
+
+
 def test_circular_use_is_dropped_with_warning():
     result = loads(SVG + '<g id="a">' + PATH + '<use href="#a"/></g><use id="self" href="#self"/></svg>')
     assert result.sketch.num_paths == 1
@@ -166,6 +173,44 @@ def test_many_small_elements():
 
 def test_deep_nesting():
     rejects(SVG + '<g>' * 10_000 + PATH + '</g>' * 10_000 + '</svg>', "nested")
+
+
+# ------------------------------------------------------------------- small documents that are costly to parse
+
+def test_style_sheets_that_make_regexes_backtrack():
+    # svgelements' own <style> regex takes ~50 s on the first one; our CSS scanner is linear
+    for css in ("a" + " " * 20_000, "a" * 1_000_000, "{" * 500_000 + "}", "/*" * 500_000, "a{" * 500_000):
+        assert loads(SVG + f"<style>{css}</style>" + PATH + "</svg>").sketch.num_paths == 1
+
+
+def test_too_many_css_rules():
+    rejects(SVG + "<style>" + ".a{fill:red}" * 50_000 + "</style>" + PATH + "</svg>", "too many rules")
+
+
+def test_css_rule_matching_every_element():
+    css = "*{fill:red;" + "x:y;" * 2000 + "}"
+    rejects(SVG + f"<style>{css}</style>" + "<g/>" * 20_000 + PATH + "</svg>", "too costly")
+
+
+def test_long_transform_inherited_by_many_paths():
+    # svgelements re-parses the whole inherited transform chain for every element: this 40 KB file took 9 s
+    transform = "translate(0.001,0) " * 1000
+    rejects(SVG + f'<g transform="{transform}">' + PATH * 1000 + "</g></svg>", "too costly")
+
+
+def test_many_attributes_inherited_by_many_elements():
+    attrs = " ".join(f'a{i}="1"' for i in range(1000))
+    rejects(f'<svg xmlns="http://www.w3.org/2000/svg" {attrs}>' + "<g/>" * 30_000 + PATH + "</svg>", "too costly")
+
+
+def test_polyline_digit_run():
+    # svgelements' coordinate-pair regex is cubic on a long digit run; points are rewritten before it sees them
+    result = loads(SVG + '<polyline points="' + "0" * 20_000 + '1 5 10 10" stroke="black"/></svg>')
+    assert result.sketch.style.num_segments == [1]
+
+
+def test_clip_path_url_is_not_resolved():
+    assert loads(SVG + '<path d="M 0 0 L 1 1" clip-path="' + "url(" * 20_000 + '"/></svg>').sketch.num_paths == 1
 
 
 # --------------------------------------------------------------------------------------------- bad numbers

@@ -63,7 +63,8 @@ def test_absolute_commands():
     # C then S: S's first control point is the reflection of (30,50) about (40,60)
     close(path_points(sk, 1), [[10, 60], [20, 50], [30, 50], [40, 60], [50, 70], [60, 70], [70, 60]])
 
-    # Q then T, elevated exactly to cubics (controls at 2/3 towards the quadratic control); T reflects (20,70) -> (40,90)
+    # Q then T, elevated exactly to cubics (controls at 2/3 towards the quadratic control);
+    # T reflects (20,70) -> (40,90)
     d = 20 / 3
     close(path_points(sk, 2), [[10, 80], [10 + d, 80 - d], [30 - d, 80 - d], [30, 80],
                                [30 + d, 80 + d], [50 - d, 80 + d], [50, 80]])
@@ -178,7 +179,8 @@ def test_nested_transforms():
     for i, ends in enumerate(expected):
         close(on_curve(sk, i), ends)
         start, end = torch.tensor(ends[0]), torch.tensor(ends[1])
-        close(path_points(sk, i)[1:3], torch.stack([start + (end - start) / 3, start + 2 * (end - start) / 3]))  # straight
+        thirds = torch.stack([start + (end - start) / 3, start + 2 * (end - start) / 3])
+        close(path_points(sk, i)[1:3], thirds)  # still a straight line
     # stroke width x sqrt(|det|) of the total transform
     close(sk.style.stroke_width, [1.5 * 2, 1, math.sqrt(6), 1, 1, 3 * math.sqrt(2), 4])
 
@@ -300,6 +302,28 @@ def test_styles_presentation_style_attribute_and_css():
     assert st.stroke_opacity[9].item() == pytest.approx(0.25, abs=0.01)  # rgba alpha x stroke-opacity
 
 
+def test_css_selectors_and_specificity():
+    svg = SVG_OPEN + (
+        'width="100" height="100"><style>'
+        '/* comment { path { stroke: #123456 } } */'
+        '@media print { path { stroke: #00ffff } }'
+        '#a { stroke: #0000ff } .c { stroke: #00ff00 !important; stroke-width: 2 } path { stroke: #ff0000 }'
+        'path.c.d { stroke-width: 9 } g path { stroke: #ffff00 } * { stroke-opacity: 0.5 } .late { stroke: #000000 }'
+        '.late { stroke: #ff00ff }'
+        '</style>'
+        '<path id="a" class="c" d="M 0 0 L 1 1"/>'  # id beats class beats tag, whatever the order
+        '<path class="c d" d="M 0 0 L 1 1"/>'  # compound selector
+        '<path d="M 0 0 L 1 1"/>'  # tag only; 'g path' (descendant combinator) is not applied
+        '<path class="late" d="M 0 0 L 1 1" style="stroke-opacity: 1"/>'  # later rule wins; style="" beats CSS
+        '</svg>')
+    result = load_svg_sketch(svg, **IDENTITY)
+    st = result.sketch.style
+    close(st.stroke_color, [[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
+    close(st.stroke_width, [2, 9, 1, 1])
+    close(st.stroke_opacity, [0.5, 0.5, 0.5, 1])
+    assert len(result.warnings) == 1 and "unsupported selectors" in result.warnings[0]
+
+
 def test_stroke_width_override():
     sk = load("styles.svg", stroke_width=2.5, **IDENTITY).sketch
     widths = sk.style.stroke_width.tolist()
@@ -366,6 +390,25 @@ def test_malformed_tail_keeps_valid_prefix_with_warning():
     result = load_svg_sketch(svg, **IDENTITY)
     assert result.sketch.style.num_segments == [2]
     assert len(result.warnings) == 1 and "malformed path data" in result.warnings[0]
+
+
+def test_paint_servers_become_flat_colours():
+    svg = SVG_OPEN + (
+        'xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100"><defs>'
+        '<radialGradient id="stops"><stop stop-color="#ffffff"/><stop stop-color="#000000"/></radialGradient>'
+        '<linearGradient id="reuse" xlink:href="#stops"/>'  # takes its stops from the referenced gradient
+        '<pattern id="hatch" width="4" height="4"><path d="M 0 0 L 4 4"/></pattern></defs>'
+        '<rect width="10" height="10" fill="url(#reuse)"/>'
+        '<rect width="10" height="10" fill="url(#hatch)"/>'
+        '<rect width="10" height="10" fill="url(#missing) #00ff00"/>'  # SVG fallback colour
+        '<rect width="10" height="10" fill="url(#missing)"/>'  # no fallback: no fill
+        '</svg>')
+    result = load_svg_sketch(svg, **IDENTITY)
+    st = result.sketch.style
+    close(st.fill_color[:3], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 1, 0]])
+    close(st.fill_opacity, [1, 1, 1, 0])
+    assert result.skipped == {"radialGradient": 1, "linearGradient": 1, "pattern": 1}
+    assert "flat colour" in result.warnings[0]
 
 
 @pytest.mark.parametrize("kwargs", [dict(canvas_size=0), dict(canvas_size=2.5), dict(stroke_width=-1.0),

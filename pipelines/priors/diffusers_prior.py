@@ -36,6 +36,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import pickle
 import weakref
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -53,12 +54,13 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16
 WHERE_TO_GET = ("download the diffusers folder of ali-vilab/text-to-video-ms-1.7b (or cerspense/zeroscope_v2_576w) "
                 "from Hugging Face and put it in ComfyUI/models/video_priors/<name>/")
 
-# (substring of the folder name, frames, height, width): the clip shape each model was trained
-# for. ModelScope: 24 frames at 256x256, as in the LiveSketch reference (animate_svg.py).
+# Clip shape. Frames: 24, as the LiveSketch reference runs ModelScope (animate_svg.py: 24 frames,
+# 256x256). Size: the UNet's native size (unet sample_size x VAE factor: 32 x 8 = 256 for
+# ModelScope), except for models fine-tuned at another size than their config says, recognised
+# by folder name: (substring, frames, height, width).
 KNOWN_CLIP_SHAPES = (
     ("zeroscope_v2_xl", 24, 576, 1024),
     ("zeroscope", 24, 320, 576),
-    ("text-to-video-ms", 24, 256, 256),
 )
 DEFAULT_NUM_FRAMES = 24
 
@@ -127,10 +129,20 @@ def _read_json(path: str, component: str) -> dict:
     return data
 
 
+_COMPONENT_FILES = {
+    "unet": ("config.json", "diffusion_pytorch_model.safetensors"),
+    "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
+    "text_encoder": ("config.json", "model.safetensors"),
+    "tokenizer": ("vocab.json", "merges.txt", "tokenizer_config.json"),
+    "scheduler": ("scheduler_config.json",),
+}
+
+
 def _component_dir(root: str, component: str) -> str:
     d = os.path.join(root, component)
     if not os.path.isdir(d):
-        raise _missing(f"missing the '{component}' component (subfolder {component}/)", root, f"{component}/")
+        files = ", ".join(f"{component}/{f}" for f in _COMPONENT_FILES[component])
+        raise _missing(f"missing the '{component}' component (subfolder {component}/)", root, files)
     return d
 
 
@@ -171,6 +183,19 @@ def _check_loading_info(component: str, path: str, info: Optional[dict]) -> None
     if problems:
         raise PriorLoadError(f"{component} weights in {path} do not match its config: {'; '.join(problems)}. "
                              "The file is from a different model.")
+
+
+def _describe_load_error(e: BaseException) -> str:
+    """One readable line for a library loading error, naming a refused pickle explicitly."""
+    chain, cur = [], e
+    while cur is not None and cur not in chain:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    if any(isinstance(c, pickle.UnpicklingError) or "Weights only load failed" in str(c) for c in chain):
+        return ("the .bin pickle holds Python objects other than tensors and was refused: .bin files are only "
+                "read with torch.load(weights_only=True), never with arbitrary unpickling; use the .safetensors file")
+    text = "; caused by ".join(f"{type(c).__name__}: {str(c).strip()}" for c in chain[:2])
+    return text if len(text) <= 800 else text[:800] + " ..."
 
 
 def _module_device_dtype(module: torch.nn.Module):
@@ -226,6 +251,10 @@ class DiffusersVideoPrior(VideoPrior):
         self.latent_sampling = latent_sampling
         self.reload_text_encoder = reload_text_encoder
         self._embeds_cache: dict = {}
+        self._te_source = None  # (folder, weights) to reload the text encoder from; set by from_folder
+        # A tokenizer_config.json without model_max_length reports 1e30: cap by the encoder's positions.
+        self.max_text_length = min(int(tokenizer.model_max_length),
+                                   int(getattr(text_encoder.config, "max_position_embeddings", 77)))
         self.dtype, self.vae_dtype = dtype, vae_dtype
         self.device = torch.device(device)
         self.to(self.device)
@@ -274,7 +303,7 @@ class DiffusersVideoPrior(VideoPrior):
             # scheduler class named in the config (DPMSolver..., DDPM...) shares those fields.
             scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
         except Exception as e:
-            raise PriorLoadError(f"could not load the tokenizer/scheduler of {path}: {type(e).__name__}: {e}") from e
+            raise PriorLoadError(f"could not load the tokenizer/scheduler of {path}: {_describe_load_error(e)}") from e
 
         prior = cls(unet, vae, text_encoder, tokenizer, scheduler, folder=path, name=os.path.basename(path),
                     dtype=dtype, vae_dtype=vae_dtype, device=device, **kwargs)
@@ -311,7 +340,7 @@ class DiffusersVideoPrior(VideoPrior):
                 comp_dir, torch_dtype=dtype, use_safetensors=weights.use_safetensors, variant=weights.variant,
                 local_files_only=True, output_loading_info=True)
         except Exception as e:
-            raise PriorLoadError(f"could not load {component} from {weights.path}: {type(e).__name__}: {e}") from e
+            raise PriorLoadError(f"could not load {component} from {weights.path}: {_describe_load_error(e)}") from e
         _check_loading_info(component, weights.path, info)
         return model
 
@@ -324,7 +353,7 @@ class DiffusersVideoPrior(VideoPrior):
                 te_dir, dtype=dtype, use_safetensors=weights.use_safetensors, variant=weights.variant,
                 weights_only=True, local_files_only=True, output_loading_info=True)
         except Exception as e:
-            raise PriorLoadError(f"could not load text_encoder from {weights.path}: {type(e).__name__}: {e}") from e
+            raise PriorLoadError(f"could not load text_encoder from {weights.path}: {_describe_load_error(e)}") from e
         _check_loading_info("text_encoder", weights.path, info)
         return model
 
@@ -352,7 +381,7 @@ class DiffusersVideoPrior(VideoPrior):
             return self._embeds_cache[key]
         reloaded = False
         if self.text_encoder is None:
-            if not self.reload_text_encoder or getattr(self, "_te_source", None) is None:
+            if not self.reload_text_encoder or self._te_source is None:
                 raise TextEncoderFreedError(
                     f"the text encoder was freed (free_text_encoder()) and prompt {prompt!r} / negative "
                     f"{negative_prompt!r} was not encoded before; encode all prompts first or set reload_text_encoder")
@@ -360,7 +389,7 @@ class DiffusersVideoPrior(VideoPrior):
             self.text_encoder.requires_grad_(False).eval()
             reloaded = True
         try:
-            ids = self.tokenizer([prompt, negative_prompt], padding="max_length", max_length=self.tokenizer.model_max_length,
+            ids = self.tokenizer([prompt, negative_prompt], padding="max_length", max_length=self.max_text_length,
                                  truncation=True, return_tensors="pt").input_ids
             device, _ = _module_device_dtype(self.text_encoder)
             with torch.no_grad():
@@ -527,15 +556,5 @@ def encode_memory_report(prior: DiffusersVideoPrior, frames: torch.Tensor, chunk
     return {"chunked_bytes": chunked, "full_bytes": full, "ratio": chunked / max(full, 1), "frames": k, "chunk": chunk}
 
 
-def diffusers_folder_ok(path: str) -> bool:
-    """Cheap check that `path` looks like a diffusers text-to-video folder (for model lists)."""
-    try:
-        cfg = _read_json(os.path.join(path, "unet", "config.json"), "unet")
-    except PriorLoadError:
-        return False
-    return cfg.get("_class_name") == "UNet3DConditionModel" and all(
-        os.path.isdir(os.path.join(path, c)) for c in ("vae", "text_encoder", "tokenizer", "scheduler"))
-
-
 __all__ = ["DiffusersVideoPrior", "PriorLoadError", "PriorFilesMissingError", "TextEncoderFreedError",
-           "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "diffusers_folder_ok", "WHERE_TO_GET"]
+           "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "WHERE_TO_GET"]
