@@ -8,26 +8,32 @@ Conventions: canvas pixel (i, j) covers [i, i+1] x [j, j+1] (centre at +0.5); st
 the full width, with round caps and round joins; closed paths are filled with the non-zero
 winding rule; paths are composited in order with "over" (per path: fill first, then stroke).
 
-Hand-written on purpose: no maintained pure-PyTorch rasterizer library exists (diffvg, the
-reference, needs a compiled build), so this module implements the geometry itself. It is
-optionally checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed.
+Hand-written on purpose: no maintained pure-PyTorch rasterizer library fits (diffvg, the
+reference, needs a compiled build), so this module implements the geometry itself; it can be
+cross-checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed.
 
-Pipeline, all vectorised over frames and paths (no Python loop over pixels or segments):
+Pipeline, vectorised over all frames and paths at once (Python loops only over layer depth):
 1. Flatten: every cubic of every frame becomes a polyline; the number of pieces per cubic is
    chosen without gradient (Wang's bound for a flattening tolerance, and a maximum piece
    length), the points are evaluated differentiably with the Bernstein basis.
-2. Strokes: each line piece emits (piece, pixel) pairs over its bounding box grown by the half
-   width (integer index maths only). Per pair, the distance d from the pixel centre to the
-   piece gives the box-filtered coverage = overlap of [d - 1/2, d + 1/2] with [-w/2, w/2].
-   A `scatter_reduce(amax)` per (frame, path, pixel) takes the union of the pieces, which is
-   the coverage of the distance to the whole polyline: round caps and joins for free.
-3. Fills: signed-area scan conversion. Each edge is clipped to horizontal bands (a few per
-   pixel row); a band piece adds its signed height dy at its mid x into a difference array
-   split between the two pixels around x; a cumulative sum along x gives the winding-weighted
-   covered area of every pixel (exact total area per row, differentiable in x and y);
-   coverage = min(|winding area|, 1) (non-zero rule).
-4. Composite: front-to-back transmittance over the layers (one loop step per layer on
-   [K, H*W] maps), then one matmul of the layer weights with the layer colours.
+2. Strokes: each line piece emits (piece, pixel) candidates over its bounding box grown by the
+   half width (integer index maths only); the ones within reach are kept. Coverage of a pair =
+   exact area of the pixel (a box filter) inside a band of the stroke width at the pixel
+   centre's distance d from the piece, with the piece's orientation (`_pixel_cdf`); exact for
+   straight strokes at any angle and any width, including widths below a pixel. The maximum
+   over the pieces of a path is the coverage of the distance to the whole polyline: round caps
+   and joins for free (slightly under-covering pixels at turns sharper than the pixel size).
+   Forward and backward of this per-pair step are hand-written (`_StrokeCoverage`) to save
+   memory and time.
+3. Fills: signed-area scan conversion. Each edge is clipped to horizontal bands (4 per pixel
+   row); a band piece adds its signed height at its mid x into a difference array, split
+   between the two pixels around x; a cumulative sum along the row gives the winding-weighted
+   covered area of every pixel (exact per row, differentiable in x and y); coverage =
+   min(|winding area|, 1) (non-zero rule). Only each row's span between its first and last
+   crossing is materialised.
+4. Composite: all coverage is sparse (pixel, layer, coverage) entries. They are grouped per
+   pixel (one sort), padded to the largest number of layers on one pixel, and composited with
+   "over" front to back; untouched pixels keep the background.
 """
 from __future__ import annotations
 
@@ -182,15 +188,18 @@ class _Scene:
         with torch.no_grad():
             stroke_on = [True] * style.num_paths if width.requires_grad else (width > 0).tolist()
             fill_on = [True] * style.num_paths if fill_opacity.requires_grad else (fill_opacity > 0).tolist()
-        stroke_layer, fill_layer, fill_slot, pick = [], [], [], []
         P = style.num_paths
+        stroke_layer, fill_layer, fill_slot = [-1] * P, [-1] * P, [-1] * P
+        pick = []  # per layer: index into the concatenated [fill attributes, stroke attributes]
+        num_fills = 0
         for p in range(P):
-            has_fill = style.closed[p] and fill_on[p]
-            fill_slot.append(sum(s >= 0 for s in fill_slot) if has_fill else -1)
-            fill_layer.append(len(pick) if has_fill else -1)
-            pick += [p] if has_fill else []
-            stroke_layer.append(len(pick) if stroke_on[p] else -1)
-            pick += [P + p] if stroke_on[p] else []
+            if style.closed[p] and fill_on[p]:
+                fill_slot[p], fill_layer[p] = num_fills, len(pick)
+                pick.append(p)
+                num_fills += 1
+            if stroke_on[p]:
+                stroke_layer[p] = len(pick)
+                pick.append(P + p)
         opacity = torch.cat([fill_opacity, style.stroke_opacity.to(**cast).reshape(-1)])
         color = torch.cat([style.fill_color.to(**cast).reshape(-1, 3), style.stroke_color.to(**cast).reshape(-1, 3)])
         pick_t = torch.tensor(pick, dtype=torch.long, device=device)
@@ -201,7 +210,7 @@ class _Scene:
             stroke_layer=as_index(stroke_layer),
             fill_layer=as_index(fill_layer),
             fill_slot=as_index(fill_slot),
-            num_fills=sum(s >= 0 for s in fill_slot),
+            num_fills=num_fills,
             half_width=(width * 0.5).clamp_min(0),
             layer_opacity=opacity[pick_t],
             layer_color=color[pick_t],
