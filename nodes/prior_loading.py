@@ -43,36 +43,35 @@ def _is_t2v_folder(path: str) -> bool:
     return False
 
 
+def _search_roots() -> list[str]:
+    roots = []
+    for key in SEARCH_KEYS:
+        try:
+            roots += folder_paths.get_folder_paths(key)
+        except KeyError:
+            continue
+    return roots
+
+
 def list_prior_folders() -> list[str]:
     """Names of text-to-video folders under models/video_priors and models/diffusers."""
     names = []
-    for key in SEARCH_KEYS:
-        try:
-            roots = folder_paths.get_folder_paths(key)
-        except KeyError:
+    for root in _search_roots():
+        if not os.path.isdir(root):
             continue
-        for root in roots:
-            if not os.path.isdir(root):
-                continue
-            for entry in sorted(os.listdir(root)):
-                path = os.path.join(root, entry)
-                if os.path.isdir(path) and _is_t2v_folder(path) and entry not in names:
-                    names.append(entry)
+        for entry in sorted(os.listdir(root)):
+            path = os.path.join(root, entry)
+            if os.path.isdir(path) and _is_t2v_folder(path) and entry not in names:
+                names.append(entry)
     return names
 
 
 def resolve_prior_folder(name: str) -> str:
-    searched = []
-    for key in SEARCH_KEYS:
-        try:
-            roots = folder_paths.get_folder_paths(key)
-        except KeyError:
-            continue
-        for root in roots:
-            searched.append(root)
-            path = os.path.join(root, name)
-            if os.path.isdir(path):
-                return path
+    searched = _search_roots()
+    for root in searched:
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            return path
     raise FileNotFoundError(f"video prior folder {name!r} not found in {', '.join(searched) or 'models/video_priors'}. "
                             + WHERE_TO_GET)
 

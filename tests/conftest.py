@@ -37,7 +37,8 @@ def comfy_inproc(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory):
-    from comfy_env import ComfyServer, has_runtime
+    from comfy_env import has_runtime
+    from comfy_runtime import ComfyServer
 
     if not has_runtime():
         pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
