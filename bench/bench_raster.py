@@ -26,7 +26,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipelines.raster import rasterize  # noqa: E402
+from pipelines.raster import rasterize  # noqa: E402  (after the sys.path line)
 from pipelines.sketch import make_style  # noqa: E402
 
 THREADS = 2
@@ -89,18 +89,21 @@ def bench_case(name, points, style, runs, out_size=None, quality=1):
         "out_size": list(res),
         "quality": quality,
         "forward_s_median": statistics.median(fwd),
+        "forward_s_min": min(fwd),
         "forward_s_runs": fwd,
         "forward_images_per_s": frames / statistics.median(fwd),
         "forward_backward_s_median": statistics.median(fwd_bwd),
+        "forward_backward_s_min": min(fwd_bwd),
         "forward_backward_s_runs": fwd_bwd,
         "forward_backward_images_per_s": frames / statistics.median(fwd_bwd),
         "peak_rss_growth_forward_mb": rss_fwd - base,
         "peak_rss_growth_forward_backward_mb": rss_bwd - base,
     }
-    print(f"{name:18s} {res[0]}x{res[1]} q{quality}: forward {result['forward_s_median']:.3f} s "
-          f"({result['forward_images_per_s']:.0f} img/s), forward+backward {result['forward_backward_s_median']:.3f} s "
-          f"({result['forward_backward_images_per_s']:.0f} img/s), peak RSS growth {result['peak_rss_growth_forward_mb']:.0f}"
-          f" / {result['peak_rss_growth_forward_backward_mb']:.0f} MB")
+    print(f"{name:18s} {res[0]}x{res[1]} q{quality}: "
+          f"forward {result['forward_s_median']:.3f} s ({result['forward_images_per_s']:.0f} img/s), "
+          f"forward+backward {result['forward_backward_s_median']:.3f} s "
+          f"({result['forward_backward_images_per_s']:.0f} img/s), peak RSS growth "
+          f"{result['peak_rss_growth_forward_mb']:.0f} / {result['peak_rss_growth_forward_backward_mb']:.0f} MB")
     return result
 
 
@@ -133,6 +136,7 @@ def main():
         return
 
     # Each case runs in its own process so that its peak RSS is its own.
+    load_before = os.getloadavg()
     cases = []
     for name in [c for c in args.cases.split(",") if c]:
         if name not in CASES:
@@ -155,6 +159,8 @@ def main():
         "scene": {"frames": FRAMES, "paths": PATHS, "canvas": CANVAS, "stroke_width": WIDTH, "seed": SEED},
         "target_forward_backward_s": TARGET_FWD_BWD_S,
         "cases": cases,
+        # Other processes on the machine skew timings; the 1-minute load average shows how much.
+        "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
     main_case = next((c for c in cases if c["case"] == MAIN_CASE), None)
     if main_case is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .comfy_prior_nodes import COMFY_PRIOR_NODES
 from .livesketch_nodes import LIVESKETCH_NODES
 from .prior_loading import register_folders
 from .sketch_nodes import SKETCH_NODES
@@ -12,7 +13,7 @@ register_folders()
 
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*SKETCH_NODES, *LIVESKETCH_NODES]
+        return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

@@ -145,6 +145,15 @@ class SDSGuidanceNode(io.ComfyNode):
         cfg = SDSConfig(prompt=prompt, negative_prompt=negative_prompt, guidance_local=guidance_local,
                         guidance_global=guidance_global, t_min=t_min, t_max=t_max, augment=augment,
                         perspective_distortion=perspective_distortion, crop_scale=(crop_min_scale, 1.0))
+        if hasattr(prior.prior, "embeds_from_conditioning"):  # a prior built from ComfyUI models: text is CONDITIONING
+            try:
+                embeds = prior.prior.embeds_from_conditioning(positive, negative, prompt, negative_prompt)
+            except ValueError as e:
+                raise ValueError(f"VP_SDSGuidance: {e}") from None
+            return io.NodeOutput({"prior": prior, "config": cfg, "embeds": embeds})
+        if positive is not None or negative is not None:
+            log.warning("VP_SDSGuidance: %s encodes the prompt text itself; the positive/negative conditioning "
+                        "inputs are ignored", getattr(prior.prior, "name", "this prior"))
         with torch.inference_mode(False):
             embeds = prior.prior.encode_prompt(prompt, negative_prompt)
         return io.NodeOutput({"prior": prior, "config": cfg, "embeds": embeds})

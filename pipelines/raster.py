@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ import torch.utils.checkpoint
 
 from .sketch import PathStyle, Sketch, SketchAnimation
 
-__all__ = ["rasterize", "rasterize_sketch", "diffvg_available"]
+__all__ = ["diffvg_available", "rasterize", "rasterize_sketch"]
 
 # Maximum distance (output pixels) between a cubic and its flattening polyline.
 FLATTEN_TOLERANCE = 0.1
@@ -57,21 +57,22 @@ MAX_PIECES_PER_CUBIC = 1024
 # Horizontal bands per pixel row in the fill scan conversion (vertical anti-aliasing of slanted edges).
 FILL_BANDS = 4
 # Frames are rendered in chunks of at most this many pixels (bounds the memory of big renders).
-CHUNK_PIXELS = 1 << 23
+CHUNK_PIXELS = 1 << 22
 
-Background = Optional[Sequence[float]]
+Background = Sequence[float] | None
 
 
 def diffvg_available() -> bool:
+    """True if the optional diffvg backend (`pydiffvg`) can be imported."""
     try:
-        import pydiffvg  # noqa: F401
-    except Exception:
+        _import_diffvg()
+    except RuntimeError:
         return False
     return True
 
 
-def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: Tuple[int, int],
-              out_size: Optional[Tuple[int, int]] = None, background: Background = (1.0, 1.0, 1.0),
+def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: tuple[int, int],
+              out_size: tuple[int, int] | None = None, background: Background = (1.0, 1.0, 1.0),
               quality: int = 1, backend: str = "torch") -> torch.Tensor:
     """Render paths into images.
 
@@ -110,14 +111,21 @@ def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: Tuple[int, in
 
     if K <= chunk:
         return render_chunk(scaled)
-    checkpoint = torch.is_grad_enabled() and (scaled.requires_grad or scene.requires_grad)
-    frames = [torch.utils.checkpoint.checkpoint(render_chunk, scaled[k:k + chunk], use_reentrant=False)
-              if checkpoint else render_chunk(scaled[k:k + chunk]) for k in range(0, K, chunk)]
-    return torch.cat(frames, 0)
+    if torch.is_grad_enabled() and (scaled.requires_grad or scene.requires_grad):
+        frames = [torch.utils.checkpoint.checkpoint(render_chunk, scaled[k:k + chunk], use_reentrant=False)
+                  for k in range(0, K, chunk)]
+        return torch.cat(frames, 0)
+    out = None
+    for k in range(0, K, chunk):  # without autograd: fill the result in place (no concatenation copy)
+        img = render_chunk(scaled[k:k + chunk])
+        out = img.new_empty((K,) + img.shape[1:]) if out is None else out
+        out[k:k + chunk] = img
+    return out
 
 
-def rasterize_sketch(sketch_or_animation: Union[Sketch, SketchAnimation], out_size: Optional[Tuple[int, int]] = None,
-                     background: Background = (1.0, 1.0, 1.0), quality: int = 1, backend: str = "torch") -> torch.Tensor:
+def rasterize_sketch(sketch_or_animation: Sketch | SketchAnimation, out_size: tuple[int, int] | None = None,
+                     background: Background = (1.0, 1.0, 1.0), quality: int = 1,
+                     backend: str = "torch") -> torch.Tensor:
     """Render a Sketch (-> [1, H, W, C]) or every frame of a SketchAnimation (-> [K, H, W, C])."""
     s = sketch_or_animation
     if not isinstance(s, (Sketch, SketchAnimation)):
@@ -136,8 +144,8 @@ def _check_args(points, style, canvas_size, out_size, background, quality):
     pts = points if points.ndim == 3 else points.unsqueeze(0)
     if pts.ndim != 3 or pts.shape[-1] != 2:
         raise ValueError(f"points must be [N, 2] or [K, N, 2], got {list(points.shape)}")
-    if not pts.is_floating_point():
-        pts = pts.float()
+    if not pts.is_floating_point() or pts.dtype in (torch.float16, torch.bfloat16):
+        pts = pts.float()  # geometry needs at least float32
     expected = sum(style.points_per_path())
     if pts.shape[1] != expected:
         raise ValueError(f"style describes {expected} points, got {pts.shape[1]}")
@@ -180,8 +188,8 @@ class _Scene:
         return any(t.requires_grad for t in (self.half_width, self.layer_opacity, self.layer_color))
 
     @staticmethod
-    def build(style: PathStyle, width_scale: float, dtype, device) -> "_Scene":
-        cast = dict(dtype=dtype, device=device)
+    def build(style: PathStyle, width_scale: float, dtype, device) -> _Scene:
+        cast = {"dtype": dtype, "device": device}
         width = style.stroke_width.to(**cast).reshape(-1) * width_scale
         fill_opacity = style.fill_opacity.to(**cast).reshape(-1)
         # A stroke or fill whose parameter is being optimised keeps its layer even at 0.
@@ -202,8 +210,10 @@ class _Scene:
                 pick.append(P + p)
         opacity = torch.cat([fill_opacity, style.stroke_opacity.to(**cast).reshape(-1)])
         color = torch.cat([style.fill_color.to(**cast).reshape(-1, 3), style.stroke_color.to(**cast).reshape(-1, 3)])
-        pick_t = torch.tensor(pick, dtype=torch.long, device=device)
-        as_index = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+        def as_index(values):
+            return torch.tensor(values, dtype=torch.long, device=device)
+
+        pick_t = as_index(pick)
         return _Scene(
             cubic_points=style.segment_index(device),
             cubic_path=style.segment_path(device),
@@ -212,7 +222,7 @@ class _Scene:
             fill_slot=as_index(fill_slot),
             num_fills=num_fills,
             half_width=(width * 0.5).clamp_min(0),
-            layer_opacity=opacity[pick_t],
+            layer_opacity=opacity[pick_t].clamp(0, 1),
             layer_color=color[pick_t],
         )
 
@@ -325,7 +335,7 @@ def _stroke_coverage(a, b, half_width, frame, H: int, W: int):
     return piece, pixel, _StrokeCoverage.apply(table, px, py, piece)
 
 
-def _gather_columns(table: torch.Tensor, index: torch.Tensor) -> List[torch.Tensor]:
+def _gather_columns(table: torch.Tensor, index: torch.Tensor) -> list[torch.Tensor]:
     """Columns `index` of a [R, M] table, as R contiguous vectors."""
     return [row.index_select(0, index) for row in table.unbind(0)]
 
@@ -463,13 +473,15 @@ def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL
     values = torch.cat([height * (1 - frac), height * frac])
     with torch.no_grad():
         row, col = torch.cat([row, row]), torch.cat([col, col + 1])
-        inside = torch.nonzero(col < W).squeeze(1)  # deltas right of the image change no pixel
-        row, col = _take(row, inside), _take(col, inside)
-        # Span of each row: from its first to its last delta.
+        # Span of each row: from its first delta to its last one; a delta right of the image
+        # changes no pixel but extends the span to the row's end (the winding stays non-zero).
+        span_col = col.clamp(max=W - 1)
         first = torch.full((num_slots * H,), W, dtype=torch.long, device=device).scatter_reduce(
-            0, row, col, reduce="amin")
+            0, row, span_col, reduce="amin")
         last = torch.full((num_slots * H,), -1, dtype=torch.long, device=device).scatter_reduce(
-            0, row, col, reduce="amax")
+            0, row, span_col, reduce="amax")
+        inside = torch.nonzero(col < W).squeeze(1)
+        row, col = _take(row, inside), _take(col, inside)
         length = (last - first + 1).clamp_min(0)
         start = torch.cumsum(length, 0) - length
         span_row, x_of = _ragged_range(length)
@@ -514,7 +526,7 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
         depth = int(depth_index.max()) + 1 if U else 0
         slot = depth_index * G + group
     alpha = cov * _take(scene.layer_opacity, layer)
-    rows = alpha.new_zeros(depth * G).index_put((slot,), alpha).view(depth, G).unbind(0)
+    rows = alpha.new_zeros(depth * G).index_copy_(0, slot, alpha).view(depth, G).unbind(0)
     trans = alpha.new_ones(G)
     weights = [trans] * depth
     for d in range(depth - 1, -1, -1):
@@ -539,12 +551,17 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
 # Optional diffvg backend
 
 
-def _rasterize_diffvg(pts, style: PathStyle, size_in, size_out, bg: Background, quality: int) -> torch.Tensor:
+def _import_diffvg():
     try:
         import pydiffvg
-    except Exception as exc:  # ImportError, or a broken compiled build
+    except Exception as exc:  # ImportError, or a broken compiled build failing at import
         raise RuntimeError("backend='diffvg' needs the pydiffvg package (diffvg, built from source), "
                            "which is not importable here; use backend='torch'") from exc
+    return pydiffvg
+
+
+def _rasterize_diffvg(pts, style: PathStyle, size_in, size_out, bg: Background, quality: int) -> torch.Tensor:
+    pydiffvg = _import_diffvg()
     (cw, ch), (ow, oh) = size_in, size_out
     sx, sy = ow / cw, oh / ch
     scaled = pts * pts.new_tensor([sx, sy])

@@ -105,7 +105,31 @@ def livesketch_modelscope(info: dict) -> dict:
     return g.to_json()
 
 
-WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope}
+def livesketch_wan(info: dict) -> dict:
+    """LiveSketch with Wan 2.1 T2V 1.3B from ComfyUI's core loaders as the prior (25 = 1 + 4*6 frames)."""
+    g = Graph(info)
+    text = "The cat is wagging its tail and turning its head"
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", canvas_size=256, force_black=True)
+    model = g.node("VP_SketchMotionModel", 0, 2, frames=25)
+    unet = g.node("UNETLoader", 1, 0, unet_name="wan2.1_t2v_1.3B_fp16.safetensors", weight_dtype="default")
+    vae = g.node("VAELoader", 1, 1, vae_name="wan_2.1_vae.safetensors")
+    clip = g.node("CLIPLoader", 1, 2, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    pos = g.node("CLIPTextEncode", 2, 1, title="Prompt", clip=(clip, 0), text=text)
+    neg = g.node("CLIPTextEncode", 2, 2, title="Negative prompt", clip=(clip, 0), text="")
+    prior = g.node("VP_VideoPriorFromModel", 2, 0, model=(unet, 0), vae=(vae, 0))
+    guidance = g.node("VP_SDSGuidance", 3, 0, prior=(prior, 0), prompt=text, positive=(pos, 0), negative=(neg, 0))
+    anim = g.node("VP_AnimateSketch", 4, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
+                  iterations=1000, seed=1000, fps=8.0)
+    g.node("VP_SaveAnimatedSVG", 5, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch_wan")
+    g.node("SaveAnimatedWEBP", 5, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch_wan", fps=8.0)
+    video = g.node("CreateVideo", 4, 2, images=(anim, 1), fps=8.0)
+    g.node("SaveVideo", 5, 2, video=(video, 0), filename_prefix="VideoPriors/livesketch_wan", format="mp4",
+           codec="h264")
+    return g.to_json()
+
+
+WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
+             "livesketch_wan.json": livesketch_wan}
 
 
 def main():

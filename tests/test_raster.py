@@ -44,7 +44,8 @@ def stroke_style(n_paths=1, width=2.0, color=(0.0, 0.0, 0.0), opacity=1.0):
 
 
 def fill_style(num_segments, color=(0.0, 0.0, 0.0), opacity=1.0):
-    return make_style(num_segments, [True] * len(num_segments), stroke_width=0.0, fill_color=color, fill_opacity=opacity)
+    return make_style(num_segments, [True] * len(num_segments), stroke_width=0.0, fill_color=color,
+                      fill_opacity=opacity)
 
 
 def ink(img):
@@ -102,6 +103,16 @@ def test_filled_square_is_exact_area_coverage():
     assert float(cov[25, 30]) == 1.0 and float(cov[5, 5]) == 0.0
 
 
+def test_fill_clipped_by_the_canvas():
+    # A square sticking out on all four sides: only the visible part is drawn, exactly.
+    img = rasterize(polygon_points([(-10.5, -7.25), (70.3, -7.25), (70.3, 50.6), (-10.5, 50.6)]), fill_style([4]),
+                    (64, 48))
+    assert float(img.max()) == 0.0
+    img = rasterize(polygon_points([(-10.5, 5.25), (20.3, 5.25), (20.3, 60.0), (-10.5, 60.0)]), fill_style([4]),
+                    (64, 48))
+    assert ink(img) == pytest.approx(20.3 * (48 - 5.25), rel=1e-4)
+
+
 OUTER = [(8.0, 8.0), (56.0, 8.0), (56.0, 56.0), (8.0, 56.0)]
 INNER = [(20.0, 20.0), (44.0, 20.0), (44.0, 44.0), (20.0, 44.0)]
 
@@ -137,11 +148,35 @@ def test_batch_equals_per_frame_loop():
     pts, style = random_strokes(K, P, 64, seed=1, width=2.5)
     circles = torch.stack([circle_points(30 + k, 28 - k, 12 + k) for k in range(K)])
     pts = torch.cat([pts, circles], 1)
-    style = make_style([1] * P + [4], [False] * P + [True], stroke_width=2.5, fill_opacity=0.6, fill_color=(0.2, 0.4, 0.9))
+    style = make_style([1] * P + [4], [False] * P + [True], stroke_width=2.5, fill_opacity=0.6,
+                       fill_color=(0.2, 0.4, 0.9))
     batch = rasterize(pts, style, (64, 64))
     single = torch.cat([rasterize(pts[k], style, (64, 64)) for k in range(K)])
     assert batch.shape == (K, 64, 64, 3)
     assert torch.allclose(batch, single, atol=1e-6, rtol=0)
+
+
+def test_chunked_render_matches_single_pass(monkeypatch):
+    # Big renders go frame chunk by frame chunk, checkpointed under autograd: same values and gradients.
+    from pipelines import raster
+
+    pts, style = random_strokes(5, 4, 32, seed=8)
+    pts = torch.cat([pts, torch.stack([circle_points(16 + k, 15, 8) for k in range(5)])], 1)
+    style = make_style([1] * 4 + [4], [False] * 4 + [True], stroke_width=1.5, fill_opacity=0.5)
+
+    def render():
+        p = pts.clone().requires_grad_(True)
+        img = rasterize(p, style, (32, 32))
+        (img * torch.linspace(0, 1, img.numel()).view(img.shape)).sum().backward()
+        return img.detach(), p.grad
+
+    img_one, grad_one = render()
+    monkeypatch.setattr(raster, "CHUNK_PIXELS", 2 * 32 * 32)  # chunks of 2 frames
+    img_chunked, grad_chunked = render()
+    assert torch.allclose(img_one, img_chunked, atol=1e-6)
+    assert torch.allclose(grad_one, grad_chunked, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(img_one, rasterize(pts, style, (32, 32)), atol=1e-6)
 
 
 def test_empty_sketch_gives_background():
@@ -311,7 +346,8 @@ def test_fill_has_vertical_gradient():
     rows = torch.arange(32, dtype=torch.float64).view(1, 32, 1, 1)
 
     def loss(dy):
-        return (rasterize(base + torch.cat([torch.zeros_like(dy), dy]), fill_style([4]), (40, 32))[..., :1] * rows).sum()
+        img = rasterize(base + torch.cat([torch.zeros_like(dy), dy]), fill_style([4]), (40, 32))
+        return (img[..., :1] * rows).sum()
 
     loss(shift).backward()
     eps = 1e-6
