@@ -156,6 +156,9 @@ class SDSGuidanceNode(io.ComfyNode):
                         "inputs are ignored", getattr(prior.prior, "name", "this prior"))
         with torch.inference_mode(False):
             embeds = prior.prior.encode_prompt(prompt, negative_prompt)
+        # The text encoder is not needed while distilling: free it (a later new prompt reloads it from disk).
+        if hasattr(prior.prior, "free_text_encoder"):
+            prior.prior.free_text_encoder()
         return io.NodeOutput({"prior": prior, "config": cfg, "embeds": embeds})
 
 
