@@ -51,6 +51,9 @@ def _latents(prior, k=4, seed=1):
 # --- the real ModelScope UNet ----------------------------------------------------------------
 def test_modelscope_unet_config_matches_manifest():
     if not os.path.isfile(MANIFEST):
+        # shared/ sits beside the repo in CI and on developer machines: there its absence is a failure.
+        if os.environ.get("CI"):
+            pytest.fail(f"checkpoint manifest not found: {os.path.normpath(MANIFEST)}")
         pytest.skip(f"checkpoint manifest not found: {os.path.normpath(MANIFEST)}")
     from diffusers import UNet3DConditionModel
 
