@@ -22,8 +22,9 @@ from .common import (Sketch, SketchAnimation, check_choices, check_color, file_d
                      resolve_svg_path)
 
 CATEGORY = "VideoPriors/sketch"
-# Upper bound on K * P * H * W coverage values held at once while rasterizing; larger jobs go in frame chunks.
-RASTER_BUDGET = 96 * 1024 * 1024
+# Frames are rendered in chunks of about this many output pixels so that the progress bar moves and an
+# interruption is honoured between chunks (the rasterizer bounds its own memory internally).
+RASTER_CHUNK_PIXELS = 8 * 1024 * 1024
 
 
 def _as_animation(item) -> AnimationData:
@@ -45,8 +46,7 @@ def render_frames(anim: AnimationData, width: int, height: int, background, qual
                   backend: str = "torch", node_id=None) -> torch.Tensor:
     """[K, H, W, 3] frames, rendered in frame chunks that fit RASTER_BUDGET, with progress and interruption."""
     k = anim.num_frames
-    per_frame = max(1, anim.style.num_paths) * width * height * quality * quality
-    chunk = max(1, min(k, RASTER_BUDGET // per_frame))
+    chunk = max(1, min(k, RASTER_CHUNK_PIXELS // (width * height * quality * quality)))
     pbar = comfy.utils.ProgressBar(k, node_id=node_id) if k > chunk else None
     out = []
     for start in range(0, k, chunk):

@@ -2,8 +2,8 @@
 
 A sketch is a list of paths made of cubic Bezier segments. All control points of
 all paths live in one float tensor so a model can move them; per-path style lives in
-small tensors beside it. Conventions follow SVG/diffvg: pixel (i, j) covers
-[i, i+1] x [j, j+1], stroke width is the full width.
+small tensors beside it. Conventions: pixel (i, j) covers [i, i+1] x [j, j+1] (as SVG
+and diffvg); stroke width is SVG's full width (diffvg's Path.stroke_width is half of it).
 
 Point layout of one path with S segments:
 - open path: 3*S + 1 points  [p0, c1, c2, p1, c1, c2, p2, ...]

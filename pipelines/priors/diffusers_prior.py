@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import pickle
 import weakref
@@ -47,6 +48,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.checkpoint import checkpoint
 
 from .base import PromptEmbeds, VideoPrior
+
+log = logging.getLogger("VideoPriors")
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -203,6 +206,48 @@ def _module_device_dtype(module: torch.nn.Module):
     return p.device, p.dtype
 
 
+def load_tokenizer(tok_dir: str):
+    """CLIPTokenizer (vocab.json + merges.txt), or any fast tokenizer (tokenizer.json) when
+    tokenizer_config.json names another class (e.g. the word-level tokenizer of the embedded prior)."""
+    from transformers import CLIPTokenizer, PreTrainedTokenizerFast
+
+    cfg_path = os.path.join(tok_dir, "tokenizer_config.json")
+    cfg = _read_json(cfg_path, "tokenizer") if os.path.isfile(cfg_path) else {}
+    if cfg.get("tokenizer_class", "CLIPTokenizer") != "CLIPTokenizer" and os.path.isfile(
+            os.path.join(tok_dir, "tokenizer.json")):
+        return PreTrainedTokenizerFast.from_pretrained(tok_dir, local_files_only=True)
+    return CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True)
+
+
+def tokenize_prompts(tokenizer, texts, max_length: int) -> torch.Tensor:
+    """Token ids [len(texts), max_length] (padded, truncated) as the text encoder expects them.
+
+    A word-level tokenizer (one with an unknown token, unlike byte-level CLIP BPE) drops words
+    outside its vocabulary instead of feeding <unk> to the encoder, and logs one warning per
+    text naming them: the model never saw <unk>, and the rest of the prompt keeps its meaning.
+    """
+    from transformers import CLIPTokenizer
+
+    unk_id = getattr(tokenizer, "unk_token_id", None)
+    if isinstance(tokenizer, CLIPTokenizer) or unk_id is None:
+        return tokenizer(list(texts), padding="max_length", max_length=max_length, truncation=True,
+                         return_tensors="pt").input_ids
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rows = []
+    for text in texts:
+        enc = tokenizer(text, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        unknown = [text[a:b] for i, (a, b) in zip(ids, offsets) if i == unk_id]
+        if unknown:
+            log.warning("prompt %r: %d word(s) outside the vocabulary of the model's tokenizer ignored: %s",
+                        text, len(unknown), ", ".join(repr(w) for w in unknown))
+        ids = [i for i in ids if i != unk_id][:max_length]
+        if len(ids) == max_length and getattr(tokenizer, "eos_token_id", None) is not None:
+            ids[-1] = tokenizer.eos_token_id  # keep the end token when truncating
+        rows.append(ids + [pad_id] * (max_length - len(ids)))
+    return torch.tensor(rows, dtype=torch.long)
+
+
 class DiffusersVideoPrior(VideoPrior):
     """ModelScope / ZeroScope (UNet3DConditionModel + SD VAE + CLIP text) as a `VideoPrior`.
 
@@ -230,10 +275,14 @@ class DiffusersVideoPrior(VideoPrior):
             raise PriorLoadError(f"scheduler prediction_type {self.prediction_type!r} is not supported")
         self.num_train_timesteps = int(scheduler.config.num_train_timesteps)
         self._alphas_cumprod = scheduler.alphas_cumprod.detach().to(torch.float32).cpu().clone()
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.latent_channels = int(vae.config.latent_channels)
-        self.scaling_factor = float(vae.config.scaling_factor)
-        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+        if vae is None:  # pixel-space model: latents = frames * 2 - 1 (see encode_frames)
+            self.vae_scale_factor, self.latent_channels = 1, int(unet.config.in_channels)
+            self.scaling_factor, self.shift_factor = 1.0, 0.0
+        else:
+            self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+            self.latent_channels = int(vae.config.latent_channels)
+            self.scaling_factor = float(vae.config.scaling_factor)
+            self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
 
         frames, h, w = DEFAULT_NUM_FRAMES, None, None
         for key, kf, kh, kw in KNOWN_CLIP_SHAPES:
@@ -277,10 +326,18 @@ class DiffusersVideoPrior(VideoPrior):
         vae_dtype = resolve_dtype(vae_dtype) if vae_dtype is not None else torch.float32
 
         # Check every component's files before loading anything (fail fast, with one clear error).
-        unet_dir, vae_dir = _component_dir(path, "unet"), _component_dir(path, "vae")
+        # A folder whose model_index.json declares "vae": [null, null] is a pixel-space model (no vae/).
+        index_path = os.path.join(path, "model_index.json")
+        model_index = _read_json(index_path, "model_index") if os.path.isfile(index_path) else {}
+        pixel_space = "vae" in model_index and not any(model_index.get("vae") or [])
+        for key, value in (model_index.get("videopriors_clip") or {}).items():  # clip shape the model was trained on
+            if key in ("num_frames", "height", "width"):
+                kwargs.setdefault(key, int(value))
+        unet_dir = _component_dir(path, "unet")
+        vae_dir = None if pixel_space else _component_dir(path, "vae")
         te_dir, tok_dir, sched_dir = (_component_dir(path, c) for c in ("text_encoder", "tokenizer", "scheduler"))
         unet_cfg = _read_json(os.path.join(unet_dir, "config.json"), "unet")
-        vae_cfg = _read_json(os.path.join(vae_dir, "config.json"), "vae")
+        vae_cfg = None if pixel_space else _read_json(os.path.join(vae_dir, "config.json"), "vae")
         te_cfg = _read_json(os.path.join(te_dir, "config.json"), "text_encoder")
         _read_json(os.path.join(sched_dir, "scheduler_config.json"), "scheduler")
         cls._check_configs(path, unet_cfg, vae_cfg, te_cfg)
@@ -288,17 +345,16 @@ class DiffusersVideoPrior(VideoPrior):
                 all(os.path.isfile(os.path.join(tok_dir, f)) for f in ("vocab.json", "merges.txt"))):
             raise _missing("missing the 'tokenizer' files", tok_dir, "tokenizer/vocab.json and tokenizer/merges.txt")
         unet_w = _find_weights(unet_dir, "unet", _DIFFUSERS_WEIGHTS)
-        vae_w = _find_weights(vae_dir, "vae", _DIFFUSERS_WEIGHTS)
+        vae_w = None if pixel_space else _find_weights(vae_dir, "vae", _DIFFUSERS_WEIGHTS)
         te_w = _find_weights(te_dir, "text_encoder", _TRANSFORMERS_WEIGHTS)
 
         from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-        from transformers import CLIPTokenizer
 
         unet = cls._load_diffusers(UNet3DConditionModel, "unet", unet_dir, unet_w, dtype)
-        vae = cls._load_diffusers(AutoencoderKL, "vae", vae_dir, vae_w, vae_dtype)
+        vae = None if pixel_space else cls._load_diffusers(AutoencoderKL, "vae", vae_dir, vae_w, vae_dtype)
         text_encoder = cls._load_text_encoder(te_dir, te_w, dtype)
         try:
-            tokenizer = CLIPTokenizer.from_pretrained(tok_dir, local_files_only=True)
+            tokenizer = load_tokenizer(tok_dir)
             # DDIMScheduler only for its schedule (betas -> alphas_cumprod) and prediction_type; any
             # scheduler class named in the config (DPMSolver..., DDPM...) shares those fields.
             scheduler = DDIMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
@@ -319,7 +375,11 @@ class DiffusersVideoPrior(VideoPrior):
                 "text-to-video UNet (expected UNet3DConditionModel, as in ModelScope text-to-video-ms-1.7b or "
                 f"ZeroScope). An image model (Stable Diffusion) folder cannot be used as a video prior. To get one, "
                 f"{WHERE_TO_GET}.")
-        if vae_cfg.get("_class_name") not in ("AutoencoderKL", None):
+        if vae_cfg is None:  # pixel space: the UNet sees RGB frames
+            if unet_cfg.get("in_channels") != 3 or unet_cfg.get("out_channels") != 3:
+                raise PriorLoadError(f"{path} has no VAE (pixel-space model) but its UNet takes "
+                                     f"{unet_cfg.get('in_channels')} channels, expected 3 (RGB)")
+        elif vae_cfg.get("_class_name") not in ("AutoencoderKL", None):
             raise PriorLoadError(f"vae/config.json describes a {vae_cfg.get('_class_name')}, expected AutoencoderKL")
         if te_cfg.get("model_type") not in ("clip_text_model", "clip", None):
             raise PriorLoadError(f"text_encoder/config.json is a {te_cfg.get('model_type')} model, expected a CLIP "
@@ -328,7 +388,7 @@ class DiffusersVideoPrior(VideoPrior):
         if te_hidden is not None and unet_cfg.get("cross_attention_dim") not in (None, te_hidden):
             raise PriorLoadError(f"components of {path} do not belong together: the UNet attends to "
                                  f"{unet_cfg.get('cross_attention_dim')}-d text features, the text encoder gives {te_hidden}")
-        if vae_cfg.get("latent_channels", 4) != unet_cfg.get("in_channels", 4):
+        if vae_cfg is not None and vae_cfg.get("latent_channels", 4) != unet_cfg.get("in_channels", 4):
             raise PriorLoadError(f"components of {path} do not belong together: the VAE has "
                                  f"{vae_cfg.get('latent_channels')} latent channels, the UNet takes {unet_cfg.get('in_channels')}")
 
@@ -389,8 +449,7 @@ class DiffusersVideoPrior(VideoPrior):
             self.text_encoder.requires_grad_(False).eval()
             reloaded = True
         try:
-            ids = self.tokenizer([prompt, negative_prompt], padding="max_length", max_length=self.max_text_length,
-                                 truncation=True, return_tensors="pt").input_ids
+            ids = tokenize_prompts(self.tokenizer, [prompt, negative_prompt], self.max_text_length)
             device, _ = _module_device_dtype(self.text_encoder)
             with torch.no_grad():
                 hidden = self.text_encoder(ids.to(device)).last_hidden_state
@@ -425,6 +484,9 @@ class DiffusersVideoPrior(VideoPrior):
         f = self.vae_scale_factor
         if h % f or w % f:
             raise ValueError(f"frame size {h}x{w} must be a multiple of {f}")
+        if self.vae is None:  # pixel space
+            device, _ = _module_device_dtype(self.unet)
+            return (frames.to(device).float() * 2 - 1).permute(1, 0, 2, 3).unsqueeze(0)
         device, vdtype = _module_device_dtype(self.vae)
         x = (frames.to(device) * 2 - 1).to(vdtype)
         noise = None
@@ -454,6 +516,8 @@ class DiffusersVideoPrior(VideoPrior):
             if latents.shape[0] != 1:
                 raise ValueError("decode_latents takes one clip ([1, C, K, h, w])")
             latents = latents[0]
+        if self.vae is None:  # pixel space
+            return ((latents.permute(1, 0, 2, 3).float() + 1) / 2).clamp(0, 1)
         device, vdtype = _module_device_dtype(self.vae)
         z = latents.permute(1, 0, 2, 3).to(device, torch.float32) / self.scaling_factor + self.shift_factor
         step = max(1, int(self.decode_chunk))
@@ -556,5 +620,5 @@ def encode_memory_report(prior: DiffusersVideoPrior, frames: torch.Tensor, chunk
     return {"chunked_bytes": chunked, "full_bytes": full, "ratio": chunked / max(full, 1), "frames": k, "chunk": chunk}
 
 
-__all__ = ["DiffusersVideoPrior", "PriorLoadError", "PriorFilesMissingError", "TextEncoderFreedError",
+__all__ = ["DiffusersVideoPrior", "PriorLoadError", "load_tokenizer", "tokenize_prompts", "PriorFilesMissingError", "TextEncoderFreedError",
            "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "WHERE_TO_GET"]

@@ -1,0 +1,111 @@
+"""Architecture and folder layout of the embedded text-to-video prior.
+
+The embedded prior is built from the same library classes as ModelScope text-to-video-ms-1.7b, so
+`DiffusersVideoPrior.from_folder` loads it with the code that loads the real models:
+
+    model_index.json   "vae": [null, null] -> pixel-space model; "videopriors_clip": clip shape
+    unet/              UNet3DConditionModel (diffusers), 3 -> 3 channels on 8 x 32 x 32 RGB clips
+    text_encoder/      CLIPTextModel (transformers), 2 layers, 64-d, 16 positions
+    tokenizer/         word-level `tokenizers` model (tokenizer.json), PreTrainedTokenizerFast
+    scheduler/         DDIMScheduler config: 1000 steps, cosine ("squaredcos_cap_v2"), epsilon
+
+Pixel space, not a VAE: the clips are 32 x 32 black line drawings on white, 1-2 px strokes. A
+latent autoencoder at that size would have to reproduce sub-pixel strokes (SD-style VAEs blur
+thin lines), would cost a second training stage in the 60-minute CPU budget, and would sit on
+the SDS gradient path; in pixel space latents = frames * 2 - 1, encoding is free and exact and
+the SDS gradient reaches the rasterizer directly. The price is a UNet working at 32 x 32, kept
+cheap by putting attention only at 8 x 8 (last down block, middle, first up block).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import torch
+
+from .data import Vocab, build_vocab
+
+FRAMES, SIZE, MAX_TOKENS = 8, 32, 16
+
+UNET_CONFIG = dict(
+    sample_size=SIZE, in_channels=3, out_channels=3, block_out_channels=(32, 64, 96),
+    down_block_types=("DownBlock3D", "DownBlock3D", "CrossAttnDownBlock3D"),
+    up_block_types=("CrossAttnUpBlock3D", "UpBlock3D", "UpBlock3D"),
+    layers_per_block=1, cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16,
+)
+
+TEXT_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                   max_position_embeddings=MAX_TOKENS, hidden_act="gelu", projection_dim=64)
+
+SCHEDULER_CONFIG = {
+    "_class_name": "DDIMScheduler",
+    "beta_schedule": "squaredcos_cap_v2",
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "clip_sample": True,
+    "clip_sample_range": 1.0,
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "set_alpha_to_one": True,
+    "steps_offset": 0,
+}
+
+WEIGHT_FILES = {"unet": "unet/diffusion_pytorch_model.safetensors", "text_encoder": "text_encoder/model.safetensors"}
+
+
+def write_word_tokenizer(folder: str, vocab: Vocab, max_length: int = MAX_TOKENS) -> None:
+    """A `tokenizers` WordLevel tokenizer equal to `data.tokenize` + `vocab` (lowercase, punctuation
+    deleted, whitespace split, <bos> ... <eos>), saved for PreTrainedTokenizerFast."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab.itos)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex(r"[^\w\s]|_"), "")])
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", vocab.BOS), ("<eos>", vocab.EOS)])
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    special = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"}
+    with open(os.path.join(folder, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length, **special}, f, indent=2)
+    with open(os.path.join(folder, "special_tokens_map.json"), "w", encoding="utf-8") as f:
+        json.dump(special, f, indent=2)
+
+
+def build_models(vocab: Optional[Vocab] = None, seed: int = 0):
+    """Fresh (UNet3DConditionModel, CLIPTextModel) with the embedded prior's configuration."""
+    from diffusers import UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    vocab = vocab or build_vocab()
+    torch.manual_seed(seed)
+    unet = UNet3DConditionModel(**UNET_CONFIG)
+    text_config = CLIPTextConfig(vocab_size=len(vocab), bos_token_id=vocab.BOS, eos_token_id=vocab.EOS,
+                                 pad_token_id=vocab.PAD, **TEXT_CONFIG)
+    return unet, CLIPTextModel(text_config)
+
+
+def save_folder(path: str, unet, text_encoder, vocab: Vocab, extra_json: Optional[dict] = None) -> str:
+    """Write the diffusers-layout folder (weights as safetensors) + `extra_json` {file name: object}."""
+    from diffusers import DDIMScheduler
+
+    os.makedirs(path, exist_ok=True)
+    unet.save_pretrained(os.path.join(path, "unet"), safe_serialization=True)
+    text_encoder.save_pretrained(os.path.join(path, "text_encoder"), safe_serialization=True)
+    write_word_tokenizer(os.path.join(path, "tokenizer"), vocab)
+    DDIMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(os.path.join(path, "scheduler"))
+    index = {
+        "_class_name": "TextToVideoSDPipeline",
+        "_videopriors": "embedded pixel-space prior of moving line drawings (pipelines/embedded)",
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "PreTrainedTokenizerFast"],
+        "unet": ["diffusers", "UNet3DConditionModel"],
+        "vae": [None, None],
+        "videopriors_clip": {"num_frames": FRAMES, "height": SIZE, "width": SIZE},
+    }
+    for name, obj in {"model_index.json": index, **(extra_json or {})}.items():
+        with open(os.path.join(path, name), "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+    return path
