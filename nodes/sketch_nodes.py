@@ -44,7 +44,7 @@ def _background(text: str):
 
 def render_frames(anim: AnimationData, width: int, height: int, background, quality: int = 1,
                   backend: str = "torch", node_id=None) -> torch.Tensor:
-    """[K, H, W, 3] frames, rendered in frame chunks that fit RASTER_BUDGET, with progress and interruption."""
+    """[K, H, W, 3] frames, rendered in frame chunks of RASTER_CHUNK_PIXELS, with progress and interruption."""
     k = anim.num_frames
     chunk = max(1, min(k, RASTER_CHUNK_PIXELS // (width * height * quality * quality)))
     pbar = comfy.utils.ProgressBar(k, node_id=node_id) if k > chunk else None
