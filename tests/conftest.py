@@ -24,27 +24,29 @@ def install_test_models(base_dir: str) -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def comfy_inproc(tmp_path_factory):
-    from comfy_env import has_runtime, inprocess
+def _runtime_base_dir(tmp_path_factory, name: str) -> str:
+    """A fresh ComfyUI base directory with the test models installed (fails without a runtime)."""
+    from comfy_env import has_runtime
 
     if not has_runtime():
         pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
-    base = str(tmp_path_factory.mktemp("comfy-inproc"))
+    base = str(tmp_path_factory.mktemp(name))
     install_test_models(base)
-    return inprocess(base)
+    return base
+
+
+@pytest.fixture(scope="session")
+def comfy_inproc(tmp_path_factory):
+    from comfy_env import inprocess
+
+    return inprocess(_runtime_base_dir(tmp_path_factory, "comfy-inproc"))
 
 
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory):
-    from comfy_env import has_runtime
     from comfy_runtime import ComfyServer
 
-    if not has_runtime():
-        pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
-    base = str(tmp_path_factory.mktemp("comfy-server"))
-    install_test_models(base)
-    server = ComfyServer(base)
+    server = ComfyServer(_runtime_base_dir(tmp_path_factory, "comfy-server"))
     server.start()
     yield server
     server.stop()
