@@ -14,7 +14,7 @@ import comfy.utils
 from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
 from ..pipelines.sketch import PathStyle, Sketch as SketchData
 from .common import Sketch, SketchAnimation, check_choices
-from .prior_loading import DTYPES, list_prior_folders, manage, resolve_prior_folder, torch_dtype
+from .prior_loading import DTYPES, EMBEDDED, list_prior_folders, manage, resolve_prior_folder, torch_dtype
 
 log = logging.getLogger("VideoPriors")
 VideoPrior = io.Custom("VP_VIDEO_PRIOR")
@@ -30,11 +30,14 @@ class LoadVideoPrior(io.ComfyNode):
             node_id="VP_LoadVideoPrior",
             display_name="Load Video Prior (diffusers)",
             category="VideoPriors/priors",
-            description="Loads a diffusers-format text-to-video model (ModelScope text-to-video-ms-1.7b, ZeroScope) "
-                        "from ComfyUI/models/video_priors (or models/diffusers) as a prior for score distillation.",
+            description="Loads a text-to-video prior for score distillation and sampling: 'embedded' is the pack's "
+                        "own small CPU model of moving line drawings (8 frames of 32x32, no download); other entries "
+                        "are diffusers-format folders (ModelScope text-to-video-ms-1.7b, ZeroScope) from "
+                        "ComfyUI/models/video_priors (or models/diffusers).",
             inputs=[
                 io.Combo.Input("prior", options=list_prior_folders(),
-                               tooltip="A folder under models/video_priors or models/diffusers."),
+                               tooltip="'embedded' (built in, CPU) or a folder under models/video_priors or "
+                                       "models/diffusers."),
                 io.Combo.Input("dtype", options=DTYPES, default="auto",
                                tooltip="auto: fp16/bf16 where the device supports it, fp32 on CPU."),
             ],
@@ -54,15 +57,16 @@ class LoadVideoPrior(io.ComfyNode):
 
     @classmethod
     def execute(cls, prior, dtype):
+        from ..pipelines.embedded.prior import load_embedded_prior
         from ..pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorLoadError
 
         path = resolve_prior_folder(prior)
         offload = mm.unet_offload_device()
+        load = load_embedded_prior if prior == EMBEDDED else DiffusersVideoPrior.from_folder
         # Weights made under ComfyUI's inference mode could not take part in SDS's backward pass.
         with torch.inference_mode(False):
             try:
-                model = DiffusersVideoPrior.from_folder(path, dtype=torch_dtype(dtype, mm.get_torch_device()),
-                                                        device=offload)
+                model = load(path, dtype=torch_dtype(dtype, mm.get_torch_device()), device=offload)
             except PriorLoadError as e:
                 raise ValueError(f"VP_LoadVideoPrior: {e}") from None
         return io.NodeOutput(manage(model, {"unet": model.unet, "vae": model.vae}, label=prior))

@@ -53,9 +53,19 @@ def _search_roots() -> list[str]:
     return roots
 
 
+EMBEDDED = "embedded"  # the pack's own prior (pipelines/assets/embedded_prior): no file from the user
+
+
+def embedded_folder() -> str:
+    from ..pipelines.embedded.prior import EMBEDDED_PRIOR_DIR
+
+    return EMBEDDED_PRIOR_DIR
+
+
 def list_prior_folders() -> list[str]:
-    """Names of text-to-video folders under models/video_priors and models/diffusers."""
-    names = []
+    """"embedded" first (ships with the pack), then the names of text-to-video folders under
+    models/video_priors and models/diffusers (a user folder named "embedded" is shadowed)."""
+    names = [EMBEDDED]
     for root in _search_roots():
         if not os.path.isdir(root):
             continue
@@ -67,6 +77,8 @@ def list_prior_folders() -> list[str]:
 
 
 def resolve_prior_folder(name: str) -> str:
+    if name == EMBEDDED:
+        return embedded_folder()
     searched = _search_roots()
     for root in searched:
         path = os.path.join(root, name)

@@ -28,9 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipelines.embedded.data import MotionClipDataset, build_vocab  # noqa: E402
-from pipelines.embedded.model import (FRAMES, MAX_TOKENS, SCHEDULER_CONFIG, SIZE, TEXT_CONFIG, UNET_CONFIG,  # noqa: E402
-                                      build_models, save_folder, write_word_tokenizer)
-from pipelines.priors.diffusers_prior import load_tokenizer, tokenize_prompts  # noqa: E402
+from pipelines.embedded.data import MOTIONS, caption, make_clip  # noqa: E402
+from pipelines.embedded.model import (FRAMES, INK_GAIN, MAX_TOKENS, SCHEDULER_CONFIG, SIZE, STROKE_PX,  # noqa: E402
+                                      TEXT_CONFIG, UNET_CONFIG, build_models, save_folder, write_word_tokenizer)
+from pipelines.priors.diffusers_prior import ink_gain, load_tokenizer, tokenize_prompts  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,7 +51,76 @@ def parse_args(argv=None):
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this many minutes; 0 = off")
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--init-from", default=None, help="start from the weights of a model folder (fine-tuning)")
+    p.add_argument("--probe-every", type=int, default=100,
+                   help="every this many steps, log the caption-probe accuracy (0 = off; see probe())")
+    p.add_argument("--snr-weight-max", type=float, default=0.0,
+                   help="> 0: weight the eps loss by clamp((1 - abar) / abar, 1, this), i.e. towards x0 error at high "
+                        "noise, where only the caption tells the motion; 0 = plain eps MSE")
     return p.parse_args(argv)
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def merge_curves(first: dict, second: dict) -> dict:
+    """Loss curve of a fine-tuning run appended to its initial model's (steps and seconds continue);
+    "stage_starts" lists the first step of each stage."""
+    first = {k: list(v) for k, v in (first or {}).items()}
+    if not first.get("step"):
+        return {k: list(v) for k, v in second.items()}
+    s0, t0 = first["step"][-1], first["seconds"][-1]
+    out = dict(first)
+    out["stage_starts"] = list(first.get("stage_starts", [0])) + [s0]
+    out["step"] = first["step"] + [s0 + s for s in second["step"]]
+    out["seconds"] = first["seconds"] + [round(t0 + t, 1) for t in second["seconds"]]
+    for k in ("loss", "lr"):
+        out[k] = first[k] + list(second[k])
+    out["offset"] = (s0, t0)
+    return out
+
+
+class Probe:
+    """Does the model use the caption? Denoising classification on held-out clips and captions.
+
+    For one held-out clip per motion and fixed noise at t in `ts`, the eps loss under each of the
+    12 motions' held-out captions; the clip counts as right when its own motion's caption gives
+    the lowest loss. Chance is 1/12; a model that ignores the text scores about chance.
+    """
+
+    def __init__(self, data_seed: int, ts=(300, 500, 700), per_motion: int = 1):
+        self.clips = [make_clip(data_seed + 7777, i, frames=FRAMES, size=SIZE, split="heldout", stroke_px=STROKE_PX)
+                      for i in range(len(MOTIONS) * per_motion)]
+        self.captions = [caption(m, 99, "heldout") for m in MOTIONS]
+        self.ts = ts
+        g = torch.Generator().manual_seed(5)
+        self.noise = torch.randn((len(ts), len(self.clips), 3, FRAMES, SIZE, SIZE), generator=g)
+
+    @torch.no_grad()
+    def __call__(self, unet, text_encoder, tokenizer, abar) -> float:
+        was = unet.training, text_encoder.training
+        unet.eval()
+        text_encoder.eval()
+        out = text_encoder(tokenize_prompts(tokenizer, self.captions, MAX_TOKENS))
+        x0 = torch.stack([ink_gain(c["frames"], INK_GAIN) for c in self.clips]).mul(2).sub(1).permute(0, 2, 1, 3, 4)
+        labels = torch.tensor([c["label"] for c in self.clips])
+        losses = torch.zeros(len(self.clips), len(MOTIONS))
+        for ti, t in enumerate(self.ts):
+            a = abar[t]
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * self.noise[ti]
+            for m in range(len(MOTIONS)):
+                b = len(self.clips)
+                pred = unet(xt, torch.full((b,), t), encoder_hidden_states=out.last_hidden_state[m:m + 1].expand(b, -1, -1),
+                            timestep_cond=out.pooler_output[m:m + 1].expand(b, -1)).sample
+                losses[:, m] += ((pred - self.noise[ti]) ** 2).mean((1, 2, 3, 4))
+        unet.train(was[0])
+        text_encoder.train(was[1])
+        return float((losses.argmin(1) == labels).float().mean())
 
 
 def _worker_init(_):
@@ -67,11 +137,21 @@ def main(argv=None):
 
     vocab = build_vocab()
     unet, text_encoder = build_models(vocab, seed=args.seed)
+    if args.init_from:
+        from diffusers import UNet3DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet3DConditionModel.from_pretrained(os.path.join(args.init_from, "unet"))
+        text_encoder = CLIPTextModel.from_pretrained(os.path.join(args.init_from, "text_encoder"))
     tok_dir = os.path.join(args.out + ".tokenizer-tmp")
     write_word_tokenizer(tok_dir, vocab)
     tokenizer = load_tokenizer(tok_dir)
     shutil.rmtree(tok_dir, ignore_errors=True)
     abar = DDIMScheduler.from_config(SCHEDULER_CONFIG).alphas_cumprod.float()
+    for m in unet.modules():  # the temporal convolutions' dropout: no use with endless fresh data, and slow on CPU
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    probe = Probe(args.data_seed) if args.probe_every else None
 
     ema = [copy.deepcopy(m).requires_grad_(False).eval() for m in (unet, text_encoder)]
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -80,7 +160,7 @@ def main(argv=None):
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, args.steps))))))
 
     data = MotionClipDataset(length=args.steps * args.batch, seed=args.data_seed, frames=FRAMES, size=SIZE,
-                             split="train")
+                             split="train", stroke_px=STROKE_PX)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=False, num_workers=args.workers,
                                          worker_init_fn=_worker_init if args.workers else None,
                                          persistent_workers=bool(args.workers), prefetch_factor=4 if args.workers else None)
@@ -92,7 +172,10 @@ def main(argv=None):
                   torch=torch.__version__)
     print(f"unet {n_unet / 1e6:.2f} M, text encoder {n_te / 1e6:.3f} M parameters; vocab {len(vocab)}", flush=True)
 
-    curve = {"step": [], "loss": [], "lr": [], "seconds": []}
+    curve = {"step": [], "loss": [], "lr": [], "seconds": [], "probe_step": [], "probe_accuracy": []}
+    if args.init_from:  # fine-tuning: the curve and config continue those of the initial model
+        config["previous_stage"] = _read_json(os.path.join(args.init_from, "training_config.json"))
+        curve = merge_curves(_read_json(os.path.join(args.init_from, "loss_curve.json")), curve)
     start = last_ckpt = time.time()
     window = []
 
@@ -118,14 +201,18 @@ def main(argv=None):
         drop = torch.rand(b, generator=gen) < args.cfg_drop
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
         ids = tokenize_prompts(tokenizer, captions, MAX_TOKENS)
-        x0 = (frames * 2 - 1).permute(0, 2, 1, 3, 4)  # [B, 3, K, H, W]
+        x0 = (ink_gain(frames, INK_GAIN) * 2 - 1).permute(0, 2, 1, 3, 4)  # [B, 3, K, H, W]
         t = torch.randint(0, len(abar), (b,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
         a = abar[t].view(b, 1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        hidden = text_encoder(ids).last_hidden_state
-        pred = unet(xt, t, encoder_hidden_states=hidden).sample
-        loss = F.mse_loss(pred, noise)
+        text = text_encoder(ids)
+        pred = unet(xt, t, encoder_hidden_states=text.last_hidden_state, timestep_cond=text.pooler_output).sample
+        if args.snr_weight_max > 0:
+            w = ((1 - abar[t]) / abar[t]).clamp(1.0, args.snr_weight_max)
+            loss = ((pred - noise) ** 2).mean((1, 2, 3, 4)).mul(w).mean() / w.mean().detach()
+        else:
+            loss = F.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -137,16 +224,22 @@ def main(argv=None):
             for live, avg in zip((unet, text_encoder), ema):
                 for p, q in zip(live.parameters(), avg.parameters()):
                     q.lerp_(p, 1 - decay)
-        window.append(float(loss))
+        window.append(float(loss.detach()))
         if step % args.log_every == 0 or step == args.steps:
             elapsed = time.time() - start
-            curve["step"].append(step)
+            s0, t0 = curve.get("offset", (0, 0.0))
+            curve["step"].append(s0 + step)
             curve["loss"].append(sum(window) / len(window))
             curve["lr"].append(opt.param_groups[0]["lr"])
-            curve["seconds"].append(round(elapsed, 1))
+            curve["seconds"].append(round(t0 + elapsed, 1))
             window = []
             print(f"step {step}/{args.steps} loss {curve['loss'][-1]:.4f} lr {curve['lr'][-1]:.2e} "
                   f"{elapsed / step:.2f} s/step", flush=True)
+        if probe is not None and step % args.probe_every == 0:
+            acc = probe(unet, text_encoder, tokenizer, abar)
+            curve["probe_step"].append(curve["step"][-1] if curve["step"] else step)
+            curve["probe_accuracy"].append(acc)
+            print(f"step {step} caption probe accuracy {acc:.3f} (chance {1 / len(MOTIONS):.3f})", flush=True)
         out_of_time = args.max_minutes > 0 and time.time() - start > args.max_minutes * 60
         if step >= args.steps or out_of_time:
             break

@@ -12,6 +12,20 @@ A folder such as `ComfyUI/models/video_priors/text-to-video-ms-1.7b/` holds the 
 Each component is loaded directly with its class (no `TextToVideoSDPipeline`, deprecated) and
 from local files only: nothing is ever downloaded.
 
+Two extensions serve the pack's embedded prior (pipelines/embedded) with the same code:
+- pixel space: when model_index.json declares `"vae": [null, null]` there is no vae/ folder and
+  latents are the frames themselves, frames * 2 - 1 as [1, 3, K, H, W] (the UNet takes RGB);
+- a non-CLIP tokenizer: when tokenizer/tokenizer_config.json names another `tokenizer_class` and
+  tokenizer/tokenizer.json exists, it is loaded as a PreTrainedTokenizerFast (e.g. word level);
+  words it does not know are dropped with one warning per prompt (`tokenize_prompts`).
+model_index.json may also give the training clip shape, "videopriors_clip": {num_frames, height, width},
+and for pixel-space models "videopriors_pixel": {"ink_gain": g}: frames larger than the clip are
+area-downsampled to it (a 256 sketch seen at 32) and their ink (1 - value) darkened as
+1 - (1 - ink)**g (value**g), so strokes that are thin at the model's size stay visible (the training data
+went through the same map, `ink_gain`). "videopriors_timestep_cond": "pooled_text" says the UNet
+(`time_cond_proj_dim`) also takes the text encoder's pooled output as `timestep_cond`, a global
+conditioning added to the timestep embedding of every block besides the cross-attention.
+
 Weights and pickles. `.safetensors` files are preferred (then the `fp16` variant) and are
 validated (header and size) before loading. A `.bin` file is only used when no safetensors
 file exists; diffusers 0.42 loads it with `torch.load(weights_only=True)` unconditionally
@@ -206,6 +220,17 @@ def _module_device_dtype(module: torch.nn.Module):
     return p.device, p.dtype
 
 
+def ink_gain(frames: torch.Tensor, gain: float) -> torch.Tensor:
+    """Darken line drawings: ink = 1 - value becomes 1 - (1 - ink)**gain, i.e. value**gain.
+
+    Like drawing each stroke `gain` times with its coverage as opacity: thin or faint strokes
+    get darker, solid ink stays solid, white stays white; smooth and differentiable.
+    """
+    if gain == 1:
+        return frames
+    return frames.clamp(1e-6, 1).pow(gain)
+
+
 def load_tokenizer(tok_dir: str):
     """CLIPTokenizer (vocab.json + merges.txt), or any fast tokenizer (tokenizer.json) when
     tokenizer_config.json names another class (e.g. the word-level tokenizer of the embedded prior)."""
@@ -263,7 +288,8 @@ class DiffusersVideoPrior(VideoPrior):
                  name: str = "diffusers", dtype: torch.dtype = torch.float32, vae_dtype: torch.dtype = torch.float32,
                  device: Union[str, torch.device] = "cpu", num_frames: Optional[int] = None,
                  height: Optional[int] = None, width: Optional[int] = None, encode_chunk: int = 4,
-                 decode_chunk: int = 4, latent_sampling: str = "sample", reload_text_encoder: bool = True):
+                 decode_chunk: int = 4, latent_sampling: str = "sample", reload_text_encoder: bool = True,
+                 ink_gain: float = 1.0, timestep_cond: Optional[str] = None):
         self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
         self.tokenizer, self.scheduler = tokenizer, scheduler
         for m in (unet, vae, text_encoder):
@@ -299,6 +325,15 @@ class DiffusersVideoPrior(VideoPrior):
             raise ValueError("latent_sampling must be 'sample' or 'mean'")
         self.latent_sampling = latent_sampling
         self.reload_text_encoder = reload_text_encoder
+        if vae is not None and ink_gain != 1:
+            raise ValueError("ink_gain applies to pixel-space models only")
+        self.ink_gain = float(ink_gain)
+        if timestep_cond not in (None, "pooled_text"):
+            raise PriorLoadError(f"unknown timestep_cond {timestep_cond!r} (known: 'pooled_text')")
+        if timestep_cond and getattr(unet.config, "time_cond_proj_dim", None) != text_encoder.config.hidden_size:
+            raise PriorLoadError("timestep_cond 'pooled_text' needs a UNet with time_cond_proj_dim equal to the text "
+                                 f"encoder's hidden size ({text_encoder.config.hidden_size})")
+        self.timestep_cond = timestep_cond
         self._embeds_cache: dict = {}
         self._te_source = None  # (folder, weights) to reload the text encoder from; set by from_folder
         # A tokenizer_config.json without model_max_length reports 1e30: cap by the encoder's positions.
@@ -333,6 +368,10 @@ class DiffusersVideoPrior(VideoPrior):
         for key, value in (model_index.get("videopriors_clip") or {}).items():  # clip shape the model was trained on
             if key in ("num_frames", "height", "width"):
                 kwargs.setdefault(key, int(value))
+        if pixel_space and "ink_gain" in (model_index.get("videopriors_pixel") or {}):
+            kwargs.setdefault("ink_gain", float(model_index["videopriors_pixel"]["ink_gain"]))
+        if model_index.get("videopriors_timestep_cond"):
+            kwargs.setdefault("timestep_cond", model_index["videopriors_timestep_cond"])
         unet_dir = _component_dir(path, "unet")
         vae_dir = None if pixel_space else _component_dir(path, "vae")
         te_dir, tok_dir, sched_dir = (_component_dir(path, c) for c in ("text_encoder", "tokenizer", "scheduler"))
@@ -430,7 +469,8 @@ class DiffusersVideoPrior(VideoPrior):
             if _module_device_dtype(module)[1] != want:  # diffusers' .to(dtype) warns even when nothing changes
                 module.to(dtype=want)
         self._embeds_cache = {k: PromptEmbeds(v.cond.to(self.device), v.uncond.to(self.device), v.prompt,
-                                              v.negative_prompt) for k, v in self._embeds_cache.items()}
+                                              v.negative_prompt, {n: e.to(self.device) for n, e in v.extra.items()})
+                              for k, v in self._embeds_cache.items()}
         return self
 
     # --- text --------------------------------------------------------------------------------
@@ -452,11 +492,16 @@ class DiffusersVideoPrior(VideoPrior):
             ids = tokenize_prompts(self.tokenizer, [prompt, negative_prompt], self.max_text_length)
             device, _ = _module_device_dtype(self.text_encoder)
             with torch.no_grad():
-                hidden = self.text_encoder(ids.to(device)).last_hidden_state
+                out = self.text_encoder(ids.to(device))
+            hidden = out.last_hidden_state
         finally:
             if reloaded:  # the caller asked for the encoder to be gone: free it again
                 self.free_text_encoder()
-        embeds = PromptEmbeds(cond=hidden[0:1], uncond=hidden[1:2], prompt=prompt, negative_prompt=negative_prompt)
+        extra = {}
+        if self.timestep_cond == "pooled_text":
+            extra = {"cond_pooled": out.pooler_output[0:1], "uncond_pooled": out.pooler_output[1:2]}
+        embeds = PromptEmbeds(cond=hidden[0:1], uncond=hidden[1:2], prompt=prompt, negative_prompt=negative_prompt,
+                              extra=extra)
         self._embeds_cache[key] = embeds
         return embeds
 
@@ -486,7 +531,11 @@ class DiffusersVideoPrior(VideoPrior):
             raise ValueError(f"frame size {h}x{w} must be a multiple of {f}")
         if self.vae is None:  # pixel space
             device, _ = _module_device_dtype(self.unet)
-            return (frames.to(device).float() * 2 - 1).permute(1, 0, 2, 3).unsqueeze(0)
+            x = frames.to(device).float()
+            if (h, w) != (self.height, self.width) and h >= self.height and w >= self.width:
+                x = torch.nn.functional.interpolate(x, size=(self.height, self.width), mode="area")
+            x = ink_gain(x, self.ink_gain)
+            return (x * 2 - 1).permute(1, 0, 2, 3).unsqueeze(0)
         device, vdtype = _module_device_dtype(self.vae)
         x = (frames.to(device) * 2 - 1).to(vdtype)
         noise = None
@@ -538,13 +587,19 @@ class DiffusersVideoPrior(VideoPrior):
         b = noisy.shape[0]
         x = noisy.to(device, udtype)
         cond = embeds.cond.to(device, udtype).expand(b, -1, -1)
+        pooled = None
         if guidance_scale == 1:
             x_in, text = x, cond
+            if self.timestep_cond:
+                pooled = embeds.extra["cond_pooled"].to(device, udtype).expand(b, -1)
         else:
             x_in, text = torch.cat([x, x]), torch.cat([embeds.uncond.to(device, udtype).expand(b, -1, -1), cond])
+            if self.timestep_cond:
+                pooled = torch.cat([embeds.extra["uncond_pooled"].to(device, udtype).expand(b, -1),
+                                    embeds.extra["cond_pooled"].to(device, udtype).expand(b, -1)])
         timesteps = torch.full((x_in.shape[0],), int(t), device=device, dtype=torch.long)
         with torch.no_grad():
-            out = self.unet(x_in, timesteps, encoder_hidden_states=text).sample.float()
+            out = self.unet(x_in, timesteps, encoder_hidden_states=text, timestep_cond=pooled).sample.float()
         if guidance_scale != 1:
             out_u, out_c = out.chunk(2)
             out = out_u + guidance_scale * (out_c - out_u)
