@@ -128,8 +128,38 @@ def livesketch_wan(info: dict) -> dict:
     return g.to_json()
 
 
+# `make demo`: LiveSketch with the pack's embedded prior (8 frames of 32x32, CPU), tuned to run in a few minutes
+# on 2 cores. The settings the demo may be re-tuned with live here.
+EMBEDDED_SKETCH = "examples/bird.svg"
+EMBEDDED_PROMPT = "a bird flies to the left"  # a caption form the embedded prior was trained on
+EMBEDDED_MOTION = {"frames": 8, "local_lr": 5e-3, "global_lr": 1e-4}  # the prior is trained on 8-frame clips
+EMBEDDED_SDS = {"guidance_local": 10.0, "guidance_global": 10.0, "t_min": 50, "t_max": 950}
+EMBEDDED_ANIMATE = {"iterations": 150, "fused": True, "render_size": 64, "seed": 1000, "fps": 8.0}
+EMBEDDED_OUTPUT_SIZE = 256  # WEBP / MP4 frames are rasterized from the vector animation at this size
+
+
+def livesketch_embedded(info: dict) -> dict:
+    """LiveSketch with the embedded prior: no download, CPU; the graph of livesketch_modelscope."""
+    g = Graph(info)
+    fps = EMBEDDED_ANIMATE["fps"]
+    prefix = "VideoPriors/livesketch_embedded"
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg=EMBEDDED_SKETCH, canvas_size=256, force_black=True)
+    model = g.node("VP_SketchMotionModel", 0, 2, **EMBEDDED_MOTION)
+    prior = g.node("VP_LoadVideoPrior", 1, 0, prior="embedded", dtype="auto")
+    guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt=EMBEDDED_PROMPT, **EMBEDDED_SDS)
+    anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
+                  **EMBEDDED_ANIMATE)
+    g.node("VP_SaveAnimatedSVG", 3, 0, animation=(anim, 0), filename_prefix=prefix)
+    frames = g.node("VP_RasterizeSketch", 2, 1, sketch=(anim, 0), width=EMBEDDED_OUTPUT_SIZE,
+                    height=EMBEDDED_OUTPUT_SIZE)
+    g.node("SaveAnimatedWEBP", 3, 1, images=(frames, 0), filename_prefix=prefix, fps=fps)
+    video = g.node("CreateVideo", 2, 2, images=(frames, 0), fps=fps)
+    g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
+    return g.to_json()
+
+
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
-             "livesketch_wan.json": livesketch_wan}
+             "livesketch_wan.json": livesketch_wan, "livesketch_embedded.json": livesketch_embedded}
 
 
 def main():

@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from comfy_runtime import REPO, ComfyServer, load_workflow, output_files, workflow_to_prompt  # noqa: E402
 
-DEFAULT_WORKFLOW = os.path.join(REPO, "workflows", "sketch_motion.json")
+DEFAULT_WORKFLOW = os.path.join(REPO, "workflows", "livesketch_embedded.json")
 
 
 def main(argv=None) -> int:
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
             saved.append(dest)
         for path in saved:
             print(path)
+        print(f"[demo] done in {time.time() - t0:.1f}s (server start included)", flush=True)
         if not saved:
             print("[demo] the workflow produced no output files", file=sys.stderr)
             return 1

@@ -85,14 +85,21 @@ WORKFLOW_EXPECTATIONS = {
     "sketch_motion.json": {"kinds": {".svg", ".webp", ".png", ".mp4"}, "frames": 16, "size": (256, 256),
                            "frame_svgs": "sketch_motion_frames"},
     "livesketch_modelscope.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 4, "size": (64, 64)},
+    # `make demo`: the embedded prior keeps its 8 frames; WEBP/MP4 frames are rasterized at 256 from the vectors
+    "livesketch_embedded.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 8, "size": (256, 256)},
 }
 
 
 def shrink_for_tests(prompt: dict) -> dict:
-    """Tiny settings for the LiveSketch nodes so a workflow runs in seconds with the tiny prior."""
+    """Tiny settings for the LiveSketch nodes so a workflow runs in seconds with the tiny prior.
+
+    A graph on the embedded prior keeps its frame count (the prior is trained on 8-frame clips and
+    is small enough to run them in a test)."""
+    embedded = any(n["class_type"] == "VP_LoadVideoPrior" and n["inputs"].get("prior") == "embedded"
+                   for n in prompt.values())
     for node in prompt.values():
         if node["class_type"] == "VP_SketchMotionModel":
-            node["inputs"].update(frames=4, hidden=16)
+            node["inputs"].update(hidden=16, **({} if embedded else {"frames": 4}))
         if node["class_type"] == "VP_AnimateSketch":
             node["inputs"].update(iterations=2, render_size=64, preview_every=1)
     return prompt
