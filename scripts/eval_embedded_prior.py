@@ -1,0 +1,467 @@
+#!/usr/bin/env python
+"""Evaluation of the embedded text-to-video prior (`make eval-prior`): sampling and distillation.
+
+    python scripts/eval_embedded_prior.py [--prior FOLDER] [--out bench/results/embedded_prior_eval.json]
+        [--quick] [--per-class 10] [--seeds 10] [--iterations 200] [--guidance 30] [--global-lr ...] ...
+
+Everything the model is evaluated on is held out from its training data:
+
+* Prompts are held-out paraphrases, `caption(motion, gen, "heldout")`: verb x complement pairs and
+  sentence frames that no training caption has (pipelines/embedded/data.py explains the split).
+* Random sketches come from `random_sketch(clip_generator(HELDOUT_SKETCH_SEED, i))`. Training
+  draws clip i of data set `data_seed` from `clip_generator(data_seed, i)` (data seeds 1234 and
+  4321; the training-time caption probe uses data_seed + 7777 = 9011 / 12098); clip_generator
+  hashes (seed, index, stream) with SplitMix64 into a 63-bit torch seed, so a different seed
+  gives unrelated generators, not a shifted run of the same ones (no seed*k + i collisions).
+  HELDOUT_SKETCH_SEED = 90001 is none of those seeds.
+* Hand-drawn sketches: the SVG files in tests/data/sketches/ (a house, a stick figure, a flower,
+  a car; 256 canvas, black strokes of width 3), loaded with the pack's SVG loader.
+
+Sampling part. For each of the 12 motions, `--per-class` held-out prompts with varied subjects;
+DDIM (`pipelines.sampling.sample_video`, `--sampling-steps`, `--sampling-guidance`) from noise;
+each clip's motion is measured from its pixels (`measure_motion_from_frames`) and classified
+(`classify_motion`). Reported: per-class accuracy, overall accuracy over all 12 classes and over
+the 8 directional ones, and the confusion matrix (rows: prompt's motion, columns: measured).
+Target: >= 80 %.
+
+Distillation part. `pipelines.livesketch.animate_sketch` (what VP_AnimateSketch runs) with the
+embedded prior, K = the prior's clip length (8 frames), for each of the 8 directions x `--seeds`
+seeds; seed s animates held-out sketch s (random sketches first, then the hand-drawn ones, cycling)
+with a held-out paraphrase of the direction. The direction is read from the animated sketch's
+control points (`measure_motion`) and must pass `direction_matches` (thresholds below).
+Target: >= 8 of 10 seeds for every direction. Seconds per run are wall-clock for the whole
+`animate_sketch` call on this machine with `--threads` torch threads.
+
+The JSON (see `build_report`) also records the settings, the model folder's training summary,
+the git commit and the thread count; `scripts/write_model_card.py` turns it into the model card.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from pipelines.embedded.data import (
+    DIRECTIONAL,
+    KINDS,
+    MOTIONS,
+    caption,
+    classify_motion,
+    clip_generator,
+    measure_motion,
+    measure_motion_from_frames,
+    random_sketch,
+)
+from pipelines.embedded.prior import EMBEDDED_PRIOR_DIR, load_embedded_prior
+from pipelines.sketch import Sketch
+
+SCHEMA = 1
+DEFAULT_OUT = os.path.join("bench", "results", "embedded_prior_eval.json")
+SKETCH_DIR = os.path.join(ROOT, "tests", "data", "sketches")
+#: hand-drawn sketch file -> the subject its prompts use (a noun the training captions know)
+HAND_DRAWN = {"house.svg": "the house", "stick_figure.svg": "the stick figure", "flower.svg": "the flower",
+              "car.svg": "the car"}
+
+HELDOUT_SKETCH_SEED = 90001  # random held-out sketches: clip_generator(90001, i); see the module docstring
+SAMPLING_PROMPT_SEED = 91001  # held-out prompts of the sampling part: clip_generator(91001, i, stream=motion)
+DISTILL_PROMPT_SEED = 92001  # held-out prompts of the distillation part
+NUM_RANDOM_SKETCHES = 6  # random held-out sketches; with the 4 hand-drawn ones, 10 seeds see 10 sketches
+
+SAMPLING_TARGET = 0.8  # fraction of generated clips whose measured motion is the prompt's
+DISTILL_TARGET = 8  # of DISTILL_SEEDS seeds, per direction
+DISTILL_SEEDS = 10
+
+# "Direction matches" (from control points, `measure_motion` on the canvas): modest thresholds, a
+# motion that is visible but far smaller than the training data's (translations of 18-35 % of the
+# canvas, rotations of 35-120 deg, scalings x1.35-1.8).
+MOVE_THRESHOLD = 0.03  # net centroid displacement, fraction of the canvas side (7.7 px at 256)
+ROTATE_THRESHOLD = 5.0  # net rotation, degrees (positive = clockwise on screen)
+SCALE_THRESHOLD = 0.05  # net scale: grow > 1 + t, shrink < 1 / (1 + t)
+
+# Random held-out sketches: 256 canvas, drawings 40-55 % of the side (room to move, like the
+# training clips, whose drawings are shrunk until the whole motion fits), strokes 2-4 px.
+SKETCH_CANVAS = 256
+SKETCH_EXTENT = (0.40, 0.55)
+SKETCH_WIDTH_PX = (2.0, 4.0)
+
+
+@dataclasses.dataclass
+class DistillSettings:
+    """Score-distillation settings of the evaluation (defaults: the best of the sweep in the README of
+    this script's report, chosen for the embedded prior with at most 200 iterations)."""
+
+    iterations: int = 200
+    guidance: float = 30.0  # the same for the local and the global pass
+    local_lr: float = 5e-3
+    global_lr: float = 1e-4
+    t_min: int = 50
+    t_max: int = 950
+    augment: bool = True
+    fused: bool = True
+    render_size: int = 64  # the prior area-downsamples frames to 32 x 32 itself
+    negative_prompt: str = ""
+    use_local: bool = True
+
+
+def direction_matches(direction: str, m: dict) -> bool:
+    """Whether a `measure_motion` dict moves in `direction` (one of DIRECTIONAL).
+
+    left / right / up / down: the displacement along that axis has the right sign, is larger than
+    MOVE_THRESHOLD and larger than the displacement along the other axis.
+    clockwise / counterclockwise: net rotation beyond +-ROTATE_THRESHOLD degrees.
+    grow / shrink: net scale beyond 1 + SCALE_THRESHOLD or below 1 / (1 + SCALE_THRESHOLD).
+    """
+    dx, dy = m["dx"], m["dy"]
+    if direction == "left":
+        return dx < -MOVE_THRESHOLD and abs(dx) > abs(dy)
+    if direction == "right":
+        return dx > MOVE_THRESHOLD and abs(dx) > abs(dy)
+    if direction == "up":
+        return dy < -MOVE_THRESHOLD and abs(dy) > abs(dx)
+    if direction == "down":
+        return dy > MOVE_THRESHOLD and abs(dy) > abs(dx)
+    if direction == "clockwise":
+        return m["rotation"] > ROTATE_THRESHOLD
+    if direction == "counterclockwise":
+        return m["rotation"] < -ROTATE_THRESHOLD
+    if direction == "grow":
+        return m["scale"] > 1.0 + SCALE_THRESHOLD
+    if direction == "shrink":
+        return m["scale"] < 1.0 / (1.0 + SCALE_THRESHOLD)
+    raise ValueError(f"not a directional motion: {direction!r}; choose one of {', '.join(DIRECTIONAL)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out material
+
+
+def heldout_random_sketch(index: int) -> Sketch:
+    """Random held-out sketch `index`: kind cycles through KINDS, 5..12 strokes (see module docstring)."""
+    gen = clip_generator(HELDOUT_SKETCH_SEED, index)
+    lo, hi = SKETCH_WIDTH_PX
+    return random_sketch(gen, SKETCH_CANVAS, kind=KINDS[index % len(KINDS)], num_strokes=5 + (index * 3) % 8,
+                         extent=SKETCH_EXTENT, width_range=(lo / SKETCH_CANVAS, hi / SKETCH_CANVAS))
+
+
+def hand_drawn_sketch(name: str) -> Sketch:
+    """A hand-drawn SVG of tests/data/sketches on a 256 canvas, as drawn (fit=False), black strokes."""
+    from pipelines.svg_loader import load_svg_sketch
+
+    with open(os.path.join(SKETCH_DIR, name), "rb") as f:
+        return load_svg_sketch(f.read(), SKETCH_CANVAS, fit=False, force_black=True).sketch
+
+
+def heldout_sketches(num_random: int = NUM_RANDOM_SKETCHES) -> list[tuple[str, Sketch, str | None]]:
+    """(name, sketch, subject or None) for the random held-out sketches then the hand-drawn ones."""
+    out: list[tuple[str, Sketch, str | None]] = [
+        (f"random-{i}", heldout_random_sketch(i), None) for i in range(num_random)]
+    out += [(name[:-4], hand_drawn_sketch(name), subject) for name, subject in HAND_DRAWN.items()]
+    return out
+
+
+def heldout_prompt(motion: str, index: int, seed: int, subject: str | None = None) -> str:
+    """Held-out paraphrase `index` of `motion` (random subject unless given)."""
+    return caption(motion, clip_generator(seed, index, stream=2 + MOTIONS.index(motion)), "heldout", subject)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: int) -> list[torch.Tensor]:
+    """One DDIM clip [K, 3, H, W] per prompt (all prompts in one batch, one noise draw per `seed`)."""
+    try:
+        from pipelines.sampling import sample_video, stack_embeds
+    except ImportError:  # an older tree: the embedded prior's own sampler (same DDIM)
+        from pipelines.embedded.prior import sample_clips
+
+        return sample_clips(prior, list(prompts), steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
+    embeds = stack_embeds([prior.encode_prompt(p) for p in prompts])
+    frames = sample_video(prior, embeds, steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
+    return list(frames.view(len(prompts), -1, *frames.shape[1:]))
+
+
+def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int = 0, batch: int = 12,
+                  log=print) -> dict:
+    """Sampling accuracy: see the module docstring. Returns the "sampling" section of the report."""
+    items = [(m, heldout_prompt(m, i, SAMPLING_PROMPT_SEED)) for i in range(per_class) for m in MOTIONS]
+    t0 = time.perf_counter()
+    samples = []
+    for b in range(0, len(items), batch):
+        chunk = items[b:b + batch]
+        clips = _sample(prior, [p for _, p in chunk], steps, guidance, seed + b // batch)
+        for (motion, prompt), clip in zip(chunk, clips):
+            m = measure_motion_from_frames(clip)
+            samples.append({"motion": motion, "prompt": prompt, "predicted": classify_motion(m),
+                            **{k: round(float(m[k]), 4) for k in ("dx", "dy", "rotation", "scale", "deform")}})
+        log(f"  sampled {len(samples)}/{len(items)} clips ({time.perf_counter() - t0:.0f} s)")
+    confusion = {m: {p: 0 for p in MOTIONS} for m in MOTIONS}
+    for s in samples:
+        confusion[s["motion"]][s["predicted"]] += 1
+    per = {m: {"correct": confusion[m][m], "total": sum(confusion[m].values())} for m in MOTIONS}
+    for v in per.values():
+        v["accuracy"] = v["correct"] / max(1, v["total"])
+
+    def acc(classes):
+        return sum(per[m]["correct"] for m in classes) / max(1, sum(per[m]["total"] for m in classes))
+
+    return {"settings": {"per_class": per_class, "steps": steps, "guidance": guidance, "seed": seed,
+                         "scheduler": "DDIM eta 0", "prompt_seed": SAMPLING_PROMPT_SEED},
+            "accuracy_all": acc(MOTIONS), "accuracy_directional": acc(DIRECTIONAL), "per_class": per,
+            "confusion": confusion, "target": SAMPLING_TARGET,
+            "meets_target": {"all": acc(MOTIONS) >= SAMPLING_TARGET, "directional": acc(DIRECTIONAL) >= SAMPLING_TARGET},
+            "seconds": round(time.perf_counter() - t0, 1), "samples": samples}
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation
+
+
+def distill_run(prior, sketch: Sketch, prompt: str, settings: DistillSettings, seed: int) -> dict:
+    """One `animate_sketch` run; the motion of its control points and the wall-clock seconds."""
+    from pipelines.livesketch import (
+        AnimateConfig,
+        MotionModelConfig,
+        SDSConfig,
+        animate_sketch,
+    )
+
+    s = settings
+    t0 = time.perf_counter()
+    embeds = prior.encode_prompt(prompt, s.negative_prompt)
+    res = animate_sketch(
+        sketch, prior, embeds,
+        MotionModelConfig(num_frames=prior.num_frames, local_lr=s.local_lr, global_lr=s.global_lr,
+                          use_local=s.use_local),
+        SDSConfig(prompt=prompt, negative_prompt=s.negative_prompt, guidance_local=s.guidance,
+                  guidance_global=s.guidance, t_min=s.t_min, t_max=s.t_max, augment=s.augment),
+        AnimateConfig(iterations=s.iterations, seed=seed, fused=s.fused, render_size=s.render_size))
+    seconds = time.perf_counter() - t0
+    m = measure_motion(res.animation)
+    return {"dx": m["dx"], "dy": m["dy"], "rotation": m["rotation"], "scale": m["scale"],
+            "class": classify_motion(m), "seconds": round(seconds, 2), "passes": res.times.passes}
+
+
+def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str] = DIRECTIONAL,
+                      seeds: int = DISTILL_SEEDS, sketches=None, log=print) -> dict:
+    """Distillation matches per direction: see the module docstring. Returns the "distillation" section."""
+    sketches = sketches if sketches is not None else heldout_sketches()
+    runs = []
+    for direction in directions:
+        for s in range(seeds):
+            name, sketch, subject = sketches[s % len(sketches)]
+            prompt = heldout_prompt(direction, s, DISTILL_PROMPT_SEED, subject)
+            r = distill_run(prior, sketch, prompt, settings, seed=1000 + s)
+            r = {"direction": direction, "seed": 1000 + s, "sketch": name, "points": sketch.num_points,
+                 "prompt": prompt, "match": direction_matches(direction, r), **r}
+            runs.append(r)
+            log(f"  {direction:>16} seed {r['seed']} {name:>13} {'ok ' if r['match'] else 'NO '} "
+                f"dx {r['dx']:+.3f} dy {r['dy']:+.3f} rot {r['rotation']:+6.1f} scale {r['scale']:.3f} "
+                f"({r['seconds']:.0f} s)  {prompt!r}")
+    per = {d: {"matches": sum(r["match"] for r in runs if r["direction"] == d),
+               "runs": sum(1 for r in runs if r["direction"] == d)} for d in directions}
+    secs = [r["seconds"] for r in runs]
+    need = math.ceil(DISTILL_TARGET / DISTILL_SEEDS * seeds - 1e-9)
+    return {"settings": dataclasses.asdict(settings), "num_frames": prior.num_frames,
+            "thresholds": {"move": MOVE_THRESHOLD, "rotate_deg": ROTATE_THRESHOLD, "scale": SCALE_THRESHOLD},
+            "seeds": seeds, "sketches": [n for n, _, _ in sketches], "prompt_seed": DISTILL_PROMPT_SEED,
+            "per_direction": per, "target": f"{DISTILL_TARGET} of {DISTILL_SEEDS} seeds per direction",
+            "meets_target": all(v["matches"] >= need for v in per.values()),
+            "seconds_per_run": {"mean": round(statistics.fmean(secs), 1), "median": round(statistics.median(secs), 1),
+                                "min": round(min(secs), 1), "max": round(max(secs), 1)} if secs else {},
+            "runs": runs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def model_summary(folder: str) -> dict:
+    """Training summary of a prior folder from its training_config.json and loss_curve.json."""
+
+    def read(name):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    cfg, curve = read("training_config.json"), read("loss_curve.json")
+    out = {"folder": os.path.relpath(folder, ROOT) if folder.startswith(ROOT) else folder,
+           "steps": (curve.get("step") or [cfg.get("steps")])[-1], "configured_steps": cfg.get("steps"),
+           "batch": cfg.get("batch"), "data_seed": cfg.get("data_seed")}
+    losses = curve.get("loss") or []
+    if losses:
+        tail = losses[-5:]
+        out["final_loss"] = round(float(tail[-1]), 5)
+        out["final_loss_mean5"] = round(statistics.fmean(float(v) for v in tail), 5)
+    if curve.get("seconds"):
+        out["train_minutes"] = round(float(curve["seconds"][-1]) / 60, 1)
+    if curve.get("probe_accuracy"):
+        out["probe_accuracy"] = round(float(curve["probe_accuracy"][-1]), 3)
+        out["probe_step"] = curve["probe_step"][-1]
+    return out
+
+
+def git_commit() -> dict:
+    def run(*args):
+        try:
+            return subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": run("rev-parse", "HEAD") or None, "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+
+
+def build_report(args, folder: str, sampling: dict | None, distillation: dict | None, seconds: float) -> dict:
+    return {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "quick": bool(args.quick),
+        "environment": {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                        "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+        "prior": model_summary(folder),
+        "sampling": sampling,
+        "distillation": distillation,
+        "seconds_total": round(seconds, 1),
+    }
+
+
+def print_tables(report: dict) -> None:
+    s, d = report.get("sampling"), report.get("distillation")
+    if s:
+        print(f"\nSampling ({s['settings']['per_class']} held-out prompts per class, DDIM {s['settings']['steps']} "
+              f"steps, guidance {s['settings']['guidance']}):")
+        print(f"  {'motion':>16}  accuracy   most often measured as")
+        for m, v in s["per_class"].items():
+            row = s["confusion"][m]
+            top = sorted(((c, p) for p, c in row.items() if c), reverse=True)[:3]
+            print(f"  {m:>16}  {v['correct']:>3}/{v['total']:<3}    " + ", ".join(f"{p} {c}" for c, p in top))
+        print(f"  all 12 classes {s['accuracy_all']:.1%}, 8 directional {s['accuracy_directional']:.1%} "
+              f"(target {s['target']:.0%}); {s['seconds']:.0f} s")
+    if d:
+        st = d["settings"]
+        print(f"\nDistillation ({st['iterations']} iterations, guidance {st['guidance']}, lr local {st['local_lr']} "
+              f"global {st['global_lr']}, t [{st['t_min']}, {st['t_max']}), augment {st['augment']}, "
+              f"fused {st['fused']}, render {st['render_size']}):")
+        for direction, v in d["per_direction"].items():
+            print(f"  {direction:>16}  {v['matches']:>2}/{v['runs']}")
+        sp = d["seconds_per_run"]
+        if sp:
+            print(f"  seconds per run: mean {sp['mean']}, median {sp['median']} (min {sp['min']}, max {sp['max']}) "
+                  f"with {report['environment']['torch_threads']} torch threads")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    d = DistillSettings()
+    p.add_argument("--prior", default=None, help=f"model folder (default: the shipped {EMBEDDED_PRIOR_DIR})")
+    p.add_argument("--out", default=DEFAULT_OUT, help="JSON report (default %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small run: 2 prompts per class, DDIM 10 steps, 2 seeds per direction, 40 iterations "
+                        "(explicit options still win)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
+    p.add_argument("--skip-sampling", action="store_true")
+    p.add_argument("--skip-distillation", action="store_true")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--per-class", type=int, default=None, help="held-out prompts per motion class (default 10)")
+    g.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps (default 30)")
+    g.add_argument("--sampling-guidance", type=float, default=6.0)
+    g.add_argument("--sampling-seed", type=int, default=0)
+    g = p.add_argument_group("distillation (SDS settings)")
+    g.add_argument("--directions", default=",".join(DIRECTIONAL), help="comma-separated subset of the 8 directions")
+    g.add_argument("--seeds", type=int, default=None, help=f"seeds per direction (default {DISTILL_SEEDS})")
+    g.add_argument("--iterations", type=int, default=None, help=f"default {d.iterations}")
+    g.add_argument("--guidance", type=float, default=d.guidance)
+    g.add_argument("--local-lr", type=float, default=d.local_lr)
+    g.add_argument("--global-lr", type=float, default=d.global_lr)
+    g.add_argument("--t-min", type=int, default=d.t_min)
+    g.add_argument("--t-max", type=int, default=d.t_max)
+    g.add_argument("--augment", type=int, choices=(0, 1), default=int(d.augment))
+    g.add_argument("--fused", type=int, choices=(0, 1), default=int(d.fused))
+    g.add_argument("--render-size", type=int, default=d.render_size)
+    g.add_argument("--negative-prompt", default=d.negative_prompt)
+    g.add_argument("--use-local", type=int, choices=(0, 1), default=int(d.use_local))
+    args = p.parse_args(argv)
+    quick = args.quick
+    for name, full, small in (("per_class", 10, 2), ("sampling_steps", 30, 10), ("seeds", DISTILL_SEEDS, 2),
+                              ("iterations", d.iterations, 40)):
+        if getattr(args, name) is None:
+            setattr(args, name, small if quick else full)
+    args.directions = [x.strip() for x in args.directions.split(",") if x.strip()]
+    bad = [x for x in args.directions if x not in DIRECTIONAL]
+    if bad:
+        p.error(f"unknown direction(s) {', '.join(bad)}; choose from {', '.join(DIRECTIONAL)}")
+    return args
+
+
+def settings_from_args(args) -> DistillSettings:
+    return DistillSettings(iterations=args.iterations, guidance=args.guidance, local_lr=args.local_lr,
+                           global_lr=args.global_lr, t_min=args.t_min, t_max=args.t_max, augment=bool(args.augment),
+                           fused=bool(args.fused), render_size=args.render_size, negative_prompt=args.negative_prompt,
+                           use_local=bool(args.use_local))
+
+
+def _run(args, prior, log) -> tuple[dict | None, dict | None]:
+    sampling = distillation = None
+    if not args.skip_sampling:
+        log(f"sampling: {args.per_class} prompts x {len(MOTIONS)} motions")
+        sampling = eval_sampling(prior, args.per_class, args.sampling_steps, args.sampling_guidance,
+                                 args.sampling_seed, log=log)
+    if not args.skip_distillation:
+        log(f"distillation: {len(args.directions)} directions x {args.seeds} seeds")
+        distillation = eval_distillation(prior, settings_from_args(args), args.directions, args.seeds, log=log)
+    return sampling, distillation
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folder = os.path.abspath(args.prior or EMBEDDED_PRIOR_DIR)
+    t0 = time.perf_counter()
+    prior = load_embedded_prior(folder)
+    print(f"prior {folder}: {json.dumps(model_summary(folder))}", flush=True)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    # Held-out sentence frames contain words the vocabulary lacks ("that", "there", "where", by design):
+    # the tokenizer's one warning per prompt would flood the log.
+    logger = logging.getLogger("VideoPriors")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        sampling, distillation = _run(args, prior, log)
+    finally:
+        logger.setLevel(level)
+    report = build_report(args, folder, sampling, distillation, time.perf_counter() - t0)
+    print_tables(report)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        tmp = args.out + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, args.out)
+        print(f"\nwrote {args.out} ({report['seconds_total']:.0f} s)")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The embedded prior's evaluation (scripts/eval_embedded_prior.py) and model card (scripts/write_model_card.py).
+
+- a behaviour test: a slice of the distillation evaluation (LiveSketch with the shipped prior);
+- the report's structure, from a tiny run of the evaluation script;
+- the model card: generated from a report, and the shipped card's figures equal the shipped report's.
+"""
+import json
+import os
+import re
+
+import eval_embedded_prior as ev
+import pytest
+import torch
+import write_model_card as wmc
+
+from pipelines.embedded.data import DIRECTIONAL, MOTIONS
+from pipelines.embedded.prior import EMBEDDED_PRIOR_DIR, load_embedded_prior
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_REPORT = os.path.join(ROOT, "bench", "results", "embedded_prior_eval.json")
+SHIPPED_CARD = os.path.join(EMBEDDED_PRIOR_DIR, "MODEL_CARD.md")
+
+# The distillation slice: four directions x three held-out sketches / seeds, the evaluation's SDS
+# settings with fewer iterations (the whole slice stays under ~2 minutes on 2 cores).
+SLICE_DIRECTIONS = ("left", "right", "clockwise", "grow")
+SLICE_SEEDS = 3
+SLICE_ITERATIONS = 100
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return load_embedded_prior()
+
+
+def test_direction_matches_definition():
+    still = {"dx": 0.0, "dy": 0.0, "rotation": 0.0, "scale": 1.0}
+    assert not any(ev.direction_matches(d, still) for d in DIRECTIONAL)
+    t = ev.MOVE_THRESHOLD
+    assert ev.direction_matches("left", {**still, "dx": -2 * t})
+    assert not ev.direction_matches("left", {**still, "dx": -2 * t, "dy": 3 * t})  # mostly downwards
+    assert ev.direction_matches("down", {**still, "dx": -2 * t, "dy": 3 * t})
+    assert ev.direction_matches("up", {**still, "dy": -2 * t}) and not ev.direction_matches("up", {**still, "dy": 2 * t})
+    assert ev.direction_matches("right", {**still, "dx": 2 * t})
+    assert ev.direction_matches("clockwise", {**still, "rotation": 2 * ev.ROTATE_THRESHOLD})
+    assert ev.direction_matches("counterclockwise", {**still, "rotation": -2 * ev.ROTATE_THRESHOLD})
+    assert ev.direction_matches("grow", {**still, "scale": 1 + 2 * ev.SCALE_THRESHOLD})
+    assert ev.direction_matches("shrink", {**still, "scale": 1 / (1 + 2 * ev.SCALE_THRESHOLD)})
+    with pytest.raises(ValueError):
+        ev.direction_matches("wave", still)
+
+
+def test_heldout_material():
+    sketches = ev.heldout_sketches()
+    assert [n for n, _, _ in sketches][-4:] == ["house", "stick_figure", "flower", "car"]
+    for name, sketch, _ in sketches:
+        assert sketch.num_paths > 0 and (sketch.width, sketch.height) == (256, 256), name
+        assert bool((sketch.style.stroke_color == 0).all()), name
+    # the random ones are deterministic and differ from each other
+    assert torch.equal(ev.heldout_random_sketch(1).points, sketches[1][1].points)
+    assert not torch.equal(sketches[0][1].points[:4], sketches[1][1].points[:4])
+    from pipelines.embedded.data import caption_space, motion_from_caption
+
+    train = set(caption_space("train"))
+    for m in MOTIONS:
+        for i in range(5):
+            prompt = ev.heldout_prompt(m, i, ev.SAMPLING_PROMPT_SEED)
+            assert prompt not in train and motion_from_caption(prompt) == m, prompt
+
+
+@pytest.mark.timeout(300)
+def test_distillation_slice_behaviour(prior):
+    """Behaviour: LiveSketch with the shipped prior moves held-out sketches the prompt's way.
+
+    For each of four directions, three seeds (three held-out sketches, held-out paraphrases); the
+    direction must match (`direction_matches`, from the control points) in the majority, 2 of 3.
+    """
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    settings = ev.DistillSettings(iterations=SLICE_ITERATIONS)
+    report = ev.eval_distillation(prior, settings, SLICE_DIRECTIONS, SLICE_SEEDS, log=lambda _m: None)
+    summary = {d: f"{v['matches']}/{v['runs']}" for d, v in report["per_direction"].items()}
+    detail = [(r["direction"], r["sketch"], round(r["dx"], 3), round(r["dy"], 3), round(r["rotation"], 1),
+               round(r["scale"], 3)) for r in report["runs"]]
+    assert all(v["matches"] * 2 > v["runs"] for v in report["per_direction"].values()), (summary, detail)
+
+
+def _tiny_report(tmp_path) -> dict:
+    out = tmp_path / "eval.json"
+    ev.main(["--quick", "--per-class", "1", "--sampling-steps", "2", "--seeds", "1", "--iterations", "2",
+             "--directions", "left,grow", "--threads", str(torch.get_num_threads()), "--out", str(out)])
+    with open(out, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    return _tiny_report(tmp_path_factory.mktemp("eval"))
+
+
+def test_report_structure(tiny_report):
+    r = tiny_report
+    assert r["schema"] == ev.SCHEMA and r["quick"] is True
+    assert set(r) >= {"created", "git", "environment", "prior", "sampling", "distillation", "seconds_total"}
+    assert r["environment"]["torch_threads"] >= 1 and r["environment"]["torch"] == torch.__version__
+    assert r["prior"]["steps"] > 0 and "final_loss" in r["prior"]
+    s = r["sampling"]
+    assert set(s["per_class"]) == set(MOTIONS) and set(s["confusion"]) == set(MOTIONS)
+    assert all(v["total"] == 1 and 0 <= v["correct"] <= 1 for v in s["per_class"].values())
+    assert sum(sum(row.values()) for row in s["confusion"].values()) == len(MOTIONS) == len(s["samples"])
+    assert 0 <= s["accuracy_directional"] <= 1 and 0 <= s["accuracy_all"] <= 1
+    assert s["settings"]["steps"] == 2
+    d = r["distillation"]
+    assert list(d["per_direction"]) == ["left", "grow"]
+    assert all(v["runs"] == 1 for v in d["per_direction"].values())
+    assert d["settings"]["iterations"] == 2 and d["num_frames"] == 8
+    assert set(d["thresholds"]) == {"move", "rotate_deg", "scale"}
+    assert d["seconds_per_run"]["mean"] > 0
+    for run in d["runs"]:
+        assert {"direction", "seed", "sketch", "prompt", "match", "dx", "dy", "rotation", "scale", "seconds"} <= set(run)
+        assert run["match"] == ev.direction_matches(run["direction"], run)
+
+
+def _card_table_rows(text: str) -> tuple[dict, dict]:
+    """(sampling rows, distillation rows) of a card: motion -> "correct/total"."""
+    cut = text.index("**Distillation") if "**Distillation" in text else len(text)
+
+    def rows(part):
+        return dict(re.findall(r"^\| (\w+) \| (\d+/\d+) \|", part, flags=re.MULTILINE))
+
+    return rows(text[:cut]), rows(text[cut:])
+
+
+def test_model_card_from_report(tiny_report, tmp_path):
+    """The card shows the report's numbers, in its tables and in its JSON block."""
+    report_path = tmp_path / "report.json"
+    report_path.write_text(json.dumps(tiny_report))
+    card = tmp_path / "MODEL_CARD.md"
+    wmc.main(["--prior", EMBEDDED_PRIOR_DIR, "--eval", str(report_path), "--out", str(card)])
+    text = card.read_text()
+    assert wmc.parse_card_numbers(text) == wmc.card_numbers(tiny_report)
+    sampling_rows, distill_rows = _card_table_rows(text)
+    assert sampling_rows == {m: f"{v['correct']}/{v['total']}" for m, v in tiny_report["sampling"]["per_class"].items()}
+    assert distill_rows == {m: f"{v['matches']}/{v['runs']}"
+                            for m, v in tiny_report["distillation"]["per_direction"].items()}
+    assert "## Limits" in text and "32 x 32" in text
+    for needle in ("word-level vocabulary", "Black line drawings", "8 frames"):
+        assert needle in text
+    # deterministic: writing it again gives the same file
+    wmc.main(["--prior", EMBEDDED_PRIOR_DIR, "--eval", str(report_path), "--out", str(tmp_path / "again.md")])
+    assert (tmp_path / "again.md").read_text() == text
+
+
+def test_shipped_model_card_numbers_come_from_the_report():
+    """pipelines/assets/embedded_prior/MODEL_CARD.md shows bench/results/embedded_prior_eval.json, and that
+    report evaluated the shipped model (same training steps and final loss)."""
+    if not (os.path.isfile(SHIPPED_CARD) and os.path.isfile(SHIPPED_REPORT)):
+        pytest.skip("no shipped model card / evaluation report yet: run `make eval-prior`, then "
+                    "scripts/write_model_card.py")
+    with open(SHIPPED_REPORT, encoding="utf-8") as f:
+        report = json.load(f)
+    with open(SHIPPED_CARD, encoding="utf-8") as f:
+        text = f.read()
+    assert wmc.parse_card_numbers(text) == wmc.card_numbers(report)
+    sampling_rows, distill_rows = _card_table_rows(text)
+    assert sampling_rows == {m: f"{v['correct']}/{v['total']}" for m, v in report["sampling"]["per_class"].items()}
+    assert distill_rows == {m: f"{v['matches']}/{v['runs']}" for m, v in report["distillation"]["per_direction"].items()}
+    shipped = ev.model_summary(EMBEDDED_PRIOR_DIR)
+    assert (report["prior"]["steps"], report["prior"].get("final_loss")) == (shipped["steps"], shipped.get("final_loss"))
+    assert not report["quick"], "the shipped report must be a full evaluation (not --quick)"
