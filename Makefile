@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"
 
-.PHONY: demo test bench setup browser-deps workflows clean
+.PHONY: demo test bench setup browser-deps workflows readme-media clean
 
 setup:
 	@$(BOOT); echo "venv: $$VP_VENV"; echo "ComfyUI: $$VP_COMFYUI"
@@ -23,6 +23,9 @@ bench:
 
 workflows:
 	@$(BOOT); "$$PY" scripts/build_workflows.py
+
+readme-media:
+	@$(BOOT); "$$PY" scripts/make_readme_media.py
 
 clean:
 	rm -rf output bench/results/*.json
