@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 from .comfy_prior_nodes import COMFY_PRIOR_NODES
 from .livesketch_nodes import LIVESKETCH_NODES
 from .prior_loading import register_folders
+from .sampling_nodes import SAMPLING_NODES
 from .sketch_nodes import SKETCH_NODES
 
 register_folders()
@@ -13,7 +14,7 @@ register_folders()
 
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES]
+        return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES, *SAMPLING_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

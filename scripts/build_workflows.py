@@ -158,8 +158,19 @@ def livesketch_embedded(info: dict) -> dict:
     return g.to_json()
 
 
+def sample_video_embedded(info: dict) -> dict:
+    """Text-to-video sampling (VP_SampleVideo, DDIM) from the embedded prior: 8 frames of 32x32, CPU."""
+    g = Graph(info)
+    prior = g.node("VP_LoadVideoPrior", 0, 0, prior="embedded", dtype="auto")
+    frames = g.node("VP_SampleVideo", 1, 0, prior=(prior, 0), prompt="a bird flies to the left", steps=20,
+                    guidance=6.0, seed=0)
+    g.node("SaveAnimatedWEBP", 2, 0, images=(frames, 0), filename_prefix="VideoPriors/sample_video", fps=8.0)
+    return g.to_json()
+
+
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
-             "livesketch_wan.json": livesketch_wan, "livesketch_embedded.json": livesketch_embedded}
+             "livesketch_wan.json": livesketch_wan, "livesketch_embedded.json": livesketch_embedded,
+             "sample_video_embedded.json": sample_video_embedded}
 
 
 def main():

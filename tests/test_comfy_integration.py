@@ -21,7 +21,7 @@ WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) != "livesketch_wan.json"]
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
                   "VP_SaveAnimatedSVG", "VP_LoadVideoPrior", "VP_SketchMotionModel", "VP_SDSGuidance",
-                  "VP_AnimateSketch", "VP_VideoPriorFromModel"}
+                  "VP_AnimateSketch", "VP_VideoPriorFromModel", "VP_SampleVideo"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 
@@ -46,7 +46,7 @@ def small_prompt(preset="sway", frames=6, extra_nodes=None, svg_text=SMALL_SVG):
     return prompt
 
 
-def check_image_file(data: bytes, frames: int, size: tuple[int, int]):
+def check_image_file(data: bytes, frames: int, size: tuple[int, int], content: bool = True):
     img = Image.open(io.BytesIO(data))
     assert img.size == size
     assert getattr(img, "n_frames", 1) == frames
@@ -55,6 +55,9 @@ def check_image_file(data: bytes, frames: int, size: tuple[int, int]):
         img.seek(k)
         arrays.append(np.asarray(img.convert("RGB"), dtype=np.float32) / 255)
     stack = np.stack(arrays)
+    if not content:  # sampled frames: their look depends on the model's weights, not on the pack
+        assert np.isfinite(stack).all() and stack.std() > 0.01, "frames are one flat colour"
+        return
     dark = (stack.mean(-1) < 0.5).mean()
     assert 0.002 < dark < 0.5, f"frames look blank or flooded (dark fraction {dark:.4f})"
     if frames > 1:
@@ -87,6 +90,8 @@ WORKFLOW_EXPECTATIONS = {
     "livesketch_modelscope.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 4, "size": (64, 64)},
     # `make demo`: the embedded prior keeps its 8 frames; WEBP/MP4 frames are rasterized at 256 from the vectors
     "livesketch_embedded.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 8, "size": (256, 256)},
+    # VP_SampleVideo on the embedded prior: its own clip shape; no SVG, and no look checks (model-dependent)
+    "sample_video_embedded.json": {"kinds": {".webp"}, "frames": 8, "size": (32, 32), "content": False},
 }
 
 
@@ -102,6 +107,8 @@ def shrink_for_tests(prompt: dict) -> dict:
             node["inputs"].update(hidden=16, **({} if embedded else {"frames": 4}))
         if node["class_type"] == "VP_AnimateSketch":
             node["inputs"].update(iterations=2, render_size=64, preview_every=1)
+        if node["class_type"] == "VP_SampleVideo":
+            node["inputs"].update(steps=min(node["inputs"]["steps"], 8))
     return prompt
 
 
@@ -120,13 +127,13 @@ def check_workflow_outputs(entry: dict, fetch, workflow_name: str):
         if ext == ".svg":
             check_svg_file(data, animated=item not in frame_svgs)
         elif ext in (".webp", ".png") and item.get("type") == "output":
-            check_image_file(data, frames=expect["frames"], size=expect["size"])
+            check_image_file(data, frames=expect["frames"], size=expect["size"], content=expect.get("content", True))
         elif ext == ".mp4":
             check_video_file(data, frames=expect["frames"], size=expect["size"])
     if expect.get("frame_svgs"):
         assert len(frame_svgs) == expect["frames"]
     animated = [i for _, _, i in files if i["filename"].endswith(".svg") and i not in frame_svgs]
-    assert len(animated) == 1
+    assert len(animated) == (1 if ".svg" in expect["kinds"] else 0)
 
 
 # --- server subprocess -------------------------------------------------------------------------

@@ -69,28 +69,18 @@ def load_embedded_prior(folder: Optional[str] = None, device: Union[str, torch.d
 @torch.no_grad()
 def sample_clips(prior, prompts, steps: int = 30, guidance: float = 6.0, seed: int = 0, batch: int = 16,
                  negative_prompt: str = ""):
-    """DDIM (eta 0, diffusers DDIMScheduler on the prior's schedule) clips for `prompts`:
-    a list of [K, 3, H, W] tensors in 0..1, `batch` prompts per UNet call (x2 for guidance)."""
-    from diffusers import DDIMScheduler
-
-    from ..priors.base import PromptEmbeds
+    """DDIM (eta 0, `pipelines.sampling.sample_video` on the prior's schedule) clips for `prompts`:
+    a list of [K, 3, H, W] tensors in 0..1, `batch` prompts per UNet call (x2 for guidance).
+    Batch n (counting from 0) uses seed + n, so the first `batch` clips do not depend on later prompts."""
+    from ..sampling import sample_video, stack_embeds
 
     out = []
-    gen = torch.Generator().manual_seed(seed)
-    for i in range(0, len(prompts), batch):
+    for n, i in enumerate(range(0, len(prompts), batch)):
         chunk = list(prompts[i:i + batch])
-        embeds = [prior.encode_prompt(p, negative_prompt) for p in chunk]
-        both = PromptEmbeds(cond=torch.cat([e.cond for e in embeds]),
-                            uncond=embeds[0].uncond.expand(len(chunk), -1, -1))
-        sched = DDIMScheduler.from_config(prior.scheduler.config)
-        sched.set_timesteps(steps)
-        f = prior.vae_scale_factor
-        x = torch.randn((len(chunk), prior.latent_channels, prior.num_frames, prior.height // f, prior.width // f),
-                        generator=gen)
-        for t in sched.timesteps:
-            eps = prior.predict_noise(x, int(t), both, guidance)
-            x = sched.step(eps, t, x).prev_sample
-        out += [prior.decode_latents(x[j:j + 1]) for j in range(len(chunk))]
+        embeds = stack_embeds([prior.encode_prompt(p, negative_prompt) for p in chunk])
+        frames = sample_video(prior, embeds, steps=steps, eta=0.0, guidance=guidance, seed=seed + n,
+                              batch=len(chunk))
+        out += list(frames.view(len(chunk), -1, *frames.shape[1:]).unbind(0))
     return out
 
 

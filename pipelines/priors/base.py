@@ -59,6 +59,14 @@ class VideoPrior(ABC):
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """latents -> [K, 3, H, W] in 0..1 (for previews and sampling; no gradient needed)."""
 
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple:
+        """Shape of one clip's latents (e.g. (1, C, K, h, w)), where a sampler starts from noise.
+
+        The default encodes a black clip once; backends that know their VAE override it.
+        """
+        with torch.no_grad():
+            return tuple(self.encode_frames(torch.zeros(num_frames, 3, height, width, device=self.device)).shape)
+
     # --- noise schedule and denoiser ---------------------------------------------------------
     @abstractmethod
     def alphas_cumprod(self) -> torch.Tensor:
