@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"
 
-.PHONY: demo test bench setup browser-deps workflows readme-media clean
+.PHONY: demo test bench eval-prior setup browser-deps workflows readme-media clean
 
 setup:
 	@$(BOOT); echo "venv: $$VP_VENV"; echo "ComfyUI: $$VP_COMFYUI"
@@ -20,6 +20,11 @@ test: browser-deps
 
 bench:
 	@$(BOOT); "$$PY" bench/run_all.py
+
+# The embedded prior's evaluation (scripts/eval_embedded_prior.py): held-out sampling accuracy and
+# LiveSketch direction matches -> bench/results/embedded_prior_eval.json. About 2 hours on 2 CPU cores.
+eval-prior:
+	@$(BOOT); "$$PY" scripts/eval_embedded_prior.py
 
 workflows:
 	@$(BOOT); "$$PY" scripts/build_workflows.py

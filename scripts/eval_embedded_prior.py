@@ -184,28 +184,42 @@ def heldout_prompt(motion: str, index: int, seed: int, subject: str | None = Non
 # Sampling
 
 
-def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: int) -> list[torch.Tensor]:
-    """One DDIM clip [K, 3, H, W] per prompt (all prompts in one batch, one noise draw per `seed`)."""
-    try:
-        from pipelines.sampling import sample_video, stack_embeds
-    except ImportError:  # an older tree: the embedded prior's own sampler (same DDIM)
-        from pipelines.embedded.prior import sample_clips
+def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: int,
+            start_t: int = 0) -> list[torch.Tensor]:
+    """One DDIM clip [K, 3, H, W] per prompt (all prompts in one batch, one noise draw per `seed`).
 
-        return sample_clips(prior, list(prompts), steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
+    start_t = 0: from pure noise (`pipelines.sampling.sample_video`). start_t > 0: the DDIM steps at
+    or below start_t only, from a white clip noised to that step (an SDEdit-style start; an option to
+    look past a model that cannot find the white background from pure noise).
+    """
+    from pipelines.sampling import make_scheduler, sample_video, stack_embeds
+
     embeds = stack_embeds([prior.encode_prompt(p) for p in prompts])
-    frames = sample_video(prior, embeds, steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
-    return list(frames.view(len(prompts), -1, *frames.shape[1:]))
+    if not start_t:
+        frames = sample_video(prior, embeds, steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
+        return list(frames.view(len(prompts), -1, *frames.shape[1:]))
+    sched = make_scheduler(prior)
+    sched.set_timesteps(steps)
+    timesteps = [int(t) for t in sched.timesteps if int(t) <= start_t]
+    gen = torch.Generator().manual_seed(seed)
+    white = prior.encode_frames(torch.ones(prior.num_frames, 3, prior.height, prior.width))
+    x = white.expand(len(prompts), *white.shape[1:])
+    x = prior.add_noise(x, torch.randn(x.shape, generator=gen), timesteps[0])
+    with torch.no_grad():
+        for t in timesteps:
+            x = sched.step(prior.predict_noise(x, t, embeds, guidance), t, x).prev_sample
+    return [prior.decode_latents(x[i:i + 1]) for i in range(len(prompts))]
 
 
 def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int = 0, batch: int = 12,
-                  log=print) -> dict:
+                  log=print, start_t: int = 0) -> dict:
     """Sampling accuracy: see the module docstring. Returns the "sampling" section of the report."""
     items = [(m, heldout_prompt(m, i, SAMPLING_PROMPT_SEED)) for i in range(per_class) for m in MOTIONS]
     t0 = time.perf_counter()
     samples = []
     for b in range(0, len(items), batch):
         chunk = items[b:b + batch]
-        clips = _sample(prior, [p for _, p in chunk], steps, guidance, seed + b // batch)
+        clips = _sample(prior, [p for _, p in chunk], steps, guidance, seed + b // batch, start_t)
         for (motion, prompt), clip in zip(chunk, clips):
             m = measure_motion_from_frames(clip)
             samples.append({"motion": motion, "prompt": prompt, "predicted": classify_motion(m),
@@ -222,10 +236,12 @@ def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int 
         return sum(per[m]["correct"] for m in classes) / max(1, sum(per[m]["total"] for m in classes))
 
     return {"settings": {"per_class": per_class, "steps": steps, "guidance": guidance, "seed": seed,
-                         "scheduler": "DDIM eta 0", "prompt_seed": SAMPLING_PROMPT_SEED},
+                         "scheduler": "DDIM eta 0", "prompt_seed": SAMPLING_PROMPT_SEED,
+                         "start": f"white clip noised to t={start_t}" if start_t else "pure noise"},
             "accuracy_all": acc(MOTIONS), "accuracy_directional": acc(DIRECTIONAL), "per_class": per,
             "confusion": confusion, "target": SAMPLING_TARGET,
-            "meets_target": {"all": acc(MOTIONS) >= SAMPLING_TARGET, "directional": acc(DIRECTIONAL) >= SAMPLING_TARGET},
+            "meets_target": {"all": acc(MOTIONS) >= SAMPLING_TARGET,
+                             "directional": acc(DIRECTIONAL) >= SAMPLING_TARGET},
             "seconds": round(time.perf_counter() - t0, 1), "samples": samples}
 
 
@@ -322,11 +338,13 @@ def model_summary(folder: str) -> dict:
 def git_commit() -> dict:
     def run(*args):
         try:
-            return subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=20).stdout.strip()
+            done = subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=20)
+            return done.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    return {"commit": run("rev-parse", "HEAD") or None, "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    return {"commit": run("rev-parse", "HEAD") or None,
+            "dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
 
 
 def build_report(args, folder: str, sampling: dict | None, distillation: dict | None, seconds: float) -> dict:
@@ -336,7 +354,8 @@ def build_report(args, folder: str, sampling: dict | None, distillation: dict | 
         "git": git_commit(),
         "quick": bool(args.quick),
         "environment": {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                        "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+                        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+                        "python": platform.python_version()},
         "prior": model_summary(folder),
         "sampling": sampling,
         "distillation": distillation,
@@ -348,7 +367,7 @@ def print_tables(report: dict) -> None:
     s, d = report.get("sampling"), report.get("distillation")
     if s:
         print(f"\nSampling ({s['settings']['per_class']} held-out prompts per class, DDIM {s['settings']['steps']} "
-              f"steps, guidance {s['settings']['guidance']}):")
+              f"steps, guidance {s['settings']['guidance']}, from {s['settings']['start']}):")
         print(f"  {'motion':>16}  accuracy   most often measured as")
         for m, v in s["per_class"].items():
             row = s["confusion"][m]
@@ -385,6 +404,8 @@ def parse_args(argv=None):
     g.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps (default 30)")
     g.add_argument("--sampling-guidance", type=float, default=6.0)
     g.add_argument("--sampling-seed", type=int, default=0)
+    g.add_argument("--sampling-start-t", type=int, default=0,
+                   help="0: DDIM from pure noise (default); T > 0: from a white clip noised to step T")
     g = p.add_argument_group("distillation (SDS settings)")
     g.add_argument("--directions", default=",".join(DIRECTIONAL), help="comma-separated subset of the 8 directions")
     g.add_argument("--seeds", type=int, default=None, help=f"seeds per direction (default {DISTILL_SEEDS})")
@@ -424,7 +445,7 @@ def _run(args, prior, log) -> tuple[dict | None, dict | None]:
     if not args.skip_sampling:
         log(f"sampling: {args.per_class} prompts x {len(MOTIONS)} motions")
         sampling = eval_sampling(prior, args.per_class, args.sampling_steps, args.sampling_guidance,
-                                 args.sampling_seed, log=log)
+                                 args.sampling_seed, log=log, start_t=args.sampling_start_t)
     if not args.skip_distillation:
         log(f"distillation: {len(args.directions)} directions x {args.seeds} seeds")
         distillation = eval_distillation(prior, settings_from_args(args), args.directions, args.seeds, log=log)

@@ -164,7 +164,8 @@ def render_card(folder: str, report: dict) -> str:
     add(f"| UNet | diffusers `UNet3DConditionModel`, pixel space ({unet.get('in_channels')} -> "
         f"{unet.get('out_channels')} channels, no VAE), blocks {blocks}, {unet.get('layers_per_block')} layer(s) per "
         f"block, cross-attention ({unet.get('cross_attention_dim')}-d) in {' + '.join(attn)} and the mid block"
-        + (f", pooled text as `timestep_cond` ({unet.get('time_cond_proj_dim')}-d)" if unet.get("time_cond_proj_dim") else "")
+        + (f", pooled text as `timestep_cond` ({unet.get('time_cond_proj_dim')}-d)"
+           if unet.get("time_cond_proj_dim") else "")
         + (f"; {p_unet / 1e6:.2f} M parameters" if p_unet else "") + " |")
     add(f"| text encoder | transformers `CLIPTextModel`, {text.get('num_hidden_layers')} layers, "
         f"{text.get('hidden_size')}-d, {text.get('max_position_embeddings')} positions"
@@ -218,8 +219,9 @@ def render_card(folder: str, report: dict) -> str:
     s = report.get("sampling")
     if s:
         st = s["settings"]
-        add(f"**Sampling.** {st['per_class']} held-out prompt(s) per motion, DDIM {st['steps']} steps, guidance "
-            f"{st['guidance']}; the motion of each generated clip is measured from its frames (centroid "
+        add(f"**Sampling.** {st['per_class']} held-out prompt(s) per motion, DDIM {st['steps']} steps from "
+            f"{st.get('start', 'pure noise')}, guidance {st['guidance']}; the motion of each generated clip is "
+            "measured from its frames (centroid "
             "displacement, rotation, scale change) and classified. Target: 80 %.")
         add("")
         add("| motion | correct | accuracy | most often measured as |")

@@ -39,7 +39,8 @@ def test_direction_matches_definition():
     assert ev.direction_matches("left", {**still, "dx": -2 * t})
     assert not ev.direction_matches("left", {**still, "dx": -2 * t, "dy": 3 * t})  # mostly downwards
     assert ev.direction_matches("down", {**still, "dx": -2 * t, "dy": 3 * t})
-    assert ev.direction_matches("up", {**still, "dy": -2 * t}) and not ev.direction_matches("up", {**still, "dy": 2 * t})
+    assert ev.direction_matches("up", {**still, "dy": -2 * t})
+    assert not ev.direction_matches("up", {**still, "dy": 2 * t})
     assert ev.direction_matches("right", {**still, "dx": 2 * t})
     assert ev.direction_matches("clockwise", {**still, "rotation": 2 * ev.ROTATE_THRESHOLD})
     assert ev.direction_matches("counterclockwise", {**still, "rotation": -2 * ev.ROTATE_THRESHOLD})
@@ -115,7 +116,8 @@ def test_report_structure(tiny_report):
     assert set(d["thresholds"]) == {"move", "rotate_deg", "scale"}
     assert d["seconds_per_run"]["mean"] > 0
     for run in d["runs"]:
-        assert {"direction", "seed", "sketch", "prompt", "match", "dx", "dy", "rotation", "scale", "seconds"} <= set(run)
+        keys = {"direction", "seed", "sketch", "prompt", "match", "dx", "dy", "rotation", "scale", "seconds"}
+        assert keys <= set(run)
         assert run["match"] == ev.direction_matches(run["direction"], run)
 
 
@@ -162,7 +164,9 @@ def test_shipped_model_card_numbers_come_from_the_report():
     assert wmc.parse_card_numbers(text) == wmc.card_numbers(report)
     sampling_rows, distill_rows = _card_table_rows(text)
     assert sampling_rows == {m: f"{v['correct']}/{v['total']}" for m, v in report["sampling"]["per_class"].items()}
-    assert distill_rows == {m: f"{v['matches']}/{v['runs']}" for m, v in report["distillation"]["per_direction"].items()}
+    per_direction = report["distillation"]["per_direction"]
+    assert distill_rows == {m: f"{v['matches']}/{v['runs']}" for m, v in per_direction.items()}
     shipped = ev.model_summary(EMBEDDED_PRIOR_DIR)
-    assert (report["prior"]["steps"], report["prior"].get("final_loss")) == (shipped["steps"], shipped.get("final_loss"))
+    evaluated = (report["prior"]["steps"], report["prior"].get("final_loss"))
+    assert evaluated == (shipped["steps"], shipped.get("final_loss"))
     assert not report["quick"], "the shipped report must be a full evaluation (not --quick)"
