@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipelines.embedded.data import caption, motion_from_caption
-from pipelines.embedded.model import FRAMES, MAX_TOKENS, SIZE, WEIGHT_FILES
+from pipelines.embedded.model import FRAMES, INK_GAIN, MAX_TOKENS, SIZE, WEIGHT_FILES
 from pipelines.embedded.prior import EMBEDDED_PRIOR_DIR, load_embedded_prior, sample_clips
 from pipelines.priors.base import sds_gradient
 from pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorFilesMissingError, PriorLoadError
@@ -78,8 +78,18 @@ def test_pixel_space_encode_decode_and_sds(prior):
     frames = torch.rand(FRAMES, 3, SIZE, SIZE, requires_grad=True)
     z = prior.encode_frames(frames)
     assert z.shape == (1, 3, FRAMES, SIZE, SIZE)
-    assert torch.allclose(z[0].permute(1, 0, 2, 3), frames * 2 - 1)
-    assert torch.allclose(prior.decode_latents(z.detach()), frames.detach(), atol=1e-6)
+    seen = frames.detach().clamp_min(1e-6) ** prior.ink_gain  # ink gain: value ** gain (model_index.json)
+    assert prior.ink_gain == INK_GAIN
+    assert torch.allclose(z[0].permute(1, 0, 2, 3), seen * 2 - 1, atol=1e-6)
+    assert torch.allclose(prior.decode_latents(z.detach()), seen, atol=1e-6)
+    # Larger frames (a 256 render) are area-downsampled to the model's 32 x 32 before the gain.
+    big = torch.ones(FRAMES, 3, SIZE * 8, SIZE * 8)
+    big[:, :, 40:42, :] = 0.0  # a 2 px line at 256 = 0.25 px at 32: one row of 25 % ink
+    zb = prior.encode_frames(big)
+    assert zb.shape == (1, 3, FRAMES, SIZE, SIZE)
+    row = (zb[0, 0, 0, 5] + 1) / 2
+    assert torch.allclose(row, torch.full_like(row, 0.75 ** INK_GAIN), atol=1e-5)
+    assert torch.allclose(zb[0, 0, 0, 4], torch.ones(SIZE))
     embeds = prior.encode_prompt("a bird flies to the left")
     grad = sds_gradient(prior, z, embeds, 7.5, 500, torch.randn(z.shape, generator=torch.Generator().manual_seed(0)))
     assert grad.shape == z.shape and torch.isfinite(grad).all()
