@@ -30,21 +30,25 @@ for p in (ROOT, os.path.join(ROOT, "scripts")):
 
 import eval_embedded_prior as ev
 
-#: the default grid: the reference's rates, then larger global rates, guidance, t range, augmentation.
+#: the default grid: the reference's global rate and larger ones (with at most 200 iterations the
+#: reference's 1e-4 cannot move the drawing far, even under direct supervision of the points),
+#: guidance, the local rate, t range, augmentation.
 GRIDS = {
     "default": [
-        {"guidance": 30.0, "global_lr": 1e-4},
-        {"guidance": 30.0, "global_lr": 1e-3},
-        {"guidance": 30.0, "global_lr": 5e-3},
-        {"guidance": 10.0, "global_lr": 5e-3},
-        {"guidance": 20.0, "global_lr": 5e-3},
-        {"guidance": 30.0, "global_lr": 5e-3, "augment": False},
-        {"guidance": 30.0, "global_lr": 5e-3, "t_min": 200, "t_max": 800},
-        {"guidance": 30.0, "global_lr": 5e-3, "local_lr": 1e-3},
+        {"guidance": 30.0, "global_lr": 1e-4, "local_lr": 5e-3},
+        {"guidance": 30.0, "global_lr": 1e-3, "local_lr": 5e-3},
+        {"guidance": 30.0, "global_lr": 5e-3, "local_lr": 5e-3},
+        {"guidance": 30.0, "global_lr": 1e-2, "local_lr": 1e-3},
+        {"guidance": 30.0, "global_lr": 2e-2, "local_lr": 1e-3},
+        {"guidance": 10.0, "global_lr": 1e-2, "local_lr": 1e-3},
+        {"guidance": 20.0, "global_lr": 1e-2, "local_lr": 1e-3},
+        {"guidance": 30.0, "global_lr": 1e-2, "local_lr": 5e-3},
+        {"guidance": 30.0, "global_lr": 1e-2, "local_lr": 1e-3, "augment": False},
+        {"guidance": 30.0, "global_lr": 1e-2, "local_lr": 1e-3, "t_min": 200, "t_max": 800},
     ],
     "wide": [
         {"guidance": g, "global_lr": lr, "iterations": it}
-        for g in (5.0, 10.0, 20.0, 30.0) for lr in (1e-4, 1e-3, 5e-3) for it in (100, 200)
+        for g in (5.0, 10.0, 20.0, 30.0) for lr in (1e-4, 1e-3, 1e-2) for it in (100, 200)
     ],
 }
 
