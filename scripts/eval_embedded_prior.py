@@ -231,7 +231,8 @@ def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int 
         for (motion, prompt), clip in zip(chunk, clips):
             m = measure_motion_from_frames(clip)
             samples.append({"motion": motion, "prompt": prompt, "predicted": classify_motion(m),
-                            **{k: round(float(m[k]), 4) for k in ("dx", "dy", "rotation", "scale", "deform")}})
+                            **{k: round(float(m[k]), 4) for k in ("dx", "dy", "rotation", "scale", "deform")},
+                            "mean_value": round(float(clip.mean()), 4)})
         log(f"  sampled {len(samples)}/{len(items)} clips ({time.perf_counter() - t0:.0f} s)")
     confusion = {m: {p: 0 for p in MOTIONS} for m in MOTIONS}
     for s in samples:
@@ -247,7 +248,9 @@ def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int 
                          "scheduler": "DDIM eta 0", "prompt_seed": SAMPLING_PROMPT_SEED,
                          "start": f"white clip noised to t={start_t}" if start_t else "pure noise"},
             "accuracy_all": acc(MOTIONS), "accuracy_directional": acc(DIRECTIONAL), "per_class": per,
-            "confusion": confusion, "target": SAMPLING_TARGET,
+            "confusion": confusion, "target": SAMPLING_TARGET, "chance": 1 / len(MOTIONS),
+            # mean pixel value of the generated clips (training clips: black strokes on white, ~0.95)
+            "mean_value": round(statistics.fmean(x["mean_value"] for x in samples), 4),
             "meets_target": {"all": acc(MOTIONS) >= SAMPLING_TARGET,
                              "directional": acc(DIRECTIONAL) >= SAMPLING_TARGET},
             "seconds": round(time.perf_counter() - t0, 1), "samples": samples}

@@ -31,6 +31,7 @@ DEFAULT_EVAL = os.path.join(ROOT, "bench", "results", "embedded_prior_eval.json"
 CARD_JSON_BEGIN = "<!-- CARD_JSON_BEGIN: the evaluation figures above, checked against the report by the tests -->"
 CARD_JSON_END = "<!-- CARD_JSON_END -->"
 GOOD, FAIR = 0.8, 0.4  # per-class accuracy: >= GOOD "reliably", >= FAIR "sometimes", else "not"
+WHITE_ENOUGH = 0.8  # mean pixel value of generated clips below which the card says they are not drawings on white
 
 
 def _read(path: str) -> dict:
@@ -260,6 +261,20 @@ def render_card(folder: str, report: dict) -> str:
 
     add("## Limits")
     add("")
+    chance = 1 / len(MOTIONS)
+    if s and s["accuracy_all"] < 2 * chance:
+        dtext = ""
+        if d:
+            got = sum(v["matches"] for v in d["per_direction"].values())
+            runs = sum(v["runs"] for v in d["per_direction"].values())
+            dtext = f", and LiveSketch moved sketches the prompt's way in {got} of {runs} runs"
+        add(f"- **It does not follow the prompt.** Held-out prompts give the asked motion in "
+            f"{_pct(s['accuracy_all'])} of generated clips, where chance is {_pct(chance)}{dtext}.")
+    if s and s.get("mean_value") is not None and s["mean_value"] < WHITE_ENOUGH:
+        add(f"- Sampled from {s['settings'].get('start', 'pure noise')}, its clips are not line drawings on white: "
+            f"their mean value is {s['mean_value']:.2f}, where the training clips' is about 0.95 (white "
+            "background). Score distillation does not start from noise (it noises the rendered sketch), so it "
+            "is not affected in the same way.")
     if s:
         rates = {m: v["accuracy"] for m, v in s["per_class"].items()}
         good, fair, bad = _groups(rates)
@@ -278,7 +293,7 @@ def render_card(folder: str, report: dict) -> str:
         "such inputs are outside its training data.")
     add(f"- Text: a word-level vocabulary of {vocab} entries, the words of its training captions. Words it does "
         "not know are dropped with one warning naming them (the rest of the prompt is used); synonyms it "
-        "never saw mean nothing to it. It follows the motion words, not the subject: training subjects are "
+        "never saw mean nothing to it. Captions carry the motion, not the subject: training subjects are "
         "drawn at random whatever the drawing (only stick figures are always called people), so \"a bird\" "
         "and \"a car\" differ only by the motion verbs the captions pair with them (flies, drives).")
     add(f"- Motion classes: {', '.join(MOTIONS)}; nothing else (no walking gait, no camera motion, no "
@@ -287,8 +302,8 @@ def render_card(folder: str, report: dict) -> str:
         f"{REFERENCE['translate']:g} of the canvas, {REFERENCE['rotate']:g} degrees).")
     if d:
         st = d["settings"]
-        add(f"- Trained for minutes on a CPU, so its samples are rough. Score distillation used these settings "
-            f"(the evaluation's, chosen by a sweep for this model): guidance {st['guidance']:g}, learning rates "
+        add(f"- Trained for minutes on a CPU. Score distillation used these settings (the evaluation's; "
+            f"`scripts/sweep_embedded_sds.py` compares others): guidance {st['guidance']:g}, learning rates "
             f"{st['local_lr']:g} (local) / {st['global_lr']:g} (global), t in [{st['t_min']}, {st['t_max']}), "
             f"augmentation {'on' if st['augment'] else 'off'}, {st['iterations']} iterations; the LiveSketch "
             "paper's ModelScope settings are not tuned for it.")

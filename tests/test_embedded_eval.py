@@ -118,6 +118,7 @@ def test_report_structure(tiny_report):
     assert sum(sum(row.values()) for row in s["confusion"].values()) == len(MOTIONS) == len(s["samples"])
     assert 0 <= s["accuracy_directional"] <= 1 and 0 <= s["accuracy_all"] <= 1
     assert s["settings"]["steps"] == 2
+    assert 0 <= s["mean_value"] <= 1 and s["chance"] == 1 / len(MOTIONS)
     d = r["distillation"]
     assert list(d["per_direction"]) == ["left", "grow"]
     assert all(v["runs"] == 1 for v in d["per_direction"].values())
