@@ -180,3 +180,34 @@ def test_shipped_model_card_numbers_come_from_the_report():
     evaluated = (report["prior"]["steps"], report["prior"].get("final_loss"))
     assert evaluated == (shipped["steps"], shipped.get("final_loss"))
     assert not report["quick"], "the shipped report must be a full evaluation (not --quick)"
+
+
+def test_interrupted_evaluation_resumes(tmp_path, monkeypatch):
+    """Finished distillation runs are saved as they end and reused by the next run with the same settings."""
+    calls = []
+
+    def fake_run(prior, sketch, prompt, settings, seed):
+        calls.append(seed)
+        if len(calls) == 3 and not fake_run.survive:
+            raise KeyboardInterrupt  # the evaluation is stopped during its third run
+        return {"dx": -0.1, "dy": 0.0, "rotation": 0.0, "scale": 1.0, "class": "left", "seconds": 1.0, "passes": 1}
+
+    monkeypatch.setattr(ev, "distill_run", fake_run)
+    out = tmp_path / "eval.json"
+    argv = ["--skip-sampling", "--seeds", "2", "--iterations", "3", "--directions", "left,right",
+            "--threads", str(torch.get_num_threads()), "--out", str(out)]
+    fake_run.survive = False
+    with pytest.raises(KeyboardInterrupt):
+        ev.main(argv)
+    partial = tmp_path / "eval.json.partial.json"
+    assert not out.exists() and len(json.loads(partial.read_text())["runs"]) == 2
+    fake_run.survive = True
+    calls.clear()
+    report = ev.main(argv)
+    assert calls == [1000, 1001]  # only the two right runs were left
+    assert report["distillation"]["per_direction"] == {"left": {"matches": 2, "runs": 2},
+                                                       "right": {"matches": 0, "runs": 2}}
+    assert out.exists() and not partial.exists()
+    calls.clear()
+    ev.main([*argv, "--iterations", "4"])  # other settings: nothing reused
+    assert calls == [1000, 1001, 1000, 1001]
