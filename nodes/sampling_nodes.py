@@ -52,7 +52,8 @@ class SampleVideo(io.ComfyNode):
                 io.String.Input("negative_prompt", multiline=True, default=""),
                 io.Int.Input("steps", default=30, min=1, max=1000, tooltip="DDIM steps."),
                 io.Float.Input("eta", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="0 = deterministic DDIM; 1 = as much fresh noise per step as DDPM."),
+                               tooltip="0 = deterministic DDIM; 1 = as much fresh noise per step as DDPM (use 1 with the "
+                                       "embedded prior: at 0 its clips keep a grey, speckled background)."),
                 io.Float.Input("guidance", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="Classifier-free guidance scale (1 = prompt only, no negative branch). "
                                        "The embedded prior works best around 5-8, ModelScope around 9."),
@@ -62,7 +63,7 @@ class SampleVideo(io.ComfyNode):
                              tooltip="Frames of the clip; 0 = the prior's own frame count (embedded: 8)."),
                 io.Int.Input("width", default=0, min=0, max=4096, step=8,
                              tooltip="0 = the prior's own size (embedded: 32, ModelScope: 256). Must be a "
-                                     "multiple of the prior's VAE factor (ModelScope: 8; embedded: any)."),
+                                     "multiple of the prior's VAE factor (ModelScope: 8; embedded: 2)."),
                 io.Int.Input("height", default=0, min=0, max=4096, step=8,
                              tooltip="0 = the prior's own size."),
                 io.Boolean.Input("preview", default=True,

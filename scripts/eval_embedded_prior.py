@@ -82,6 +82,9 @@ HELDOUT_SKETCH_SEED = 90001  # random held-out sketches: clip_generator(90001, i
 SAMPLING_PROMPT_SEED = 91001  # held-out prompts of the sampling part: clip_generator(91001, i, stream=motion)
 DISTILL_PROMPT_SEED = 92001  # held-out prompts of the distillation part
 NUM_RANDOM_SKETCHES = 6  # random held-out sketches; with the 4 hand-drawn ones, 10 seeds see 10 sketches
+# Settings are tuned (scripts/sweep_embedded_sds.py) on other sketches and prompts than those evaluated:
+TUNING_SKETCH_SEED = 93001  # random tuning sketches: clip_generator(93001, i)
+TUNING_PROMPT_SEED = 94001  # their held-out-style prompts
 
 SAMPLING_TARGET = 0.8  # fraction of generated clips whose measured motion is the prompt's
 DISTILL_TARGET = 8  # of DISTILL_SEEDS seeds, per direction
@@ -162,9 +165,9 @@ def direction_matches(direction: str, m: dict) -> bool:
 # Held-out material
 
 
-def heldout_random_sketch(index: int) -> Sketch:
+def heldout_random_sketch(index: int, seed: int = HELDOUT_SKETCH_SEED) -> Sketch:
     """Random held-out sketch `index`: kind cycles through KINDS, 5..12 strokes (see module docstring)."""
-    gen = clip_generator(HELDOUT_SKETCH_SEED, index)
+    gen = clip_generator(seed, index)
     lo, hi = SKETCH_WIDTH_PX
     return random_sketch(gen, SKETCH_CANVAS, kind=KINDS[index % len(KINDS)], num_strokes=5 + (index * 3) % 8,
                          extent=SKETCH_EXTENT, width_range=(lo / SKETCH_CANVAS, hi / SKETCH_CANVAS))
@@ -186,6 +189,11 @@ def heldout_sketches(num_random: int = NUM_RANDOM_SKETCHES) -> list[tuple[str, S
     return out
 
 
+def tuning_sketches(num: int = 8) -> list[tuple[str, Sketch, str | None]]:
+    """Random sketches for tuning the distillation settings, none of them evaluated (TUNING_SKETCH_SEED)."""
+    return [(f"tune-{i}", heldout_random_sketch(i, TUNING_SKETCH_SEED), None) for i in range(num)]
+
+
 def heldout_prompt(motion: str, index: int, seed: int, subject: str | None = None) -> str:
     """Held-out paraphrase `index` of `motion` (random subject unless given)."""
     return caption(motion, clip_generator(seed, index, stream=2 + MOTIONS.index(motion)), "heldout", subject)
@@ -196,7 +204,7 @@ def heldout_prompt(motion: str, index: int, seed: int, subject: str | None = Non
 
 
 def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: int,
-            start_t: int = 0) -> list[torch.Tensor]:
+            start_t: int = 0, eta: float = 0.0) -> list[torch.Tensor]:
     """One DDIM clip [K, 3, H, W] per prompt (all prompts in one batch, one noise draw per `seed`).
 
     start_t = 0: from pure noise (`pipelines.sampling.sample_video`). start_t > 0: the DDIM steps at
@@ -207,7 +215,7 @@ def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: in
 
     embeds = stack_embeds([prior.encode_prompt(p) for p in prompts])
     if not start_t:
-        frames = sample_video(prior, embeds, steps=steps, guidance=guidance, seed=seed, batch=len(prompts))
+        frames = sample_video(prior, embeds, steps=steps, eta=eta, guidance=guidance, seed=seed, batch=len(prompts))
         return list(frames.view(len(prompts), -1, *frames.shape[1:]))
     sched = make_scheduler(prior)
     sched.set_timesteps(steps)
@@ -218,19 +226,19 @@ def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: in
     x = prior.add_noise(x, torch.randn(x.shape, generator=gen), timesteps[0])
     with torch.no_grad():
         for t in timesteps:
-            x = sched.step(prior.predict_noise(x, t, embeds, guidance), t, x).prev_sample
+            x = sched.step(prior.predict_noise(x, t, embeds, guidance), t, x, eta=eta, generator=gen).prev_sample
     return [prior.decode_latents(x[i:i + 1]) for i in range(len(prompts))]
 
 
 def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int = 0, batch: int = 12,
-                  log=print, start_t: int = 0) -> dict:
+                  log=print, start_t: int = 0, eta: float = 0.0) -> dict:
     """Sampling accuracy: see the module docstring. Returns the "sampling" section of the report."""
     items = [(m, heldout_prompt(m, i, SAMPLING_PROMPT_SEED)) for i in range(per_class) for m in MOTIONS]
     t0 = time.perf_counter()
     samples = []
     for b in range(0, len(items), batch):
         chunk = items[b:b + batch]
-        clips = _sample(prior, [p for _, p in chunk], steps, guidance, seed + b // batch, start_t)
+        clips = _sample(prior, [p for _, p in chunk], steps, guidance, seed + b // batch, start_t, eta)
         for (motion, prompt), clip in zip(chunk, clips):
             m = measure_motion_from_frames(clip)
             samples.append({"motion": motion, "prompt": prompt, "predicted": classify_motion(m),
@@ -248,7 +256,7 @@ def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int 
         return sum(per[m]["correct"] for m in classes) / max(1, sum(per[m]["total"] for m in classes))
 
     return {"settings": {"per_class": per_class, "steps": steps, "guidance": guidance, "seed": seed,
-                         "scheduler": "DDIM eta 0", "prompt_seed": SAMPLING_PROMPT_SEED,
+                         "scheduler": f"DDIM eta {eta:g}", "eta": eta, "prompt_seed": SAMPLING_PROMPT_SEED,
                          "start": f"white clip noised to t={start_t}" if start_t else "pure noise"},
             "accuracy_all": acc(MOTIONS), "accuracy_directional": acc(DIRECTIONAL), "per_class": per,
             "confusion": confusion, "target": SAMPLING_TARGET, "chance": 1 / len(MOTIONS),
@@ -288,9 +296,24 @@ def distill_run(prior, sketch: Sketch, prompt: str, settings: DistillSettings, s
             "class": classify_motion(m), "seconds": round(seconds, 2), "passes": res.times.passes}
 
 
+_WORKER_PRIOR = None
+
+
+def _worker_init(folder: str) -> None:
+    global _WORKER_PRIOR
+    torch.set_num_threads(1)
+    logging.getLogger("VideoPriors").setLevel(logging.ERROR)
+    _WORKER_PRIOR = load_embedded_prior(folder)
+
+
+def _worker_run(job: tuple) -> tuple:
+    key, sketch, prompt, settings, seed = job
+    return key, distill_run(_WORKER_PRIOR, sketch, prompt, settings, seed)
+
+
 def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str] = DIRECTIONAL,
                       seeds: int = DISTILL_SEEDS, sketches=None, log=print, done: Sequence[dict] = (),
-                      on_run=None) -> dict:
+                      on_run=None, jobs: int = 1) -> dict:
     """Distillation matches per direction: see the module docstring. Returns the "distillation" section.
 
     done: runs of an interrupted evaluation with the same settings (reused, not rerun);
@@ -298,23 +321,39 @@ def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str
     """
     sketches = sketches if sketches is not None else heldout_sketches()
     previous = {(r["direction"], r["seed"]): r for r in done}
-    runs = []
+    todo = []  # (key, sketch, prompt, settings, seed) of the runs still to do, in order
+    meta = {}
     for direction in directions:
         for s in range(seeds):
-            if (direction, 1000 + s) in previous:
-                runs.append(previous[(direction, 1000 + s)])
-                continue
+            key = (direction, 1000 + s)
             name, sketch, subject = sketches[s % len(sketches)]
             prompt = heldout_prompt(direction, s, DISTILL_PROMPT_SEED, subject)
-            r = distill_run(prior, sketch, prompt, settings, seed=1000 + s)
-            r = {"direction": direction, "seed": 1000 + s, "sketch": name, "points": sketch.num_points,
-                 "prompt": prompt, "match": direction_matches(direction, r), **r}
-            runs.append(r)
-            if on_run is not None:
-                on_run(r)
-            log(f"  {direction:>16} seed {r['seed']} {name:>13} {'ok ' if r['match'] else 'NO '} "
-                f"dx {r['dx']:+.3f} dy {r['dy']:+.3f} rot {r['rotation']:+6.1f} scale {r['scale']:.3f} "
-                f"({r['seconds']:.0f} s)  {prompt!r}")
+            meta[key] = {"direction": direction, "seed": 1000 + s, "sketch": name, "points": sketch.num_points,
+                         "prompt": prompt}
+            if key not in previous:
+                todo.append((key, sketch, prompt, settings, 1000 + s))
+
+    def finished(key, r):
+        r = {**meta[key], "match": direction_matches(key[0], r), **r}
+        previous[key] = r
+        if on_run is not None:
+            on_run(r)
+        log(f"  {r['direction']:>16} seed {r['seed']} {r['sketch']:>13} {'ok ' if r['match'] else 'NO '} "
+            f"dx {r['dx']:+.3f} dy {r['dy']:+.3f} rot {r['rotation']:+6.1f} scale {r['scale']:.3f} "
+            f"({r['seconds']:.0f} s)  {r['prompt']!r}")
+
+    if jobs > 1 and todo:
+        # Worker processes with one torch thread each (2 small runs side by side use 2 cores better than
+        # one run on 2 threads); each loads the prior from its folder.
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
+            for key, r in pool.imap_unordered(_worker_run, todo):
+                finished(key, r)
+    else:
+        for key, sketch, prompt, st, seed in todo:
+            finished(key, distill_run(prior, sketch, prompt, st, seed))
+    runs = [previous[k] for k in meta]
     per = {d: {"matches": sum(r["match"] for r in runs if r["direction"] == d),
                "runs": sum(1 for r in runs if r["direction"] == d)} for d in directions}
     secs = [r["seconds"] for r in runs]
@@ -324,6 +363,7 @@ def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str
             "seeds": seeds, "sketches": [n for n, _, _ in sketches], "prompt_seed": DISTILL_PROMPT_SEED,
             "per_direction": per, "target": f"{DISTILL_TARGET} of {DISTILL_SEEDS} seeds per direction",
             "meets_target": all(v["matches"] >= need for v in per.values()),
+            "jobs": jobs, "threads_per_run": 1 if jobs > 1 else torch.get_num_threads(),
             "seconds_per_run": {"mean": round(statistics.fmean(secs), 1), "median": round(statistics.median(secs), 1),
                                 "min": round(min(secs), 1), "max": round(max(secs), 1)} if secs else {},
             "runs": runs}
@@ -430,13 +470,19 @@ def parse_args(argv=None):
                    help="start afresh even if <out>.partial.json holds finished parts of the same evaluation")
     g = p.add_argument_group("sampling")
     g.add_argument("--per-class", type=int, default=None, help="held-out prompts per motion class (default 10)")
-    g.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps (default 30)")
+    g.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps (default 50)")
     g.add_argument("--sampling-guidance", type=float, default=6.0)
     g.add_argument("--sampling-seed", type=int, default=0)
+    g.add_argument("--sampling-eta", type=float, default=1.0,
+                   help="DDIM eta (default 1: fresh noise every step, which corrects this small model's errors; "
+                        "at eta 0 its samples keep a grey, speckled background)")
     g.add_argument("--sampling-start-t", type=int, default=0,
                    help="0: DDIM from pure noise (default); T > 0: from a white clip noised to step T")
     g = p.add_argument_group("distillation (SDS settings)")
     g.add_argument("--directions", default=",".join(DIRECTIONAL), help="comma-separated subset of the 8 directions")
+    g.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="distillation runs side by side, one torch thread each (default %(default)s; 1 = in this "
+                        "process with --threads)")
     g.add_argument("--seeds", type=int, default=None, help=f"seeds per direction (default {DISTILL_SEEDS})")
     g.add_argument("--iterations", type=int, default=None, help=f"default {d.iterations}")
     g.add_argument("--guidance", type=float, default=d.guidance)
@@ -451,7 +497,7 @@ def parse_args(argv=None):
     g.add_argument("--use-local", type=int, choices=(0, 1), default=int(d.use_local))
     args = p.parse_args(argv)
     quick = args.quick
-    for name, full, small in (("per_class", 10, 2), ("sampling_steps", 30, 10), ("seeds", DISTILL_SEEDS, 2),
+    for name, full, small in (("per_class", 10, 2), ("sampling_steps", 50, 10), ("seeds", DISTILL_SEEDS, 2),
                               ("iterations", d.iterations, 40)):
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
@@ -472,8 +518,10 @@ def settings_from_args(args) -> DistillSettings:
 class Progress:
     """The finished parts of an evaluation in `<out>.partial.json`, so an interrupted run can resume.
 
-    Reused only when the model folder's training summary and every evaluation setting are the same
-    (`key`); the file is removed once the report is written.
+    `key` is {"prior": ..., "sampling": settings, "distillation": settings}: the sampling part is
+    reused when the model and the sampling settings are the same, the finished distillation runs when
+    the model and the distillation settings are (so changing one part's settings keeps the other's
+    work); the file is removed once the report is written.
     """
 
     def __init__(self, out: str | None, key: dict, enabled: bool, log=print):
@@ -483,12 +531,15 @@ class Progress:
         if enabled and self.path and os.path.isfile(self.path):
             with open(self.path, encoding="utf-8") as f:
                 saved = json.load(f)
-            if saved.get("key") == key:
-                self.state = saved
-                log(f"resuming from {self.path}: sampling {'done' if saved['sampling'] else 'to do'}, "
-                    f"{len(saved['runs'])} distillation runs done")
-            else:
-                log(f"ignoring {self.path}: it was written with other settings or another model")
+            old = saved.get("key") or {}
+            same_prior = old.get("prior") == key.get("prior")
+            if same_prior and old.get("sampling") == key.get("sampling") and saved.get("sampling"):
+                self.state["sampling"] = saved["sampling"]
+            if same_prior and old.get("distillation") == key.get("distillation"):
+                self.state["runs"] = list(saved.get("runs") or [])
+            log(f"resuming from {self.path}: sampling {'reused' if self.state['sampling'] else 'to do'}, "
+                f"{len(self.state['runs'])} distillation runs reused (parts written with other settings or "
+                "another model are redone)")
 
     def save(self) -> None:
         if not self.path:
@@ -514,13 +565,14 @@ def _run(args, prior, log, progress: Progress) -> tuple[dict | None, dict | None
         if sampling is None:
             log(f"sampling: {args.per_class} prompts x {len(MOTIONS)} motions")
             sampling = eval_sampling(prior, args.per_class, args.sampling_steps, args.sampling_guidance,
-                                     args.sampling_seed, log=log, start_t=args.sampling_start_t)
+                                     args.sampling_seed, log=log, start_t=args.sampling_start_t,
+                                     eta=args.sampling_eta)
             progress.state["sampling"] = sampling
             progress.save()
     if not args.skip_distillation:
         log(f"distillation: {len(args.directions)} directions x {args.seeds} seeds")
         distillation = eval_distillation(prior, settings_from_args(args), args.directions, args.seeds, log=log,
-                                         done=progress.state["runs"], on_run=progress.add_run)
+                                         done=progress.state["runs"], on_run=progress.add_run, jobs=args.jobs)
     return sampling, distillation
 
 
@@ -540,11 +592,11 @@ def main(argv=None) -> dict:
     logger = logging.getLogger("VideoPriors")
     level = logger.level
     logger.setLevel(logging.ERROR)
-    key = {"prior": model_summary(folder), "per_class": args.per_class, "sampling_steps": args.sampling_steps,
-           "sampling_guidance": args.sampling_guidance, "sampling_seed": args.sampling_seed,
-           "sampling_start_t": args.sampling_start_t, "directions": args.directions, "seeds": args.seeds,
-           "distill": dataclasses.asdict(settings_from_args(args)),
-           "skip": [args.skip_sampling, args.skip_distillation]}
+    key = {"prior": model_summary(folder),
+           "sampling": {"per_class": args.per_class, "steps": args.sampling_steps, "guidance": args.sampling_guidance,
+                        "seed": args.sampling_seed, "start_t": args.sampling_start_t, "eta": args.sampling_eta},
+           "distillation": {"directions": args.directions, "seeds": args.seeds,
+                            **dataclasses.asdict(settings_from_args(args))}}
     progress = Progress(args.out, key, enabled=not args.no_resume, log=log)
     try:
         sampling, distillation = _run(args, prior, log, progress)

@@ -5,8 +5,10 @@
         [--jobs 2] [--out bench/results/embedded_prior_sds_sweep.json] [--grid default|wide] [--configs JSON]
 
 Each configuration (a dict of `DistillSettings` fields over the defaults of
-scripts/eval_embedded_prior.py) animates the evaluation's held-out sketches `--seeds` (indices
-into `heldout_sketches()`, with the evaluation's held-out prompts) for every direction, and is
+scripts/eval_embedded_prior.py) animates tuning sketches `--seeds` (indices into
+`tuning_sketches()`, random sketches of another seed than the evaluation's, with held-out-style
+prompts of another prompt seed: settings are not tuned on what is evaluated; `--eval-set` uses the
+evaluation's own sketches and prompts instead) for every direction, and is
 scored by the evaluation's `direction_matches`; the summary ranks configurations by matches, then
 by the mean signed motion along the asked direction ("progress": displacement in canvas
 fractions / rotation in units of 30 degrees / log-scale in units of log 1.3, positive = the
@@ -68,22 +70,26 @@ _PRIOR = None
 _SKETCHES = None
 
 
-def _init(prior_dir: str) -> None:
+_PROMPT_SEED = ev.TUNING_PROMPT_SEED
+
+
+def _init(prior_dir: str, eval_set: bool = False) -> None:
     import logging
 
     import torch
 
-    global _PRIOR, _SKETCHES
+    global _PRIOR, _SKETCHES, _PROMPT_SEED
     torch.set_num_threads(1)
     logging.getLogger("VideoPriors").setLevel(logging.ERROR)
     _PRIOR = ev.load_embedded_prior(prior_dir)
-    _SKETCHES = ev.heldout_sketches()
+    _SKETCHES = ev.heldout_sketches() if eval_set else ev.tuning_sketches()
+    _PROMPT_SEED = ev.DISTILL_PROMPT_SEED if eval_set else ev.TUNING_PROMPT_SEED
 
 
 def _run(job: tuple) -> dict:
     ci, cfg, direction, seed = job
     name, sketch, subject = _SKETCHES[seed % len(_SKETCHES)]
-    prompt = ev.heldout_prompt(direction, seed, ev.DISTILL_PROMPT_SEED, subject)
+    prompt = ev.heldout_prompt(direction, seed, _PROMPT_SEED, subject)
     settings = ev.DistillSettings(**{**ev.dataclasses.asdict(ev.DistillSettings()), **cfg})
     r = ev.distill_run(_PRIOR, sketch, prompt, settings, seed=1000 + seed)
     r.update(config=ci, direction=direction, seed=seed, sketch=name, prompt=prompt,
@@ -110,11 +116,12 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prior", default=None)
     p.add_argument("--directions", default="left,clockwise")
-    p.add_argument("--seeds", default="0,6,8", help="held-out sketch / seed indices")
+    p.add_argument("--seeds", default="0,1,2", help="sketch / seed indices")
     p.add_argument("--grid", choices=sorted(GRIDS), default="default")
     p.add_argument("--configs", default=None, help="JSON list of setting dicts (instead of --grid)")
     p.add_argument("--iterations", type=int, default=150, help="unless a configuration sets it")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--eval-set", action="store_true", help="the evaluation's sketches and prompts (not for tuning)")
     p.add_argument("--out", default=os.path.join("bench", "results", "embedded_prior_sds_sweep.json"))
     args = p.parse_args(argv)
     configs = json.loads(args.configs) if args.configs else GRIDS[args.grid]
@@ -125,7 +132,7 @@ def main(argv=None) -> dict:
     folder = os.path.abspath(args.prior or ev.EMBEDDED_PRIOR_DIR)
     t0 = time.perf_counter()
     runs = []
-    with mp.get_context("spawn").Pool(args.jobs, initializer=_init, initargs=(folder,)) as pool:
+    with mp.get_context("spawn").Pool(args.jobs, initializer=_init, initargs=(folder, args.eval_set)) as pool:
         for r in pool.imap_unordered(_run, jobs):
             runs.append(r)
             print(f"[{len(runs)}/{len(jobs)}] config {r['config']} {r['direction']:>16} {r['sketch']:>13} "
@@ -135,6 +142,7 @@ def main(argv=None) -> dict:
         print(f"{row['matches']:>2}/{row['runs']}  progress {row['mean_progress']:+.2f}  |motion| "
               f"{row['mean_abs_motion']:.2f}  {row['seconds_per_run']:>5.0f} s/run  {json.dumps(row['config'])}")
     report = {"prior": ev.model_summary(folder), "directions": directions, "seeds": seeds,
+              "set": "evaluation" if args.eval_set else "tuning",
               "defaults": ev.dataclasses.asdict(ev.DistillSettings()), "ranking": table, "runs": runs,
               "seconds": round(time.perf_counter() - t0, 1), "git": ev.git_commit()}
     if args.out:

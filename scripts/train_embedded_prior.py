@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Train the embedded text-to-video prior (pipelines/embedded/model.py) on procedural clips.
 
-    python scripts/train_embedded_prior.py --steps 1200 --batch 8 --out pipelines/assets/embedded_prior
+    python scripts/train_embedded_prior.py --out pipelines/assets/embedded_prior
+
+The defaults are the shipped model's run (1900 scheduled steps of 32 clips, stopped by --max-minutes 57
+at step 1854 on 2 cores); `--max-minutes 0 --stop-step 1854` repeats it step for step on any machine.
 
 Seeded: model init from --seed, clips are make_clip(--data-seed, i) in order (balanced over the 12
 motions), captions from the train split; timesteps, noise and caption dropout come from one
@@ -29,34 +32,62 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipelines.embedded.data import MotionClipDataset, build_vocab  # noqa: E402
 from pipelines.embedded.data import MOTIONS, caption, make_clip  # noqa: E402
-from pipelines.embedded.model import (FRAMES, INK_GAIN, MAX_TOKENS, SCHEDULER_CONFIG, SIZE, STROKE_PX,  # noqa: E402
+from pipelines.embedded.model import (FRAMES, MAX_TOKENS, PIXEL, SCHEDULER_CONFIG, SIZE, STROKE_PX,  # noqa: E402
                                       TEXT_CONFIG, UNET_CONFIG, build_models, save_folder, write_word_tokenizer)
-from pipelines.priors.diffusers_prior import ink_gain, load_tokenizer, tokenize_prompts  # noqa: E402
+from pipelines.priors.diffusers_prior import load_tokenizer, pixels_to_latents, tokenize_prompts  # noqa: E402
+
+
+def encode_batch(frames: torch.Tensor) -> torch.Tensor:
+    """[B, K, 3, H, W] clips in 0..1 -> [B, C, K, h, w] latents, the prior's own map (pixels_to_latents)."""
+    b, k = frames.shape[:2]
+    z = pixels_to_latents(frames.reshape(b * k, *frames.shape[2:]), PIXEL["ink_gain"], PIXEL["gray"], PIXEL["patch"])[0]
+    return z.reshape(z.shape[0], b, k, *z.shape[2:]).permute(1, 0, 2, 3, 4)
+
+
+def denoising_loss(pred: torch.Tensor, noise: torch.Tensor, tdiff: float) -> torch.Tensor:
+    """Per-clip eps MSE plus `tdiff` x the MSE of its frame-to-frame differences.
+
+    The quadratic form e^T (I + tdiff D^T D) e is positive definite, so its minimiser is still the
+    conditional mean of the noise (the model stays a proper denoiser); it only weighs errors in how the
+    frames change (the motion, which only the caption tells at high noise) more than errors in the drawing."""
+    err = pred.float() - noise
+    loss = err.pow(2).mean((1, 2, 3, 4))
+    if tdiff > 0:
+        loss = loss + tdiff * (err[:, :, 1:] - err[:, :, :-1]).pow(2).mean((1, 2, 3, 4))
+    return loss
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=4e-4)
-    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--steps", type=int, default=1900, help="scheduled steps (the learning-rate schedule's length)")
+    p.add_argument("--stop-step", type=int, default=0, help="stop after this step (0 = --steps); the schedule is "
+                   "still that of --steps")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=8e-4)
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--cfg-drop", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=1234)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--workers", type=int, default=1, help="data loader processes (0 = in the training loop)")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (0 = in the training loop: a clip "
+                   "takes ~2 ms to make, so a worker would only take a core from the UNet)")
     p.add_argument("--out", default=os.path.join("pipelines", "assets", "embedded_prior"))
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this many minutes; 0 = off")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--max-minutes", type=float, default=57.0, help="stop (and save) after this many minutes; 0 = off")
+    p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--init-from", default=None, help="start from the weights of a model folder (fine-tuning)")
     p.add_argument("--probe-every", type=int, default=100,
                    help="every this many steps, log the caption-probe accuracy (0 = off; see probe())")
     p.add_argument("--snr-weight-max", type=float, default=0.0,
                    help="> 0: weight the eps loss by clamp((1 - abar) / abar, 1, this), i.e. towards x0 error at high "
                         "noise, where only the caption tells the motion; 0 = plain eps MSE")
+    p.add_argument("--tdiff", type=float, default=1.0,
+                   help="weight of the frame-difference term of the loss (see denoising_loss); 0 = plain eps MSE")
+    p.add_argument("--aux-ce", type=float, default=1.0,
+                   help="weight of an auxiliary caption -> motion classification loss on the text encoder's pooled "
+                        "output (a training-only linear head), so the caption's motion is separable from the start")
     return p.parse_args(argv)
 
 
@@ -99,7 +130,8 @@ class Probe:
         self.captions = [caption(m, 99, "heldout") for m in MOTIONS]
         self.ts = ts
         g = torch.Generator().manual_seed(5)
-        self.noise = torch.randn((len(ts), len(self.clips), 3, FRAMES, SIZE, SIZE), generator=g)
+        shape = encode_batch(self.clips[0]["frames"][None]).shape[1:]
+        self.noise = torch.randn((len(ts), len(self.clips), *shape), generator=g)
 
     @torch.no_grad()
     def __call__(self, unet, text_encoder, tokenizer, abar) -> float:
@@ -107,7 +139,7 @@ class Probe:
         unet.eval()
         text_encoder.eval()
         out = text_encoder(tokenize_prompts(tokenizer, self.captions, MAX_TOKENS))
-        x0 = torch.stack([ink_gain(c["frames"], INK_GAIN) for c in self.clips]).mul(2).sub(1).permute(0, 2, 1, 3, 4)
+        x0 = encode_batch(torch.stack([c["frames"] for c in self.clips]))
         labels = torch.tensor([c["label"] for c in self.clips])
         losses = torch.zeros(len(self.clips), len(MOTIONS))
         for ti, t in enumerate(self.ts):
@@ -154,7 +186,8 @@ def main(argv=None):
     probe = Probe(args.data_seed) if args.probe_every else None
 
     ema = [copy.deepcopy(m).requires_grad_(False).eval() for m in (unet, text_encoder)]
-    params = list(unet.parameters()) + list(text_encoder.parameters())
+    head = torch.nn.Linear(text_encoder.config.hidden_size, len(MOTIONS))  # --aux-ce only; not saved
+    params = list(unet.parameters()) + list(text_encoder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup) * (
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, args.steps))))))
@@ -196,23 +229,29 @@ def main(argv=None):
     unet.train()
     text_encoder.train()
     for batch in loader:
-        frames, captions = batch["frames"], list(batch["caption"])
+        frames, captions, labels = batch["frames"], list(batch["caption"]), batch["label"]
         b = frames.shape[0]
         drop = torch.rand(b, generator=gen) < args.cfg_drop
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
         ids = tokenize_prompts(tokenizer, captions, MAX_TOKENS)
-        x0 = (ink_gain(frames, INK_GAIN) * 2 - 1).permute(0, 2, 1, 3, 4)  # [B, 3, K, H, W]
+        x0 = encode_batch(frames)  # [B, C, K, h, w]
         t = torch.randint(0, len(abar), (b,), generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
         a = abar[t].view(b, 1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         text = text_encoder(ids)
         pred = unet(xt, t, encoder_hidden_states=text.last_hidden_state, timestep_cond=text.pooler_output).sample
+        per_clip = denoising_loss(pred, noise, args.tdiff)
         if args.snr_weight_max > 0:
             w = ((1 - abar[t]) / abar[t]).clamp(1.0, args.snr_weight_max)
-            loss = ((pred - noise) ** 2).mean((1, 2, 3, 4)).mul(w).mean() / w.mean().detach()
+            loss = per_clip.mul(w).mean() / w.mean().detach()
         else:
-            loss = F.mse_loss(pred, noise)
+            loss = per_clip.mean()
+        diffusion_loss = loss.detach()
+        if args.aux_ce > 0 and not bool(drop.all()):
+            keep = ~drop
+            ce = F.cross_entropy(head(text.pooler_output[keep]), labels[keep])
+            loss = loss + args.aux_ce * ce
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -224,7 +263,7 @@ def main(argv=None):
             for live, avg in zip((unet, text_encoder), ema):
                 for p, q in zip(live.parameters(), avg.parameters()):
                     q.lerp_(p, 1 - decay)
-        window.append(float(loss.detach()))
+        window.append(float(diffusion_loss))
         if step % args.log_every == 0 or step == args.steps:
             elapsed = time.time() - start
             s0, t0 = curve.get("offset", (0, 0.0))
@@ -241,7 +280,7 @@ def main(argv=None):
             curve["probe_accuracy"].append(acc)
             print(f"step {step} caption probe accuracy {acc:.3f} (chance {1 / len(MOTIONS):.3f})", flush=True)
         out_of_time = args.max_minutes > 0 and time.time() - start > args.max_minutes * 60
-        if step >= args.steps or out_of_time:
+        if step >= (args.stop_step or args.steps) or out_of_time:
             break
         if time.time() - last_ckpt > args.ckpt_minutes * 60:
             checkpoint(step, False)

@@ -162,8 +162,11 @@ def render_card(folder: str, report: dict) -> str:
     add("|---|---|")
     blocks = unet.get("block_out_channels")
     attn = [b for b in unet.get("down_block_types", []) + unet.get("up_block_types", []) if "CrossAttn" in b]
+    pixel = index.get("videopriors_pixel") or {}
+    patch = int(pixel.get("patch", 1))
     add(f"| UNet | diffusers `UNet3DConditionModel`, pixel space ({unet.get('in_channels')} -> "
-        f"{unet.get('out_channels')} channels, no VAE), blocks {blocks}, {unet.get('layers_per_block')} layer(s) per "
+        f"{unet.get('out_channels')} channels at {unet.get('sample_size')} x {unet.get('sample_size')}, no VAE), "
+        f"blocks {blocks}, {unet.get('layers_per_block')} layer(s) per "
         f"block, cross-attention ({unet.get('cross_attention_dim')}-d) in {' + '.join(attn)} and the mid block"
         + (f", pooled text as `timestep_cond` ({unet.get('time_cond_proj_dim')}-d)"
            if unet.get("time_cond_proj_dim") else "")
@@ -174,8 +177,11 @@ def render_card(folder: str, report: dict) -> str:
     add(f"| tokenizer | word level, {vocab} entries (the words of the training captions + 4 specials) |")
     add(f"| scheduler | {sched.get('_class_name')}, {sched.get('num_train_timesteps')} steps, "
         f"{sched.get('beta_schedule')}, {sched.get('prediction_type')} prediction |")
-    gain = (index.get("videopriors_pixel") or {}).get("ink_gain")
-    add(f"| clip | {frames} frames x {width} x {height} RGB in [-1, 1]; larger frames are area-downsampled"
+    gain = pixel.get("ink_gain")
+    add(f"| clip | {frames} frames x {width} x {height} {'grey' if pixel.get('gray') else 'RGB'} in [-1, 1]"
+        + (f", each {patch} x {patch} block of pixels as {patch * patch} channels (pixel unshuffle: exact, "
+           f"invertible, no training)" if patch > 1 else "")
+        + "; larger frames are area-downsampled"
         + (f", ink darkened as value ** {gain:g}" if gain else "") + " |")
     add("")
 
@@ -188,6 +194,11 @@ def render_card(folder: str, report: dict) -> str:
         + (f" ({steps_total} over all stages)" if steps_total and cfg.get("previous_stage") else "") + " |")
     add(f"| batch, learning rate | {cfg.get('batch')}, {cfg.get('lr')} (warm-up {cfg.get('warmup')}, AdamW, "
         f"weight decay {cfg.get('weight_decay')}), EMA {cfg.get('ema')}, caption dropout {cfg.get('cfg_drop')} |")
+    if cfg.get("tdiff") or cfg.get("aux_ce"):
+        add(f"| loss | epsilon MSE + {cfg.get('tdiff', 0):g} x MSE of its frame-to-frame differences (weighs "
+            f"errors in the motion more; same minimiser)"
+            + (f"; auxiliary caption -> motion cross-entropy on the pooled text (weight {cfg.get('aux_ce'):g}, "
+               f"training-only head)" if cfg.get("aux_ce") else "") + " |")
     if losses:
         add(f"| final loss | {losses[-1]:.4f} (mean of the last 5 logged: {sum(losses[-5:]) / len(losses[-5:]):.4f}) |")
     if seconds:
@@ -220,8 +231,8 @@ def render_card(folder: str, report: dict) -> str:
     s = report.get("sampling")
     if s:
         st = s["settings"]
-        add(f"**Sampling.** {st['per_class']} held-out prompt(s) per motion, DDIM {st['steps']} steps from "
-            f"{st.get('start', 'pure noise')}, guidance {st['guidance']}; the motion of each generated clip is "
+        add(f"**Sampling.** {st['per_class']} held-out prompt(s) per motion, DDIM {st['steps']} steps "
+            f"(eta {st.get('eta', 0):g}) from {st.get('start', 'pure noise')}, guidance {st['guidance']}; the motion of each generated clip is "
             "measured from its frames (centroid "
             "displacement, rotation, scale change) and classified. Target: 80 %.")
         add("")
@@ -255,8 +266,13 @@ def render_card(folder: str, report: dict) -> str:
         sp = d["seconds_per_run"]
         add("")
         if sp:
+            if d.get("jobs", 1) > 1:
+                how = (f"1 CPU thread per run, {d['jobs']} runs side by side on "
+                       f"{(report.get('environment') or {}).get('cpu_count')} cores")
+            else:
+                how = _threads((report.get('environment') or {}).get('torch_threads'))
             add(f"Seconds per run: {sp['mean']} on average (median {sp['median']}, {sp['min']}-{sp['max']}) with "
-                f"{_threads((report.get('environment') or {}).get('torch_threads'))}.")
+                f"{how}.")
             add("")
 
     add("## Limits")
@@ -272,9 +288,14 @@ def render_card(folder: str, report: dict) -> str:
             f"{_pct(s['accuracy_all'])} of generated clips, where chance is {_pct(chance)}{dtext}.")
     if s and s.get("mean_value") is not None and s["mean_value"] < WHITE_ENOUGH:
         add(f"- Sampled from {s['settings'].get('start', 'pure noise')}, its clips are not line drawings on white: "
-            f"their mean value is {s['mean_value']:.2f}, where the training clips' is about 0.95 (white "
-            "background). Score distillation does not start from noise (it noises the rendered sketch), so it "
+            f"their mean value is {s['mean_value']:.2f}, where the training clips' is about 0.93 (white "
+            "background; both with the ink gain). Score distillation does not start from noise (it noises the rendered sketch), so it "
             "is not affected in the same way.")
+    if s and "still" in s["per_class"] and s["per_class"]["still"]["accuracy"] < FAIR:
+        top = sorted(((c, p) for p, c in s["confusion"]["still"].items() if c and p != "still"), reverse=True)
+        add("- Clips asked to stay still are not measured as still: the frames of a sampled clip differ a little "
+            "from each other (noise the small model leaves), which the measure from pixels reads as motion"
+            + (f" (mostly as {top[0][1]})" if top else "") + ".")
     if s:
         rates = {m: v["accuracy"] for m, v in s["per_class"].items()}
         good, fair, bad = _groups(rates)

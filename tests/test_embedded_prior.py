@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipelines.embedded.data import caption, motion_from_caption
-from pipelines.embedded.model import FRAMES, INK_GAIN, MAX_TOKENS, SIZE, WEIGHT_FILES
+from pipelines.embedded.model import FRAMES, INK_GAIN, LATENT_CHANNELS, MAX_TOKENS, PIXEL, SIZE, WEIGHT_FILES
 from pipelines.embedded.prior import EMBEDDED_PRIOR_DIR, load_embedded_prior, sample_clips
 from pipelines.priors.base import sds_gradient
 from pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorFilesMissingError, PriorLoadError
@@ -65,7 +65,10 @@ def test_weights_match_config_shapes():
 
 def test_loads_through_from_folder(prior):
     assert isinstance(prior, DiffusersVideoPrior)
-    assert prior.vae is None and prior.latent_channels == 3 and prior.vae_scale_factor == 1
+    assert prior.vae is None and prior.pixel_gray and prior.pixel_patch == PIXEL["patch"]
+    assert prior.latent_channels == LATENT_CHANNELS == PIXEL["patch"] ** 2
+    assert prior.vae_scale_factor == PIXEL["patch"]
+    assert prior.unet.config.sample_size * prior.vae_scale_factor == SIZE
     assert (prior.num_frames, prior.height, prior.width) == (FRAMES, SIZE, SIZE)
     assert prior.max_text_length == MAX_TOKENS and prior.prediction_type == "epsilon"
     direct = DiffusersVideoPrior.from_folder(EMBEDDED_PRIOR_DIR)
@@ -77,24 +80,41 @@ def test_loads_through_from_folder(prior):
 def test_pixel_space_encode_decode_and_sds(prior):
     frames = torch.rand(FRAMES, 3, SIZE, SIZE, requires_grad=True)
     z = prior.encode_frames(frames)
-    assert z.shape == (1, 3, FRAMES, SIZE, SIZE)
-    seen = frames.detach().clamp_min(1e-6) ** prior.ink_gain  # ink gain: value ** gain (model_index.json)
+    p = PIXEL["patch"]
+    assert z.shape == (1, p * p, FRAMES, SIZE // p, SIZE // p)
     assert prior.ink_gain == INK_GAIN
-    assert torch.allclose(z[0].permute(1, 0, 2, 3), seen * 2 - 1, atol=1e-6)
-    assert torch.allclose(prior.decode_latents(z.detach()), seen, atol=1e-6)
+    seen = (frames.detach().clamp_min(1e-6) ** INK_GAIN).mean(1)  # ink gain (value ** gain), then grey
+    # Channel c of latent pixel (i, j) is frame pixel (p i + c // p, p j + c % p): pixel_unshuffle.
+    for c in range(p * p):
+        assert torch.allclose(z[0, c], seen[:, c // p::p, c % p::p] * 2 - 1, atol=1e-6), c
+    decoded = prior.decode_latents(z.detach())
+    assert decoded.shape == (FRAMES, 3, SIZE, SIZE)
+    for ch in range(3):  # exact inverse up to the gain and the grey level
+        assert torch.allclose(decoded[:, ch], seen, atol=1e-6)
     # Larger frames (a 256 render) are area-downsampled to the model's 32 x 32 before the gain.
     big = torch.ones(FRAMES, 3, SIZE * 8, SIZE * 8)
-    big[:, :, 40:42, :] = 0.0  # a 2 px line at 256 = 0.25 px at 32: one row of 25 % ink
-    zb = prior.encode_frames(big)
-    assert zb.shape == (1, 3, FRAMES, SIZE, SIZE)
-    row = (zb[0, 0, 0, 5] + 1) / 2
-    assert torch.allclose(row, torch.full_like(row, 0.75 ** INK_GAIN), atol=1e-5)
-    assert torch.allclose(zb[0, 0, 0, 4], torch.ones(SIZE))
+    big[:, :, 40:42, :] = 0.0  # a 2 px line at 256 = 0.25 px at 32: row 5 of the 32 x 32 frame, 25 % ink
+    frame = prior.decode_latents(prior.encode_frames(big))[0, 0]
+    assert torch.allclose(frame[5], torch.full((SIZE,), 0.75 ** INK_GAIN), atol=1e-5)
+    assert torch.allclose(frame[4], torch.ones(SIZE)) and torch.allclose(frame[6], torch.ones(SIZE))
     embeds = prior.encode_prompt("a bird flies to the left")
     grad = sds_gradient(prior, z, embeds, 7.5, 500, torch.randn(z.shape, generator=torch.Generator().manual_seed(0)))
     assert grad.shape == z.shape and torch.isfinite(grad).all()
     z.backward(gradient=grad)
     assert frames.grad is not None and frames.grad.abs().sum() > 0
+
+
+def test_pixel_channels_checked(tmp_path):
+    """A pixel-space folder whose UNet channels do not fit its grey/patch layout is refused, naming both."""
+    folder = _copy(tmp_path)
+    index_path = os.path.join(folder, "model_index.json")
+    with open(index_path) as f:
+        index = json.load(f)
+    index["videopriors_pixel"]["gray"] = False  # RGB with patch 2 would need 12 channels
+    with open(index_path, "w") as f:
+        json.dump(index, f)
+    with pytest.raises(PriorLoadError, match="expected 12"):
+        load_embedded_prior(folder)
 
 
 def test_out_of_vocabulary_words_ignored_with_one_warning(prior, caplog):

@@ -3,24 +3,26 @@
 The embedded prior is built from the same library classes as ModelScope text-to-video-ms-1.7b, so
 `DiffusersVideoPrior.from_folder` loads it with the code that loads the real models:
 
-    model_index.json   "vae": [null, null] -> pixel-space model; "videopriors_clip": clip shape
-    unet/              UNet3DConditionModel (diffusers), 3 -> 3 channels on 8 x 32 x 32 RGB clips
+    model_index.json   "vae": [null, null] -> pixel-space model; "videopriors_clip": clip shape;
+                       "videopriors_pixel": {ink_gain, gray, patch}: how frames become latents
+    unet/              UNet3DConditionModel (diffusers), 4 -> 4 channels at 16 x 16 on 8-frame clips
     text_encoder/      CLIPTextModel (transformers), 2 layers, 64-d, 16 positions; its last hidden
                        states feed the cross-attention and its pooled output the UNet's
                        `timestep_cond` (time_cond_proj_dim 64), a global FiLM-like conditioning in
-                       every block: cross-attention alone at 8 x 8 was not learned within the CPU
-                       budget (a first 1000-step run ignored the caption)
+                       every block: cross-attention alone at low resolution was not learned within
+                       the CPU budget (a first 1000-step run ignored the caption)
     tokenizer/         word-level `tokenizers` model (tokenizer.json), PreTrainedTokenizerFast
     scheduler/         DDIMScheduler config: 1000 steps, cosine ("squaredcos_cap_v2"), epsilon
 
-Pixel space, not a VAE: the clips are 32 x 32 black line drawings on white, 1-2 px strokes. A
-latent autoencoder at that size would have to reproduce sub-pixel strokes (SD-style VAEs blur
-thin lines), would cost a second training stage in the 60-minute CPU budget, and would sit on
-the SDS gradient path; in pixel space latents = frames * 2 - 1, encoding is free and exact and
-the SDS gradient reaches the rasterizer directly. A 256 px sketch with 2-3 px strokes is 0.25-0.4
-px wide at 32 px, so frames are area-downsampled and darkened as value ** INK_GAIN, in training and
-when a prior encodes frames (model_index "videopriors_pixel"). The price is a UNet working at 32 x 32, kept
-cheap by putting attention only at 8 x 8 (last down block, middle, first up block).
+Pixel space, not a learned VAE: the clips are 32 x 32 black line drawings on white, 1-2 px strokes.
+A learned autoencoder at that size would have to reproduce sub-pixel strokes (SD-style VAEs blur
+thin lines), would cost a second training stage in the 60-minute CPU budget, and would sit on the
+SDS gradient path. Instead frames are taken in grey and each 2 x 2 block of pixels becomes 4
+channels (`pixels_to_latents`: pixel unshuffle, exact and invertible), so the UNet works at
+16 x 16 (4x cheaper per clip than at 32 x 32: 4x more clips seen in the same training time) and the
+SDS gradient reaches the rasterizer directly. A 256 px sketch with 2-3 px strokes is 0.25-0.4 px
+wide at 32 px, so frames are area-downsampled and darkened as value ** INK_GAIN, in training and
+when a prior encodes frames. Attention is only at 4 x 4 (last down block, middle, first up block).
 """
 from __future__ import annotations
 
@@ -34,14 +36,19 @@ from .data import Vocab, build_vocab
 
 FRAMES, SIZE, MAX_TOKENS = 8, 32, 16
 
+# Frames are seen in grey with each 2 x 2 block of pixels as 4 channels (model_index "videopriors_pixel":
+# gray, patch 2): lossless for black-on-white drawings, and the UNet runs at 16 x 16, 4x cheaper per clip.
+PIXEL = dict(ink_gain=3.0, gray=True, patch=2)
+LATENT_CHANNELS, LATENT_SIZE = PIXEL["patch"] ** 2, SIZE // PIXEL["patch"]
+
 UNET_CONFIG = dict(
-    sample_size=SIZE, in_channels=3, out_channels=3, block_out_channels=(32, 64, 96),
+    sample_size=LATENT_SIZE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, block_out_channels=(32, 64, 96),
     down_block_types=("DownBlock3D", "DownBlock3D", "CrossAttnDownBlock3D"),
     up_block_types=("CrossAttnUpBlock3D", "UpBlock3D", "UpBlock3D"),
     layers_per_block=1, cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16,
     time_cond_proj_dim=64,  # the pooled caption, added to the timestep embedding (see module docstring)
 )
-INK_GAIN = 3.0  # frames are seen as value ** INK_GAIN (DiffusersVideoPrior: ink_gain), in training and in SDS
+INK_GAIN = PIXEL["ink_gain"]  # frames are seen as value ** INK_GAIN (DiffusersVideoPrior: ink_gain), in training and in SDS
 STROKE_PX = (0.19, 0.75)  # training stroke widths at 32 px = 1.5 .. 6 px on a 256 canvas
 
 TEXT_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
@@ -113,7 +120,7 @@ def save_folder(path: str, unet, text_encoder, vocab: Vocab, extra_json: Optiona
         "unet": ["diffusers", "UNet3DConditionModel"],
         "vae": [None, None],
         "videopriors_clip": {"num_frames": FRAMES, "height": SIZE, "width": SIZE},
-        "videopriors_pixel": {"ink_gain": INK_GAIN},
+        "videopriors_pixel": dict(PIXEL),
         "videopriors_timestep_cond": "pooled_text",
     }
     for name, obj in {"model_index.json": index, **(extra_json or {})}.items():

@@ -14,7 +14,10 @@ from local files only: nothing is ever downloaded.
 
 Two extensions serve the pack's embedded prior (pipelines/embedded) with the same code:
 - pixel space: when model_index.json declares `"vae": [null, null]` there is no vae/ folder and
-  latents are the frames themselves, frames * 2 - 1 as [1, 3, K, H, W] (the UNet takes RGB);
+  latents are the frames themselves, frames * 2 - 1 as [1, 3, K, H, W] (the UNet takes RGB), or,
+  with "videopriors_pixel": {"gray": true, "patch": p}, their grey level with each p x p block
+  of pixels moved into channels ([1, p*p, K, H/p, W/p], `pixels_to_latents`): an exact,
+  invertible "autoencoder" that costs nothing and lets the UNet work at 1/p of the resolution;
 - a non-CLIP tokenizer: when tokenizer/tokenizer_config.json names another `tokenizer_class` and
   tokenizer/tokenizer.json exists, it is loaded as a PreTrainedTokenizerFast (e.g. word level);
   words it does not know are dropped with one warning per prompt (`tokenize_prompts`).
@@ -231,6 +234,30 @@ def ink_gain(frames: torch.Tensor, gain: float) -> torch.Tensor:
     return frames.clamp(1e-6, 1).pow(gain)
 
 
+def pixels_to_latents(frames: torch.Tensor, gain: float = 1.0, gray: bool = False, patch: int = 1) -> torch.Tensor:
+    """Pixel-space "encoder": [K, 3, H, W] in 0..1 -> [1, C, K, H/patch, W/patch] in -1..1, differentiable.
+
+    value**gain (`ink_gain`), then the grey level (mean of R, G, B) when `gray` (C = patch**2)
+    or RGB (C = 3 * patch**2), each patch x patch block moved into channels (pixel_unshuffle)."""
+    x = ink_gain(frames, gain)
+    if gray:
+        x = x.mean(1, keepdim=True)
+    x = x * 2 - 1
+    if patch > 1:
+        x = torch.nn.functional.pixel_unshuffle(x, patch)
+    return x.permute(1, 0, 2, 3).unsqueeze(0)
+
+
+def latents_to_pixels(latents: torch.Tensor, gray: bool = False, patch: int = 1) -> torch.Tensor:
+    """Inverse of `pixels_to_latents` but for the ink gain: [C, K, h, w] -> [K, 3, h*patch, w*patch] in 0..1."""
+    x = latents.permute(1, 0, 2, 3).float()
+    if patch > 1:
+        x = torch.nn.functional.pixel_shuffle(x, patch)
+    if gray:
+        x = x.expand(-1, 3, -1, -1)
+    return ((x + 1) / 2).clamp(0, 1)
+
+
 def load_tokenizer(tok_dir: str):
     """CLIPTokenizer (vocab.json + merges.txt), or any fast tokenizer (tokenizer.json) when
     tokenizer_config.json names another class (e.g. the word-level tokenizer of the embedded prior)."""
@@ -289,7 +316,8 @@ class DiffusersVideoPrior(VideoPrior):
                  device: Union[str, torch.device] = "cpu", num_frames: Optional[int] = None,
                  height: Optional[int] = None, width: Optional[int] = None, encode_chunk: int = 4,
                  decode_chunk: int = 4, latent_sampling: str = "sample", reload_text_encoder: bool = True,
-                 ink_gain: float = 1.0, timestep_cond: Optional[str] = None):
+                 ink_gain: float = 1.0, timestep_cond: Optional[str] = None, pixel_gray: bool = False,
+                 pixel_patch: int = 1):
         self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
         self.tokenizer, self.scheduler = tokenizer, scheduler
         for m in (unet, vae, text_encoder):
@@ -301,8 +329,15 @@ class DiffusersVideoPrior(VideoPrior):
             raise PriorLoadError(f"scheduler prediction_type {self.prediction_type!r} is not supported")
         self.num_train_timesteps = int(scheduler.config.num_train_timesteps)
         self._alphas_cumprod = scheduler.alphas_cumprod.detach().to(torch.float32).cpu().clone()
+        self.pixel_gray, self.pixel_patch = bool(pixel_gray), int(pixel_patch)
+        if vae is not None and (self.pixel_gray or self.pixel_patch != 1):
+            raise ValueError("pixel_gray / pixel_patch apply to pixel-space models only")
         if vae is None:  # pixel-space model: latents = frames * 2 - 1 (see encode_frames)
-            self.vae_scale_factor, self.latent_channels = 1, int(unet.config.in_channels)
+            want = (1 if self.pixel_gray else 3) * self.pixel_patch ** 2
+            if int(unet.config.in_channels) != want or int(unet.config.out_channels) != want:
+                raise PriorLoadError(f"pixel-space UNet takes {unet.config.in_channels} channels, expected {want} "
+                                     f"({'grey' if self.pixel_gray else 'RGB'}, patch {self.pixel_patch})")
+            self.vae_scale_factor, self.latent_channels = self.pixel_patch, want
             self.scaling_factor, self.shift_factor = 1.0, 0.0
         else:
             self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -368,8 +403,13 @@ class DiffusersVideoPrior(VideoPrior):
         for key, value in (model_index.get("videopriors_clip") or {}).items():  # clip shape the model was trained on
             if key in ("num_frames", "height", "width"):
                 kwargs.setdefault(key, int(value))
-        if pixel_space and "ink_gain" in (model_index.get("videopriors_pixel") or {}):
-            kwargs.setdefault("ink_gain", float(model_index["videopriors_pixel"]["ink_gain"]))
+        pixel_opts = (model_index.get("videopriors_pixel") or {}) if pixel_space else {}
+        if "ink_gain" in pixel_opts:
+            kwargs.setdefault("ink_gain", float(pixel_opts["ink_gain"]))
+        if "gray" in pixel_opts:
+            kwargs.setdefault("pixel_gray", bool(pixel_opts["gray"]))
+        if "patch" in pixel_opts:
+            kwargs.setdefault("pixel_patch", int(pixel_opts["patch"]))
         if model_index.get("videopriors_timestep_cond"):
             kwargs.setdefault("timestep_cond", model_index["videopriors_timestep_cond"])
         unet_dir = _component_dir(path, "unet")
@@ -379,7 +419,7 @@ class DiffusersVideoPrior(VideoPrior):
         vae_cfg = None if pixel_space else _read_json(os.path.join(vae_dir, "config.json"), "vae")
         te_cfg = _read_json(os.path.join(te_dir, "config.json"), "text_encoder")
         _read_json(os.path.join(sched_dir, "scheduler_config.json"), "scheduler")
-        cls._check_configs(path, unet_cfg, vae_cfg, te_cfg)
+        cls._check_configs(path, unet_cfg, vae_cfg, te_cfg, pixel_opts)
         if not (os.path.isfile(os.path.join(tok_dir, "tokenizer.json")) or
                 all(os.path.isfile(os.path.join(tok_dir, f)) for f in ("vocab.json", "merges.txt"))):
             raise _missing("missing the 'tokenizer' files", tok_dir, "tokenizer/vocab.json and tokenizer/merges.txt")
@@ -406,7 +446,7 @@ class DiffusersVideoPrior(VideoPrior):
         return prior
 
     @staticmethod
-    def _check_configs(path: str, unet_cfg: dict, vae_cfg: dict, te_cfg: dict) -> None:
+    def _check_configs(path: str, unet_cfg: dict, vae_cfg: dict, te_cfg: dict, pixel_opts: Optional[dict] = None) -> None:
         unet_cls = unet_cfg.get("_class_name")
         if unet_cls != "UNet3DConditionModel":
             raise PriorLoadError(
@@ -414,10 +454,13 @@ class DiffusersVideoPrior(VideoPrior):
                 "text-to-video UNet (expected UNet3DConditionModel, as in ModelScope text-to-video-ms-1.7b or "
                 f"ZeroScope). An image model (Stable Diffusion) folder cannot be used as a video prior. To get one, "
                 f"{WHERE_TO_GET}.")
-        if vae_cfg is None:  # pixel space: the UNet sees RGB frames
-            if unet_cfg.get("in_channels") != 3 or unet_cfg.get("out_channels") != 3:
+        if vae_cfg is None:  # pixel space: the UNet sees RGB (or grey) frames, patch x patch blocks as channels
+            opts = pixel_opts or {}
+            want = (1 if opts.get("gray") else 3) * int(opts.get("patch", 1)) ** 2
+            if unet_cfg.get("in_channels") != want or unet_cfg.get("out_channels") != want:
                 raise PriorLoadError(f"{path} has no VAE (pixel-space model) but its UNet takes "
-                                     f"{unet_cfg.get('in_channels')} channels, expected 3 (RGB)")
+                                     f"{unet_cfg.get('in_channels')} channels, expected {want} "
+                                     f"({'grey' if opts.get('gray') else 'RGB'}, patch {opts.get('patch', 1)})")
         elif vae_cfg.get("_class_name") not in ("AutoencoderKL", None):
             raise PriorLoadError(f"vae/config.json describes a {vae_cfg.get('_class_name')}, expected AutoencoderKL")
         if te_cfg.get("model_type") not in ("clip_text_model", "clip", None):
@@ -534,8 +577,7 @@ class DiffusersVideoPrior(VideoPrior):
             x = frames.to(device).float()
             if (h, w) != (self.height, self.width) and h >= self.height and w >= self.width:
                 x = torch.nn.functional.interpolate(x, size=(self.height, self.width), mode="area")
-            x = ink_gain(x, self.ink_gain)
-            return (x * 2 - 1).permute(1, 0, 2, 3).unsqueeze(0)
+            return pixels_to_latents(x, self.ink_gain, self.pixel_gray, self.pixel_patch)
         device, vdtype = _module_device_dtype(self.vae)
         x = (frames.to(device) * 2 - 1).to(vdtype)
         noise = None
@@ -566,7 +608,7 @@ class DiffusersVideoPrior(VideoPrior):
                 raise ValueError("decode_latents takes one clip ([1, C, K, h, w])")
             latents = latents[0]
         if self.vae is None:  # pixel space
-            return ((latents.permute(1, 0, 2, 3).float() + 1) / 2).clamp(0, 1)
+            return latents_to_pixels(latents, self.pixel_gray, self.pixel_patch)
         device, vdtype = _module_device_dtype(self.vae)
         z = latents.permute(1, 0, 2, 3).to(device, torch.float32) / self.scaling_factor + self.shift_factor
         step = max(1, int(self.decode_chunk))
@@ -675,5 +717,5 @@ def encode_memory_report(prior: DiffusersVideoPrior, frames: torch.Tensor, chunk
     return {"chunked_bytes": chunked, "full_bytes": full, "ratio": chunked / max(full, 1), "frames": k, "chunk": chunk}
 
 
-__all__ = ["DiffusersVideoPrior", "PriorLoadError", "load_tokenizer", "tokenize_prompts", "PriorFilesMissingError", "TextEncoderFreedError",
+__all__ = ["DiffusersVideoPrior", "PriorLoadError", "load_tokenizer", "pixels_to_latents", "latents_to_pixels", "tokenize_prompts", "PriorFilesMissingError", "TextEncoderFreedError",
            "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "WHERE_TO_GET"]
