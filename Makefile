@@ -22,7 +22,7 @@ bench:
 	@$(BOOT); "$$PY" bench/run_all.py
 
 # The embedded prior's evaluation (scripts/eval_embedded_prior.py): held-out sampling accuracy and
-# LiveSketch direction matches -> bench/results/embedded_prior_eval.json. About 2 hours on 2 CPU cores.
+# LiveSketch direction matches -> bench/results/embedded_prior_eval.json. About 25 minutes on 2 CPU cores.
 eval-prior:
 	@$(BOOT); "$$PY" scripts/eval_embedded_prior.py
 

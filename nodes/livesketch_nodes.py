@@ -203,6 +203,7 @@ class AnimateSketch(io.ComfyNode):
                 io.Int.Input("preview_every", default=10, min=0, max=10000, tooltip="0 = no previews."),
             ],
             outputs=[SketchAnimation.Output(display_name="animation"), io.Image.Output(display_name="frames")],
+            hidden=[io.Hidden.unique_id],  # the progress bar's node id (in-process executors do not fill it in)
         )
 
     @classmethod

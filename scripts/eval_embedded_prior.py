@@ -451,8 +451,10 @@ def print_tables(report: dict) -> None:
             print(f"  {direction:>16}  {v['matches']:>2}/{v['runs']}")
         sp = d["seconds_per_run"]
         if sp:
+            how = (f"1 torch thread per run, {d['jobs']} runs side by side" if d.get("jobs", 1) > 1
+                   else f"{report['environment']['torch_threads']} torch threads")
             print(f"  seconds per run: mean {sp['mean']}, median {sp['median']} (min {sp['min']}, max {sp['max']}) "
-                  f"with {report['environment']['torch_threads']} torch threads")
+                  f"with {how}")
 
 
 def parse_args(argv=None):

@@ -190,7 +190,12 @@ def render_card(folder: str, report: dict) -> str:
     losses, seconds = curve.get("loss") or [], curve.get("seconds") or []
     add("| | |")
     add("|---|---|")
-    add(f"| steps | {(curve.get('step') or [cfg.get('steps')])[-1]}"
+    logged = (curve.get('step') or [cfg.get('steps')])[-1]
+    done = cfg.get("steps_done") if not cfg.get("previous_stage") else None
+    add(f"| steps | {done or logged}"
+        + (f" of {cfg['steps']} scheduled (stopped by the time limit)" if done and cfg.get("steps") and done < cfg["steps"]
+           else "")
+        + (f"; loss logged up to step {logged}" if done and logged != done else "")
         + (f" ({steps_total} over all stages)" if steps_total and cfg.get("previous_stage") else "") + " |")
     add(f"| batch, learning rate | {cfg.get('batch')}, {cfg.get('lr')} (warm-up {cfg.get('warmup')}, AdamW, "
         f"weight decay {cfg.get('weight_decay')}), EMA {cfg.get('ema')}, caption dropout {cfg.get('cfg_drop')} |")
@@ -304,9 +309,18 @@ def render_card(folder: str, report: dict) -> str:
     if d:
         rates = {m: v["matches"] / max(1, v["runs"]) for m, v in d["per_direction"].items()}
         good, fair, bad = _groups(rates)
-        add(f"- Animating a sketch (LiveSketch): the direction is right in {_pct(GOOD)} or more of the seeds for "
-            f"{_names(good)}; in {_pct(FAIR)}-{_pct(GOOD)} for {_names(fair)}; less often for {_names(bad)}. "
+        parts = [f"in {_pct(GOOD)} or more of the seeds for {_names(good)}" if good else "",
+                 f"in {_pct(FAIR)}-{_pct(GOOD)} for {_names(fair)}" if fair else "",
+                 f"less often for {_names(bad)}" if bad else ""]
+        add("- Animating a sketch (LiveSketch): the direction is right " + "; ".join(x for x in parts if x) + ". "
             "Periodic motions (sway, bounce, wave) are not measured in distillation.")
+        moves = [r for r in d.get("runs", []) if r["direction"] in ("left", "right", "up", "down")]
+        if moves:
+            rot = sorted(abs(r["rotation"]) for r in moves)
+            scales = [r["scale"] for r in moves]
+            add(f"- Distillation also adds motion nobody asked for: translations asked of it came with rotations of "
+                f"up to {rot[-1]:.0f} degrees (median {rot[len(rot) // 2]:.0f}) and scale changes of "
+                f"x{min(scales):.2f}-x{max(scales):.2f}; the global transform has no prior against them.")
     add(f"- It sees only {frames} frames of {width} x {height} pixels: a 256 px sketch is area-downsampled "
         "to that, so fine detail (faces, texture, strokes closer than ~8 px at 256) is invisible to it, and "
         "it can only ask for the coarse motion of the whole drawing or of large parts of it.")
