@@ -231,9 +231,11 @@ def _sample(prior, prompts: Sequence[str], steps: int, guidance: float, seed: in
 
 
 def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int = 0, batch: int = 12,
-                  log=print, start_t: int = 0, eta: float = 0.0) -> dict:
-    """Sampling accuracy: see the module docstring. Returns the "sampling" section of the report."""
-    items = [(m, heldout_prompt(m, i, SAMPLING_PROMPT_SEED)) for i in range(per_class) for m in MOTIONS]
+                  log=print, start_t: int = 0, eta: float = 0.0, prompt_seed: int = SAMPLING_PROMPT_SEED) -> dict:
+    """Sampling accuracy: see the module docstring. Returns the "sampling" section of the report.
+    prompt_seed: another seed than SAMPLING_PROMPT_SEED (e.g. TUNING_PROMPT_SEED) to tune sampler settings
+    on prompts that are not evaluated."""
+    items = [(m, heldout_prompt(m, i, prompt_seed)) for i in range(per_class) for m in MOTIONS]
     t0 = time.perf_counter()
     samples = []
     for b in range(0, len(items), batch):
@@ -256,7 +258,7 @@ def eval_sampling(prior, per_class: int, steps: int, guidance: float, seed: int 
         return sum(per[m]["correct"] for m in classes) / max(1, sum(per[m]["total"] for m in classes))
 
     return {"settings": {"per_class": per_class, "steps": steps, "guidance": guidance, "seed": seed,
-                         "scheduler": f"DDIM eta {eta:g}", "eta": eta, "prompt_seed": SAMPLING_PROMPT_SEED,
+                         "scheduler": f"DDIM eta {eta:g}", "eta": eta, "prompt_seed": prompt_seed,
                          "start": f"white clip noised to t={start_t}" if start_t else "pure noise"},
             "accuracy_all": acc(MOTIONS), "accuracy_directional": acc(DIRECTIONAL), "per_class": per,
             "confusion": confusion, "target": SAMPLING_TARGET, "chance": 1 / len(MOTIONS),
