@@ -301,11 +301,17 @@ def distill_run(prior, sketch: Sketch, prompt: str, settings: DistillSettings, s
 _WORKER_PRIOR = None
 
 
-def _worker_init(folder: str) -> None:
-    global _WORKER_PRIOR
+def worker_prior(folder: str):
+    """Set up a worker process of a distillation pool (one torch thread, tokenizer warnings off) and load
+    its prior; used by eval_distillation(jobs > 1) and scripts/sweep_embedded_sds.py."""
     torch.set_num_threads(1)
     logging.getLogger("VideoPriors").setLevel(logging.ERROR)
-    _WORKER_PRIOR = load_embedded_prior(folder)
+    return load_embedded_prior(folder)
+
+
+def _worker_init(folder: str) -> None:
+    global _WORKER_PRIOR
+    _WORKER_PRIOR = worker_prior(folder)
 
 
 def _worker_run(job: tuple) -> tuple:

@@ -74,14 +74,8 @@ _PROMPT_SEED = ev.TUNING_PROMPT_SEED
 
 
 def _init(prior_dir: str, eval_set: bool = False) -> None:
-    import logging
-
-    import torch
-
     global _PRIOR, _SKETCHES, _PROMPT_SEED
-    torch.set_num_threads(1)
-    logging.getLogger("VideoPriors").setLevel(logging.ERROR)
-    _PRIOR = ev.load_embedded_prior(prior_dir)
+    _PRIOR = ev.worker_prior(prior_dir)
     _SKETCHES = ev.heldout_sketches() if eval_set else ev.tuning_sketches()
     _PROMPT_SEED = ev.DISTILL_PROMPT_SEED if eval_set else ev.TUNING_PROMPT_SEED
 

@@ -264,7 +264,9 @@ def main(argv=None):
                 for p, q in zip(live.parameters(), avg.parameters()):
                     q.lerp_(p, 1 - decay)
         window.append(float(diffusion_loss))
-        if step % args.log_every == 0 or step == args.steps:
+        out_of_time = args.max_minutes > 0 and time.time() - start > args.max_minutes * 60
+        stopping = step >= (args.stop_step or args.steps) or out_of_time
+        if step % args.log_every == 0 or stopping:
             elapsed = time.time() - start
             s0, t0 = curve.get("offset", (0, 0.0))
             curve["step"].append(s0 + step)
@@ -279,8 +281,7 @@ def main(argv=None):
             curve["probe_step"].append(curve["step"][-1] if curve["step"] else step)
             curve["probe_accuracy"].append(acc)
             print(f"step {step} caption probe accuracy {acc:.3f} (chance {1 / len(MOTIONS):.3f})", flush=True)
-        out_of_time = args.max_minutes > 0 and time.time() - start > args.max_minutes * 60
-        if step >= (args.stop_step or args.steps) or out_of_time:
+        if stopping:
             break
         if time.time() - last_ckpt > args.ckpt_minutes * 60:
             checkpoint(step, False)

@@ -32,6 +32,7 @@ from typing import Optional
 
 import torch
 
+from ..priors.diffusers_prior import pixel_channels
 from .data import Vocab, build_vocab
 
 FRAMES, SIZE, MAX_TOKENS = 8, 32, 16
@@ -39,7 +40,7 @@ FRAMES, SIZE, MAX_TOKENS = 8, 32, 16
 # Frames are seen in grey with each 2 x 2 block of pixels as 4 channels (model_index "videopriors_pixel":
 # gray, patch 2): lossless for black-on-white drawings, and the UNet runs at 16 x 16, 4x cheaper per clip.
 PIXEL = dict(ink_gain=3.0, gray=True, patch=2)
-LATENT_CHANNELS, LATENT_SIZE = PIXEL["patch"] ** 2, SIZE // PIXEL["patch"]
+LATENT_CHANNELS, LATENT_SIZE = pixel_channels(PIXEL["gray"], PIXEL["patch"]), SIZE // PIXEL["patch"]
 
 UNET_CONFIG = dict(
     sample_size=LATENT_SIZE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, block_out_channels=(32, 64, 96),

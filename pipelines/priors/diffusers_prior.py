@@ -234,6 +234,15 @@ def ink_gain(frames: torch.Tensor, gain: float) -> torch.Tensor:
     return frames.clamp(1e-6, 1).pow(gain)
 
 
+def pixel_channels(gray: bool = False, patch: int = 1) -> int:
+    """Latent channels of a pixel-space model: grey (1) or RGB (3) times patch x patch."""
+    return (1 if gray else 3) * int(patch) ** 2
+
+
+def _pixel_layout(gray: bool, patch: int) -> str:
+    return f"{'grey' if gray else 'RGB'}, patch {int(patch)}"
+
+
 def pixels_to_latents(frames: torch.Tensor, gain: float = 1.0, gray: bool = False, patch: int = 1) -> torch.Tensor:
     """Pixel-space "encoder": [K, 3, H, W] in 0..1 -> [1, C, K, H/patch, W/patch] in -1..1, differentiable.
 
@@ -333,10 +342,10 @@ class DiffusersVideoPrior(VideoPrior):
         if vae is not None and (self.pixel_gray or self.pixel_patch != 1):
             raise ValueError("pixel_gray / pixel_patch apply to pixel-space models only")
         if vae is None:  # pixel-space model: latents = frames * 2 - 1 (see encode_frames)
-            want = (1 if self.pixel_gray else 3) * self.pixel_patch ** 2
+            want = pixel_channels(self.pixel_gray, self.pixel_patch)
             if int(unet.config.in_channels) != want or int(unet.config.out_channels) != want:
                 raise PriorLoadError(f"pixel-space UNet takes {unet.config.in_channels} channels, expected {want} "
-                                     f"({'grey' if self.pixel_gray else 'RGB'}, patch {self.pixel_patch})")
+                                     f"({_pixel_layout(self.pixel_gray, self.pixel_patch)})")
             self.vae_scale_factor, self.latent_channels = self.pixel_patch, want
             self.scaling_factor, self.shift_factor = 1.0, 0.0
         else:
@@ -455,12 +464,12 @@ class DiffusersVideoPrior(VideoPrior):
                 f"ZeroScope). An image model (Stable Diffusion) folder cannot be used as a video prior. To get one, "
                 f"{WHERE_TO_GET}.")
         if vae_cfg is None:  # pixel space: the UNet sees RGB (or grey) frames, patch x patch blocks as channels
-            opts = pixel_opts or {}
-            want = (1 if opts.get("gray") else 3) * int(opts.get("patch", 1)) ** 2
+            gray, patch = bool((pixel_opts or {}).get("gray")), int((pixel_opts or {}).get("patch", 1))
+            want = pixel_channels(gray, patch)
             if unet_cfg.get("in_channels") != want or unet_cfg.get("out_channels") != want:
                 raise PriorLoadError(f"{path} has no VAE (pixel-space model) but its UNet takes "
                                      f"{unet_cfg.get('in_channels')} channels, expected {want} "
-                                     f"({'grey' if opts.get('gray') else 'RGB'}, patch {opts.get('patch', 1)})")
+                                     f"({_pixel_layout(gray, patch)})")
         elif vae_cfg.get("_class_name") not in ("AutoencoderKL", None):
             raise PriorLoadError(f"vae/config.json describes a {vae_cfg.get('_class_name')}, expected AutoencoderKL")
         if te_cfg.get("model_type") not in ("clip_text_model", "clip", None):
@@ -717,5 +726,5 @@ def encode_memory_report(prior: DiffusersVideoPrior, frames: torch.Tensor, chunk
     return {"chunked_bytes": chunked, "full_bytes": full, "ratio": chunked / max(full, 1), "frames": k, "chunk": chunk}
 
 
-__all__ = ["DiffusersVideoPrior", "PriorLoadError", "load_tokenizer", "pixels_to_latents", "latents_to_pixels", "tokenize_prompts", "PriorFilesMissingError", "TextEncoderFreedError",
+__all__ = ["DiffusersVideoPrior", "PriorLoadError", "load_tokenizer", "pixel_channels", "pixels_to_latents", "latents_to_pixels", "tokenize_prompts", "PriorFilesMissingError", "TextEncoderFreedError",
            "encode_memory_report", "LiveTensorMemory", "resolve_dtype", "WHERE_TO_GET"]
