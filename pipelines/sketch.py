@@ -8,13 +8,25 @@ and diffvg); stroke width is SVG's full width (diffvg's Path.stroke_width is hal
 Point layout of one path with S segments:
 - open path: 3*S + 1 points  [p0, c1, c2, p1, c1, c2, p2, ...]
 - closed path: 3*S points, the last segment returns to the path's first point.
+
+Fill groups (as diffvg's ShapeGroup): paths with the same `fill_group` id are contiguous and are
+filled together as one shape, with the winding number accumulated over all their edges under the
+group's `fill_rule` ("nonzero" or "evenodd"). An SVG `<path>` with several subpaths becomes one
+group of several paths. Every path of a group is filled as if closed (SVG closes an open subpath's
+fill with a straight line); `closed` only decides whether the stroke has a closing segment. A
+group's fill colour, fill opacity and fill rule are those of its first path. Paint order: a
+group's fill, then the strokes of its paths in order. `None` means "each path its own group" and
+"nonzero" for every path, so code that builds one-path shapes need not care.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List
+from typing import List, Optional
 
 import torch
+
+
+FILL_RULES = ("nonzero", "evenodd")
 
 
 @dataclass
@@ -28,10 +40,45 @@ class PathStyle:
     stroke_opacity: torch.Tensor  # [P] in 0..1
     fill_color: torch.Tensor  # [P, 3] in 0..1
     fill_opacity: torch.Tensor  # [P] in 0..1; 0 means no fill
+    fill_rule: Optional[List[str]] = None  # [P] "nonzero" | "evenodd"; None = all nonzero
+    fill_group: Optional[List[int]] = None  # [P] fill group id; None = each path its own group
+
+    def __post_init__(self):
+        p = len(self.num_segments)
+        if len(self.closed) != p:
+            raise ValueError(f"closed has {len(self.closed)} entries for {p} paths")
+        if self.fill_rule is not None:
+            if len(self.fill_rule) != p or any(r not in FILL_RULES for r in self.fill_rule):
+                raise ValueError(f"fill_rule must list one of {FILL_RULES} per path")
+        if self.fill_group is not None:
+            if len(self.fill_group) != p:
+                raise ValueError(f"fill_group has {len(self.fill_group)} entries for {p} paths")
+            seen = set()
+            for i, g in enumerate(self.fill_group):
+                if i and g == self.fill_group[i - 1]:
+                    continue
+                if g in seen:
+                    raise ValueError("the paths of a fill group must be contiguous")
+                seen.add(g)
 
     @property
     def num_paths(self) -> int:
         return len(self.num_segments)
+
+    def rules(self) -> List[str]:
+        """Fill rule of every path (resolved default)."""
+        return list(self.fill_rule) if self.fill_rule is not None else ["nonzero"] * self.num_paths
+
+    def groups(self) -> List[int]:
+        """Fill group of every path, renumbered 0..G-1 in order (resolved default)."""
+        if self.fill_group is None:
+            return list(range(self.num_paths))
+        out, g = [], -1
+        for i, gid in enumerate(self.fill_group):
+            if i == 0 or gid != self.fill_group[i - 1]:
+                g += 1
+            out.append(g)
+        return out
 
     def points_per_path(self) -> List[int]:
         return [3 * s + (0 if c else 1) for s, c in zip(self.num_segments, self.closed)]
@@ -74,6 +121,8 @@ class PathStyle:
             stroke_opacity=self.stroke_opacity[idx],
             fill_color=self.fill_color[idx],
             fill_opacity=self.fill_opacity[idx],
+            fill_rule=None if self.fill_rule is None else [self.fill_rule[i] for i in keep],
+            fill_group=None if self.fill_group is None else [self.fill_group[i] for i in keep],
         )
 
     def to(self, device) -> "PathStyle":
