@@ -12,7 +12,7 @@ import defusedxml
 import defusedxml.ElementTree as DET
 import svgelements as se
 
-from .css import collect_css, apply_css
+from .css import collect_css, match_css
 from .limits import (MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK, MAX_SEGMENTS, SVGLoadError,
                      _FLOAT, _FLOAT_RE, _NONFINITE_IN_D_RE, _NONFINITE_WORD_RE, _POINTS_BAD_CHAR_RE, _check_numbers,
                      _check_value, _too_many_segments)
@@ -21,7 +21,7 @@ from .xmlutil import SVG_NS, XLINK_HREF, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
 _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
-_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch"} | _SHAPES
+_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
 # Attributes that hold numbers, checked for NaN/inf/absurd values before anything is built ('d' and
@@ -248,19 +248,15 @@ class _Cleaner:
         self.bad_refs = 0
         self.segments_total = 0
         self.segments: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
-        self.paint_servers: Dict[str, Optional[Tuple[float, float, float]]] = {}
+        self.paint_servers: Dict = {}
+        self.css: Dict = {}
 
     def run(self) -> None:
         self.paint_servers = collect_paint_servers(self.root)
         rules = collect_css(self.root, self.warnings)
         self._clean_element(self.root, "svg")
-        symbols = self._walk()
-        apply_css(self.root, rules)
-        if symbols:  # <symbol> is only drawn through <use>: keep it, as a group, where nothing draws it directly
-            ns = _split_tag(self.root.tag)[0]
-            defs = ET.Element(f"{{{ns}}}defs" if ns else "defs")
-            defs.extend(symbols)
-            self.root.insert(0, defs)
+        self._walk()
+        self.css = match_css(self.root, rules)  # element -> matched declarations, for the cascade in build.py
         self._fix_root()
         self._check_expansion()
         if self.malformed:
@@ -271,8 +267,7 @@ class _Cleaner:
             self.warnings.append(f"ignored {self.bad_refs} <use> reference(s) to missing, external or circular targets")
 
     # -- per element ---------------------------------------------------------------------------------------
-    def _walk(self) -> List[ET.Element]:
-        symbols = []
+    def _walk(self) -> None:
         stack = [self.root]
         while stack:
             parent = stack.pop()
@@ -282,22 +277,20 @@ class _Cleaner:
                 if ns not in ("", SVG_NS) or name in _SILENT:  # editor metadata (sodipodi:namedview, ...) draws nothing
                     parent.remove(child)
                     continue
-                if name == "symbol" and not parent_is_shape:
-                    # svgelements treats <symbol> as an unknown element and would draw its content in place;
-                    # it becomes a group in <defs> (its viewBox is ignored).
+                if parent_is_shape:  # shapes have no drawable children in SVG
                     parent.remove(child)
-                    child.tag = child.tag[:-len("symbol")] + "g"
-                    symbols.append(child)
-                    name = "g"
-                elif name not in _SUPPORTED or parent_is_shape:  # shapes have no drawable children in SVG
-                    parent.remove(child)
+                    self.skipped[name] += 1
+                    continue
+                if name not in _SUPPORTED:
+                    # Kept without its content: <switch> must still see it, and build.py reports it if drawn.
+                    for grandchild in list(child):
+                        child.remove(grandchild)
                     self.skipped[name] += 1
                     continue
                 if self._clean_element(child, name):
                     stack.append(child)
                 else:
                     parent.remove(child)
-        return symbols
 
     def _clean_element(self, elem: ET.Element, name: str) -> bool:
         """Returns False if the element must be dropped."""
@@ -307,7 +300,6 @@ class _Cleaner:
         if "style" in attrib:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
-        attrib.pop("clip-path", None)  # clipping is not supported (and svgelements' url() regex is quadratic)
         for key in _NUMERIC_ATTRS:
             if key in attrib:
                 _check_numbers(attrib[key], f"{_describe(elem)} attribute {key}")
