@@ -52,7 +52,8 @@ FEATURES = {
     "marker": "markers are not drawn",
     "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
-    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps)",
+    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps; butt-capped dashes are "
+                      "shortened by half the width)",
     "stroke-linejoin": "miter/bevel joins drawn round (the rasterizer draws round joins)",
     "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",
     "vector-effect": "non-scaling-stroke ignored (the stroke scales with the transform)",
@@ -60,6 +61,8 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
+                          "transform)",
 }
 
 
@@ -193,7 +196,7 @@ class Builder:
         """A length in user units; % of the viewport's width ("x"), height ("y") or normalised diagonal."""
         w, h = ctx.viewport
         ref = w if axis == "x" else h if axis == "y" else math.sqrt((w * w + h * h) / 2)
-        return parse_length(value, ref, font_size, (self.root_font_size,) + tuple(self.root_viewport))
+        return parse_length(value, ref, font_size)
 
     def _set(self, s: _Style, prop: str, value: str, parent: _Style, ctx: _Context) -> bool:
         """Sets one property from a declared value; False if the value is invalid."""
@@ -411,9 +414,8 @@ class Builder:
                 sym_style = self.style_of(target, style, inner)
                 if not sym_style.display:
                     return
+                # a transform on <symbol> is SVG 2 only; ignored as in SVG 1.1 and resvg
                 sym_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * sym_style.opacity)
-                if sym_style.transform is not None:
-                    sym_ctx.ctm = multiply(sym_ctx.ctm, sym_style.transform)
                 size = (elem.get("width") if elem.get("width") not in (None, "auto") else target.get("width"),
                         elem.get("height") if elem.get("height") not in (None, "auto") else target.get("height"))
                 self.nested_svg(elem, sym_style, sym_ctx, target, size)
@@ -469,6 +471,8 @@ class Builder:
             else:
                 rx = self._length(elem.get("rx", "auto"), ctx, "x", fs)
                 ry = self._length(elem.get("ry", "auto"), ctx, "y", fs)
+                rx = None if rx is not None and rx < 0 else rx  # negative or invalid: auto (SVG 2)
+                ry = None if ry is not None and ry < 0 else ry
                 rx, ry = (ry if rx is None else rx), (rx if ry is None else ry)
             if rx is None or ry is None or rx <= 0 or ry <= 0:
                 return []
@@ -500,6 +504,10 @@ class Builder:
         stroke_rgb, stroke_alpha = self.paint(style.stroke, style, elem)
         a, b, c, d, _, _ = ctx.ctm
         scale = math.sqrt(abs(a * d - b * c))
+        if stroke_rgb is not None and style.stroke_width > 0 and (
+                abs(a * a + b * b - c * c - d * d) > 1e-6 * (a * a + b * b + c * c + d * d) or
+                abs(a * c + b * d) > 1e-6 * (a * a + b * b + c * c + d * d)):
+            self.report.add("non-uniform stroke", elem, inst)
         width = style.stroke_width * scale
         if not math.isfinite(width):
             raise SVGLoadError(f"non-finite stroke width on <{name}>")
@@ -529,7 +537,9 @@ class Builder:
                 if self.dashes + count_dashes(subpaths, pattern) > MAX_DASHES:
                     self.report.add("dashes", elem, inst)
                 else:
-                    stroke_pieces = dash(subpaths, pattern, style.dashoffset)
+                    stroke_pieces = dash(subpaths, pattern, style.dashoffset, style.linecap, style.stroke_width)
+                    if style.linecap != "round":
+                        self.report.add("stroke-linecap", elem, inst)  # dash ends show the cap, whatever declared
                     self.dashes += len(stroke_pieces)
         fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
         for sp in fill_geom:
