@@ -39,4 +39,4 @@ clean:
 # SUITE = a checkout's crates/resvg/tests/tests (github.com/linebender/resvg). Writes bench/results/svg_conformance.json.
 conformance:
 	@test -n "$(SUITE)" || { echo "usage: make conformance SUITE=/path/to/resvg/crates/resvg/tests/tests"; exit 2; }
-	@$(BOOT); "$$PY" scripts/svg_conformance.py "$(SUITE)" $(if $(NOTES),--notes "$(NOTES)")
+	@$(BOOT); "$$PY" scripts/svg_conformance.py "$(SUITE)" $(if $(NOTES),--notes "$(NOTES)") $(if $(CAUSES),--causes "$(CAUSES)")
