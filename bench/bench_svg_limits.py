@@ -37,36 +37,40 @@ def _path(body: str) -> str:
 
 
 def _segment_cases():
-    n = L.MAX_SEGMENTS
+    n = L.MAX_SEGMENTS - 1  # the initial moveto counts as a segment
     arc_n = n // L.ARC_SEGMENT_COST
-    yield "path_lines", "one <path>, MAX_SEGMENTS L segments", lambda k: _path(
+    yield "path_lines", "one <path>, MAX_SEGMENTS - 1 L segments", lambda k: _path(
         "".join(f" L{i % 97} {i % 89}" for i in range(k))), n
-    yield "path_cubics", "one <path>, MAX_SEGMENTS C segments", lambda k: _path(
+    yield "path_cubics", "one <path>, MAX_SEGMENTS - 1 C segments", lambda k: _path(
         "".join(f" C{i % 97} {i % 89} {i % 13} 4 {i % 7} 7" for i in range(k))), n
     yield "path_arcs", "one <path>, MAX_SEGMENTS / ARC_SEGMENT_COST arcs", lambda k: _path(
         "".join(f" A5 7 30 0 1 {i % 97} {i % 89}" for i in range(k))), arc_n
     yield "path_subpaths", "one <path>, M L subpaths (each counts 2 segments)", lambda k: SVG + (
-        '<path stroke="black" d="' + "".join(f"M{i % 97} {i % 89}L3 4" for i in range(k)) + '"/></svg>'), n // 2
-    yield "polyline_points", "one <polyline>, MAX_SEGMENTS points", lambda k: SVG + (
+        '<path stroke="black" d="' + "".join(f"M{i % 97} {i % 89}L3 4" for i in range(k)) + '"/></svg>'), L.MAX_SEGMENTS // 2
+    yield "polyline_points", "one <polyline>, MAX_SEGMENTS + 1 points", lambda k: SVG + (
         '<polyline stroke="black" fill="none" points="' + " ".join(f"{i % 97},{i % 89}" for i in range(k + 1))
-        + '"/></svg>'), n
+        + '"/></svg>'), L.MAX_SEGMENTS
 
 
 def _element_cases():
     e = L.MAX_ELEMENTS - 1  # the root <svg> is an element too
     yield "line_elements", "MAX_ELEMENTS <line> elements", lambda k: SVG + "".join(
         f'<line x1="{i % 97}" y1="0" x2="5" y2="{i % 89}" stroke="black"/>' for i in range(k)) + "</svg>", e
-    yield "rect_elements_styled", "MAX_ELEMENTS <rect> with style, class and transform", lambda k: (
+    yield "rect_elements_styled", "<rect> (8 segments each) with style, class and transform", lambda k: (
         SVG + "<style>.a{stroke:red;stroke-width:2} rect{fill:blue}</style>" + "".join(
             f'<rect class="a" x="{i % 97}" y="3" width="5" height="{1 + i % 9}" rx="1" transform="rotate({i % 360})" '
-            f'style="fill-opacity:0.5"/>' for i in range(k - 1)) + "</svg>"), e
+            f'style="fill-opacity:0.5"/>' for i in range(k)) + "</svg>"), min(e - 1, L.MAX_SEGMENTS // 8)
+    yield "path_elements_styled", "<path d='M L'> (2 segments each) with style, class and transform", lambda k: (
+        SVG + "<style>.a{stroke:red;stroke-width:2} path{fill:blue}</style>" + "".join(
+            f'<path class="a" d="M{i % 97} 3 L5 {i % 89}" transform="rotate({i % 360})" style="fill-opacity:0.5"/>'
+            for i in range(k)) + "</svg>"), min(e - 1, L.MAX_SEGMENTS // 2)
     yield "use_expansion", "one <path> instantiated by <use> up to MAX_ELEMENTS", lambda k: (
         SVG + '<defs><path id="p" stroke="black" d="M0 0 L5 5"/></defs>'
         + '<use href="#p"/>' * (k // 2 - 2) + "</svg>"), e
-    d = L.MAX_DEPTH - 1
-    yield "nested_rotate_groups", "MAX_DEPTH nested <g transform='rotate(1)'> around a path", lambda k: (
+    d = L.MAX_DEPTH - 2  # the root <svg> and the path are levels too
+    yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1)'> around a path", lambda k: (
         SVG + '<g transform="rotate(1)">' * k + '<path stroke="black" d="M0 0 L5 5"/>' + "</g>" * k + "</svg>"), d
-    yield "nested_groups_wide", "MAX_DEPTH nested rotated groups, each with 40 paths", lambda k: (
+    yield "nested_groups_wide", "nested rotated groups, each with 40 paths", lambda k: (
         SVG + ('<g transform="rotate(1)">' + '<path stroke="black" d="M0 0 L5 5"/>' * 40) * k + "</g>" * k
         + "</svg>"), min(d, (L.MAX_ELEMENTS - 1) // 41)
 

@@ -8,7 +8,7 @@ import re
 # 2 s on 2 shared cores (measured by bench/bench_svg_limits.py: worst accepted document per limit); real sketches
 # and icons stay far below them (an icon has tens of elements and hundreds of segments).
 MAX_BYTES = 10 * 1024 * 1024  # document size
-MAX_ELEMENTS = 10_000  # XML elements, also after expanding <use>
+MAX_ELEMENTS = 5_000  # XML elements, also after expanding <use>
 MAX_DEPTH = 200  # element nesting, also through <use>; svgelements recurses per level
 MAX_SEGMENTS = 20_000  # path segments (a moveto counts one, an arc ARC_SEGMENT_COST) in the document, after <use>
 ARC_SEGMENT_COST = 4  # an elliptical arc costs svgelements about four line segments (parameterisation, up to 4 cubics)

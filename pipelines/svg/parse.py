@@ -27,10 +27,6 @@ _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
 _SUPPORTED = {"svg", "g", "a", "defs", "use", "switch"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
-# Attributes that hold numbers, checked for NaN/inf/absurd values before anything is built ('d' and
-# 'points' have their own checks).
-_NUMERIC_ATTRS = ("x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "width", "height",
-                  "viewBox", "transform", "stroke-width")
 # Inherited attributes that svgelements parses again for every descendant (see _attribute_cost).
 _REPARSED_INHERITED = ("transform", "style", "fill", "stroke", "stroke-width", "stroke-opacity", "fill-opacity",
                        "opacity", "color")
@@ -347,9 +343,7 @@ class _Cleaner:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
         attrib.pop("clip-path", None)  # clipping is not supported (and svgelements' url() regex is quadratic)
-        for key in _NUMERIC_ATTRS:
-            if key in attrib:
-                _check_numbers(attrib[key], f"{_describe(elem)} attribute {key}")
+        # numbers in attributes and styles are checked by validate.check_values, after the style sheet is applied
         segments = 0
         if name == "path":
             if not attrib.get("d", "").strip():

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import svgelements as se
 
-from .limits import MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _check_numbers, _check_value
+from .limits import MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _NONFINITE_WORD_RE, _check_numbers, _check_value
 from .xmlutil import split_tag
 
 # Attributes (or style properties) whose numbers svgelements converts; 'd' and 'points' have their own checks.
@@ -18,6 +18,7 @@ _NUMERIC = frozenset(("x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "
                       "stroke-dashoffset", "stroke-dasharray", "font-size", "offset"))
 _PAINT = frozenset(("fill", "stroke", "color", "stop-color"))
 _TRANSFORMS = frozenset(("transform", "gradientTransform", "patternTransform"))
+_CHECKED = _NUMERIC | _PAINT | _TRANSFORMS
 # Argument counts svgelements accepts for each transform function (it reads names case-insensitively).
 _ARGUMENTS = {"matrix": (6,), "translate": (1, 2), "translatex": (1,), "translatey": (1,), "scale": (1, 2),
               "scalex": (1,), "scaley": (1,), "rotate": (1, 3), "skew": (1, 2), "skewx": (1,), "skewy": (1,)}
@@ -32,7 +33,8 @@ def describe(elem: ET.Element) -> str:
 
 def check_transform(text: str, where: str) -> None:
     """Validates what svgelements will read from a transform list (its own regexes find the functions)."""
-    _check_numbers(text, where)
+    if _NONFINITE_WORD_RE.search(text):
+        raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
     count = 0
     for name, params in se.REGEX_TRANSFORM_TEMPLATE.findall(text.lower()):
         count += 1
@@ -60,13 +62,12 @@ def check_values(root: ET.Element) -> None:
     """Checks every element's numeric, paint and transform attributes and style declarations."""
     for elem in root.iter():
         attrib = elem.attrib
-        for key, value in attrib.items():
-            if key in _NUMERIC or key in _PAINT or key in _TRANSFORMS:
-                _check(key, value, f"{describe(elem)} attribute {key}")
+        for key in _CHECKED.intersection(attrib):
+            _check(key, attrib[key], f"{describe(elem)} attribute {key}")
         style = attrib.get("style")
         if style:
             for decl in style.split(";"):
                 key, _, value = decl.partition(":")
                 key = key.strip()
-                if key in _NUMERIC or key in _PAINT or key in _TRANSFORMS:
+                if key in _CHECKED:
                     _check(key, value, f"{describe(elem)} style property {key}")
