@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from pipelines import svg_loader
+from pipelines.svg import build as svg_build
 from pipelines.svg_loader import SVGLoadError, load_svg_sketch
 
 LIMIT_S = 2.0
@@ -297,8 +297,8 @@ def test_unexpected_library_failure_becomes_load_error(monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(svg_loader.se.SVG, "parse", staticmethod(broken))
-    message = rejects(SVG + PATH + '</svg>', "svgelements")
+    monkeypatch.setattr(svg_build.Builder, "walk", broken)
+    message = rejects(SVG + PATH + '</svg>', "internal error")
     assert "ZeroDivisionError" in message
 
 

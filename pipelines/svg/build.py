@@ -1,82 +1,685 @@
-"""Building the Sketch: svgelements' resolved document -> styled cubic paths -> canvas coordinates."""
+"""Rendering the cleaned tree into styled cubic paths (document coordinates), and mapping them onto the canvas.
+
+The walk does what a browser's renderer does for the supported subset: the CSS cascade and inheritance,
+transforms, nested viewports (<svg>, <symbol> through <use>) with their viewBox / preserveAspectRatio and
+overflow clipping, <use> instancing, <switch> and conditional processing attributes, display / visibility,
+dashes, and paints with opacity. Each shape becomes one fill group (all its subpaths, under its fill-rule);
+strokes that must differ from the fill geometry (dashes, clipped strokes) become separate stroke-only paths.
+Every feature it cannot draw is counted per feature and reported in one warning each (see `Report`).
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
-import svgelements as se
 import torch
 
 from ..sketch import PathStyle, Sketch
-from .geometry import Point2, _subpaths
+from . import clip as clipping
+from .css import cascade
+from .dashes import MAX_DASHES, count_dashes, dash, dash_pattern
+from .geometry import (DEFAULT_FONT_SIZE, IDENTITY, Matrix, Point2, Subpath, apply, ellipse, invert, line_cubic,
+                       multiply, parse_length, parse_numbers, parse_path_data, parse_transform, parse_viewbox,
+                       polyline, rect, same_point, translate, viewbox_transform)
 from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, SVGLoadError
-from .paint import _PaintResolver, _unit_interval
+from .paint import Paint, PaintServer, parse_colour, parse_opacity, parse_paint
+from .xmlutil import SVG_NS, split_tag
+
+SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
+CONTAINERS = {"svg", "g", "a", "switch", "use"}
+# Graphics elements that are drawn by browsers but not by this loader (reported when they would be drawn).
+UNSUPPORTED_GRAPHICS = {"text", "image", "foreignObject", "video", "audio", "canvas", "iframe"}
+NEVER_DRAWN = {"defs", "symbol", "clipPath", "mask", "marker", "pattern", "linearGradient", "radialGradient",
+               "filter", "style", "title", "desc", "metadata", "script", "view", "cursor", "font", "font-face",
+               "glyph", "missing-glyph", "meshgradient", "hatch", "solidcolor", "animate", "animateMotion",
+               "animateTransform", "animateColor", "set", "mpath", "color-profile"}
+INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray",
+             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "visibility", "color", "font-size",
+             "marker-start", "marker-mid", "marker-end", "paint-order"}
+NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
+                 "transform", "vector-effect"}
+PROPERTIES = INHERITED | NOT_INHERITED | {"marker"}
+USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
+
+# feature -> what happens instead (the warning text)
+FEATURES = {
+    "filter": "drawn without the filter",
+    "mask": "drawn unmasked",
+    "clip-path": "drawn unclipped",
+    "marker": "markers are not drawn",
+    "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
+    "pattern": "pattern paint drawn as flat grey",
+    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps)",
+    "stroke-linejoin": "miter/bevel joins drawn round (the rasterizer draws round joins)",
+    "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",
+    "vector-effect": "non-scaling-stroke ignored (the stroke scales with the transform)",
+    "paint-order": "drawn fill first, then stroke",
+    "mix-blend-mode": "drawn with normal blending",
+    "dashes": "too many dashes: drawn as a solid stroke",
+    "invalid transform": "attribute ignored",
+}
+
+
+class Report:
+    """Counts, per unsupported feature, the elements it affected; one warning per feature."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self._seen: Dict[str, set] = {}
+
+    def add(self, feature: str, elem: ET.Element, instance: int = 0) -> None:
+        key = (id(elem), instance)
+        seen = self._seen.setdefault(feature, set())
+        if key not in seen:
+            seen.add(key)
+            self.counts[feature] += 1
+
+    def warnings(self) -> List[str]:
+        out = []
+        for feature, n in self.counts.items():
+            if feature.startswith("<"):
+                what = f"not drawn ({feature[1:-1]} is not supported)"
+            else:
+                what = FEATURES.get(feature, "not supported")
+            out.append(f"unsupported {feature}: {n} element(s) affected, {what}")
+        return out
+
 
 @dataclass
-class _RawPath:
-    points: List[Point2]  # document (viewport px) coordinates, sketch layout
+class RawPath:
+    points: List[Point2]  # document (root viewport px) coordinates, sketch layout
     closed: bool
     stroke_rgb: Optional[Tuple[float, float, float]]  # None = no stroke
     stroke_opacity: float
     stroke_width: float  # document px, 0 = no stroke
     fill_rgb: Optional[Tuple[float, float, float]]  # None = no fill
     fill_opacity: float
+    group: int = 0
+    rule: str = "nonzero"
 
 
+@dataclass
+class _Style:
+    """Computed values of the properties the loader uses (inherited ones are copied to children)."""
+    fill: Paint = field(default_factory=lambda: Paint("color", rgb=(0.0, 0.0, 0.0)))
+    stroke: Paint = field(default_factory=lambda: Paint("none"))
+    color: Tuple[Tuple[float, float, float], float] = ((0.0, 0.0, 0.0), 1.0)
+    fill_opacity: float = 1.0
+    stroke_opacity: float = 1.0
+    stroke_width: float = 1.0
+    fill_rule: str = "nonzero"
+    dasharray: Optional[List[float]] = None
+    dashoffset: float = 0.0
+    linecap: str = "butt"  # the initial values; warned about only when a document sets them (see shape())
+    linejoin: str = "miter"
+    cap_join_declared: bool = False
+    visible: bool = True
+    font_size: float = DEFAULT_FONT_SIZE
+    markers: bool = False
+    paint_order_normal: bool = True
+    # not inherited
+    opacity: float = 1.0
+    display: bool = True
+    clip_path: bool = False
+    mask: bool = False
+    filter: bool = False
+    overflow_visible: bool = False
+    blend: bool = False
+    transform: Optional[Matrix] = None
+    non_scaling: bool = False
 
-def _iter_shapes(doc) -> Iterator[Tuple[se.Shape, float]]:
-    """Shapes in document order with the product of their ancestors' and own `opacity`.
-
-    svgelements copies inherited values down the tree but `opacity` is not inherited in SVG, it composes;
-    so multiply each node's own attribute along the chain.
-    """
-    stack = [(doc, 1.0)]
-    while stack:
-        node, opacity = stack.pop()
-        own = getattr(node, "values", {}).get(se.SVG_STRUCT_ATTRIB, {}) or {}
-        opacity *= _unit_interval(own.get("opacity"))
-        if isinstance(node, se.Shape):
-            yield node, opacity
-        elif isinstance(node, list):  # SVG, Group, Use
-            stack.extend((child, opacity) for child in reversed(node))
+    def child(self) -> "_Style":
+        s = _Style(**{k: getattr(self, k) for k in _INHERITED_FIELDS})
+        return s
 
 
-def _collect_paths(doc, paint: _PaintResolver) -> List[_RawPath]:
-    out: List[_RawPath] = []
-    for shape, opacity in _iter_shapes(doc):
-        values = shape.values
-        if str(values.get("visibility", "visible")).strip().lower() in ("hidden", "collapse"):
-            continue
-        stroke_rgb, stroke_alpha = paint(values, "stroke")
-        fill_rgb, fill_alpha = paint(values, "fill")
-        width = shape.implicit_stroke_width  # local width x sqrt|det| of the total transform (non-scaling-stroke aware)
-        width = 1.0 if width is None else float(width)
+_INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
+                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size", "markers",
+                     "paint_order_normal")
+
+
+@dataclass
+class _Context:
+    ctm: Matrix
+    viewport: Tuple[float, float]  # for percentages
+    clips: Tuple[Tuple[Tuple[float, float, float, float], Matrix, Matrix], ...]  # (rect, to_rect, from_rect)
+    opacity: float
+
+
+class Builder:
+    def __init__(self, root: ET.Element, css: Dict, servers: Dict[str, PaintServer], ids: Dict[str, ET.Element],
+                 root_font_size: float = DEFAULT_FONT_SIZE):
+        self.root = root
+        self.css = css
+        self.servers = servers
+        self.ids = ids
+        self.report = Report()
+        self.paths: List[RawPath] = []
+        self.group = 0
+        self.instance = 0  # distinguishes the elements drawn through different <use>s
+        self.instances = 0
+        self.use_stack: List[ET.Element] = []
+        self.root_font_size = root_font_size
+        self.root_viewport = (100.0, 100.0)
+        self.dashes = 0
+        self.warnings: List[str] = []
+        self.current: Optional[ET.Element] = None
+
+    # -- styles ------------------------------------------------------------------------------------------------
+    def style_of(self, elem: ET.Element, parent: _Style, ctx: _Context) -> _Style:
+        s = parent.child()
+        declared = cascade(elem, self.css.get(elem, ()), PROPERTIES)
+        if "marker" in declared and not any(k in declared for k in ("marker-start", "marker-mid", "marker-end")):
+            declared["marker-start"] = declared["marker"]
+        for prop, values in declared.items():
+            for value in values:
+                if value.lower() == "inherit":
+                    if prop in NOT_INHERITED:
+                        self._inherit(s, parent, prop)
+                    break  # inherited properties already hold the parent's value
+                if self._set(s, prop, value, parent, ctx):
+                    break
+        return s
+
+    def _inherit(self, s: _Style, parent: _Style, prop: str) -> None:
+        name = {"opacity": "opacity", "display": "display", "overflow": "overflow_visible"}.get(prop)
+        if name:
+            setattr(s, name, getattr(parent, name))
+
+    def _length(self, value: str, ctx: _Context, axis: str, font_size: float) -> Optional[float]:
+        """A length in user units; % of the viewport's width ("x"), height ("y") or normalised diagonal."""
+        w, h = ctx.viewport
+        ref = w if axis == "x" else h if axis == "y" else math.sqrt((w * w + h * h) / 2)
+        return parse_length(value, ref, font_size, (self.root_font_size,) + tuple(self.root_viewport))
+
+    def _set(self, s: _Style, prop: str, value: str, parent: _Style, ctx: _Context) -> bool:
+        """Sets one property from a declared value; False if the value is invalid."""
+        low = value.strip().lower()
+        if prop in ("fill", "stroke"):
+            paint = parse_paint(value)
+            if paint is None:
+                return False
+            setattr(s, prop, paint)
+        elif prop == "color":
+            c = parse_colour(value)
+            if c is None:
+                return low == "currentcolor"  # color: currentColor = inherited value
+            s.color = c
+        elif prop in ("fill-opacity", "stroke-opacity", "opacity"):
+            v = parse_opacity(value)
+            if v is None:
+                return False
+            setattr(s, {"fill-opacity": "fill_opacity", "stroke-opacity": "stroke_opacity"}.get(prop, prop), v)
+        elif prop == "stroke-width":
+            v = self._length(value, ctx, "diag", s.font_size)
+            if v is None or v < 0:
+                return False
+            s.stroke_width = v
+        elif prop == "fill-rule":
+            if low not in ("nonzero", "evenodd"):
+                return False
+            s.fill_rule = low
+        elif prop == "stroke-dasharray":
+            if low == "none":
+                s.dasharray = None
+                return True
+            parts = value.replace(",", " ").split()
+            lengths = [self._length(p, ctx, "diag", s.font_size) for p in parts]
+            if not parts or any(v is None for v in lengths):
+                return False
+            s.dasharray = lengths
+        elif prop == "stroke-dashoffset":
+            v = self._length(value, ctx, "diag", s.font_size)
+            if v is None:
+                return False
+            s.dashoffset = v
+        elif prop == "stroke-linecap":
+            if low not in ("butt", "round", "square"):
+                return False
+            s.linecap = low
+            s.cap_join_declared = True
+        elif prop == "stroke-linejoin":
+            if low not in ("miter", "round", "bevel", "miter-clip", "arcs"):
+                return False
+            s.linejoin = low
+            s.cap_join_declared = True
+        elif prop == "visibility":
+            if low not in ("visible", "hidden", "collapse"):
+                return False
+            s.visible = low == "visible"
+        elif prop == "font-size":
+            keywords = {"xx-small": 9, "x-small": 10, "small": 13, "medium": 16, "large": 18, "x-large": 24,
+                        "xx-large": 32}
+            if low in keywords:
+                s.font_size = float(keywords[low])
+            elif low in ("larger", "smaller"):
+                s.font_size = parent.font_size * (1.2 if low == "larger" else 1 / 1.2)
+            else:
+                v = parse_length(value, parent.font_size, parent.font_size)
+                if v is None or v < 0:
+                    return False
+                s.font_size = v
+        elif prop in ("marker-start", "marker-mid", "marker-end"):
+            s.markers = s.markers or low != "none"
+        elif prop == "paint-order":
+            s.paint_order_normal = low in ("normal", "fill", "fill stroke", "fill stroke markers", "fill markers")
+        elif prop == "display":
+            s.display = low != "none"
+        elif prop == "clip-path":
+            s.clip_path = low != "none"
+        elif prop == "mask":
+            s.mask = low != "none"
+        elif prop == "filter":
+            s.filter = low != "none"
+        elif prop == "overflow":
+            if low not in ("visible", "auto", "hidden", "scroll", "clip"):
+                return False
+            s.overflow_visible = low in ("visible", "auto")
+        elif prop == "mix-blend-mode":
+            s.blend = low != "normal"
+        elif prop == "transform":
+            if low == "none":
+                s.transform = IDENTITY
+                return True
+            try:
+                s.transform = parse_transform(value)
+            except ValueError:
+                self.report.add("invalid transform", self.current)
+                return False
+        elif prop == "vector-effect":
+            s.non_scaling = low == "non-scaling-stroke"
+        return True
+
+    # -- walk --------------------------------------------------------------------------------------------------
+    def conditions_hold(self, elem: ET.Element) -> bool:
+        """systemLanguage, requiredExtensions and requiredFeatures as resvg and browsers treat them."""
+        langs = elem.get("systemLanguage")
+        if langs is not None:
+            wanted = [x.strip().lower() for x in langs.split(",") if x.strip()]
+            mine = [x.lower() for x in USER_LANGUAGES]
+            if not any(w == m or w.split("-")[0] == m.split("-")[0] for w in wanted for m in mine):
+                return False
+        if elem.get("requiredExtensions") is not None:
+            return False  # no extension is supported (an empty list is false too)
+        return True  # requiredFeatures: SVG 2 dropped it, browsers and resvg treat it as true
+
+    def walk(self, elem: ET.Element, parent: _Style, ctx: _Context) -> None:
+        ns, name = split_tag(elem.tag)
+        if ns not in ("", SVG_NS):
+            return
+        if name in NEVER_DRAWN:
+            return
+        if not self.conditions_hold(elem):
+            return
+        self.current = elem
+        style = self.style_of(elem, parent, ctx)
+        if not style.display:
+            return
+        if name in UNSUPPORTED_GRAPHICS:
+            self.report.add(f"<{name}>", elem, self.instance)
+            return
+        if name not in SHAPES and name not in CONTAINERS:
+            return  # unknown elements are not rendered (as in browsers); the cleaner counted them
+        for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.clip_path, "clip-path"),
+                              (style.blend, "mix-blend-mode")):
+            if flag:
+                self.report.add(feature, elem, self.instance)
+        ctm = ctx.ctm if style.transform is None else multiply(ctx.ctm, style.transform)
+        opacity = ctx.opacity * style.opacity
+        inner = _Context(ctm, ctx.viewport, ctx.clips, opacity)
+        if name in SHAPES:
+            self.shape(elem, name, style, inner)
+            return
+        before = len(self.paths)
+        if name == "svg":
+            self.nested_svg(elem, style, inner, elem)
+        elif name == "use":
+            self.use(elem, style, inner)
+        elif name == "switch":
+            for child in elem:
+                if not isinstance(child.tag, str):
+                    continue
+                cns, cname = split_tag(child.tag)
+                if cns not in ("", SVG_NS) or cname in NEVER_DRAWN or not (
+                        cname in SHAPES or cname in CONTAINERS or cname in UNSUPPORTED_GRAPHICS):
+                    continue
+                if self.conditions_hold(child):
+                    self.walk(child, style, inner)
+                    break
+        else:
+            for child in elem:
+                if isinstance(child.tag, str):
+                    self.walk(child, style, inner)
+        if style.opacity < 1 and len(self.paths) - before > 1:
+            self.report.add("group opacity", elem, self.instance)
+
+    def nested_svg(self, elem: ET.Element, style: _Style, ctx: _Context, source: ET.Element,
+                   size: Tuple[Optional[str], Optional[str]] = (None, None), children_of: ET.Element = None) -> None:
+        """A new viewport: nested <svg>, or a <symbol> / <svg> instanced by <use> (size from the <use>)."""
+        fs = style.font_size
+        x = self._length(source.get("x", "0"), ctx, "x", fs) or 0.0 if split_tag(source.tag)[1] == "svg" else 0.0
+        y = self._length(source.get("y", "0"), ctx, "y", fs) or 0.0 if split_tag(source.tag)[1] == "svg" else 0.0
+        w = self._length(size[0] or source.get("width", "100%"), ctx, "x", fs)
+        h = self._length(size[1] or source.get("height", "100%"), ctx, "y", fs)
+        if w is None:
+            w = self._length("100%", ctx, "x", fs)
+        if h is None:
+            h = self._length("100%", ctx, "y", fs)
+        if w <= 0 or h <= 0:
+            return
+        viewbox = parse_viewbox(source.get("viewBox"))
+        if viewbox is not None and (viewbox[2] <= 0 or viewbox[3] <= 0):
+            return
+        ctm = multiply(ctx.ctm, translate(x, y))
+        clips = ctx.clips
+        if not style.overflow_visible:
+            inverse = invert(ctm)
+            if inverse is not None:
+                clips = clips + (((0.0, 0.0, w, h), inverse, ctm),)
+        if viewbox is not None:
+            ctm = multiply(ctm, viewbox_transform(viewbox, source.get("preserveAspectRatio"), w, h))
+            viewport = (viewbox[2], viewbox[3])
+        else:
+            viewport = (w, h)
+        inner = _Context(ctm, viewport, clips, ctx.opacity)
+        for child in (children_of if children_of is not None else source):
+            if isinstance(child.tag, str):
+                self.walk(child, style, inner)
+
+    def use(self, elem: ET.Element, style: _Style, ctx: _Context) -> None:
+        ref = (elem.get("href") or "").strip()
+        target = self.ids.get(ref[1:]) if ref.startswith("#") else None
+        if target is None or target in self.use_stack or len(self.use_stack) > 64:
+            return
+        fs = style.font_size
+        x = self._length(elem.get("x", "0"), ctx, "x", fs) or 0.0
+        y = self._length(elem.get("y", "0"), ctx, "y", fs) or 0.0
+        inner = _Context(multiply(ctx.ctm, translate(x, y)), ctx.viewport, ctx.clips, ctx.opacity)
+        self.use_stack.append(target)
+        instance = self.instance
+        self.instances += 1
+        self.instance = self.instances
+        try:
+            tns, tname = split_tag(target.tag)
+            if tname == "symbol":
+                if not self.conditions_hold(target):
+                    return
+                self.current = target
+                sym_style = self.style_of(target, style, inner)
+                if not sym_style.display:
+                    return
+                sym_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * sym_style.opacity)
+                if sym_style.transform is not None:
+                    sym_ctx.ctm = multiply(sym_ctx.ctm, sym_style.transform)
+                size = (elem.get("width") if elem.get("width") not in (None, "auto") else target.get("width"),
+                        elem.get("height") if elem.get("height") not in (None, "auto") else target.get("height"))
+                self.nested_svg(elem, sym_style, sym_ctx, target, size)
+            elif tname == "svg":
+                # the referenced <svg>: the <use>'s width/height override its own
+                if not self.conditions_hold(target):
+                    return
+                self.current = target
+                svg_style = self.style_of(target, style, inner)
+                if not svg_style.display:
+                    return
+                svg_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * svg_style.opacity)
+                size = (elem.get("width") if elem.get("width") not in (None, "auto") else None,
+                        elem.get("height") if elem.get("height") not in (None, "auto") else None)
+                self.nested_svg(target, svg_style, svg_ctx, target, size)
+            else:
+                self.walk(target, style, inner)
+        finally:
+            self.use_stack.pop()
+            self.instance = instance
+
+    # -- shapes ------------------------------------------------------------------------------------------------
+    def geometry(self, elem: ET.Element, name: str, style: _Style, ctx: _Context) -> List[Subpath]:
+        fs = style.font_size
+
+        def length(key, axis, default="0"):
+            v = self._length(elem.get(key, default), ctx, axis, fs)
+            return 0.0 if v is None else v
+
+        if name == "path":
+            return parse_path_data(elem.get("d", ""))[0]
+        if name == "rect":
+            w = self._length(elem.get("width", ""), ctx, "x", fs)
+            h = self._length(elem.get("height", ""), ctx, "y", fs)
+            if w is None or h is None or w <= 0 or h <= 0:
+                return []
+            rx = self._length(elem.get("rx", "auto"), ctx, "x", fs)
+            ry = self._length(elem.get("ry", "auto"), ctx, "y", fs)
+            rx = None if rx is not None and rx < 0 else rx
+            ry = None if ry is not None and ry < 0 else ry
+            if rx is None and ry is None:
+                rx = ry = 0.0
+            elif rx is None:
+                rx = ry
+            elif ry is None:
+                ry = rx
+            rx, ry = min(rx, w / 2), min(ry, h / 2)
+            return rect(length("x", "x"), length("y", "y"), w, h, rx, ry)
+        if name in ("circle", "ellipse"):
+            if name == "circle":
+                r = self._length(elem.get("r", ""), ctx, "diag", fs)
+                rx = ry = r
+            else:
+                rx = self._length(elem.get("rx", "auto"), ctx, "x", fs)
+                ry = self._length(elem.get("ry", "auto"), ctx, "y", fs)
+                rx, ry = (ry if rx is None else rx), (rx if ry is None else ry)
+            if rx is None or ry is None or rx <= 0 or ry <= 0:
+                return []
+            return ellipse(length("cx", "x"), length("cy", "y"), rx, ry)
+        if name == "line":
+            p0 = (length("x1", "x"), length("y1", "y"))
+            p1 = (length("x2", "x"), length("y2", "y"))
+            return [Subpath([line_cubic(p0, p1)], False)]
+        try:
+            numbers = parse_numbers(elem.get("points", ""))
+        except ValueError:
+            numbers = []
+        return polyline(numbers[: len(numbers) // 2 * 2], name == "polygon")
+
+    def shape(self, elem: ET.Element, name: str, style: _Style, ctx: _Context) -> None:
+        if not style.visible:
+            return
+        subpaths = self.geometry(elem, name, style, ctx)
+        if not subpaths:
+            return
+        inst = self.instance
+        if style.markers and name in ("path", "line", "polyline", "polygon"):
+            self.report.add("marker", elem, inst)
+        if not style.paint_order_normal:
+            self.report.add("paint-order", elem, inst)
+        if style.non_scaling:
+            self.report.add("vector-effect", elem, inst)
+        fill_rgb, fill_alpha = self.paint(style.fill, style, elem)
+        stroke_rgb, stroke_alpha = self.paint(style.stroke, style, elem)
+        a, b, c, d, _, _ = ctx.ctm
+        scale = math.sqrt(abs(a * d - b * c))
+        width = style.stroke_width * scale
         if not math.isfinite(width):
-            raise SVGLoadError(f"non-finite stroke width on {shape.values.get('tag', 'shape')}")
+            raise SVGLoadError(f"non-finite stroke width on <{name}>")
         if width > MAX_ABS_COORD:
-            raise SVGLoadError(f"absurd stroke width {width:g} (limit {MAX_ABS_COORD:g})")
-        if stroke_rgb is None or width <= 0:
-            stroke_rgb, width = None, 0.0
-        stroke_opacity = stroke_alpha * _unit_interval(values.get("stroke-opacity")) * opacity if stroke_rgb else 0.0
-        fill_opacity = fill_alpha * _unit_interval(values.get("fill-opacity")) * opacity if fill_rgb else 0.0
-        m = shape.transform
-        a, b, c, d, e, f = (float(v) for v in (m.a, m.b, m.c, m.d, m.e, m.f))
-        for pts, closed in _subpaths(shape.segments(transformed=False)):
-            doc_pts = [(a * x + c * y + e, b * x + d * y + f) for x, y in pts]
-            for x, y in doc_pts:
-                if not (math.isfinite(x) and math.isfinite(y)):
-                    raise SVGLoadError("non-finite coordinate after applying transforms")
-                if abs(x) > MAX_ABS_COORD or abs(y) > MAX_ABS_COORD:
-                    raise SVGLoadError(f"absurd coordinate ({x:g}, {y:g}) after applying transforms "
-                                       f"(limit |x| <= {MAX_ABS_COORD:g})")
-            out.append(_RawPath(doc_pts, closed, stroke_rgb, stroke_opacity, width, fill_rgb, fill_opacity))
-    return out
+            raise SVGLoadError(f"absurd stroke width {width:g} on <{name}> (limit {MAX_ABS_COORD:g})")
+        if name == "line":
+            fill_rgb = None
+        fill_opacity = fill_alpha * style.fill_opacity * ctx.opacity if fill_rgb else 0.0
+        stroke_opacity = stroke_alpha * style.stroke_opacity * ctx.opacity if stroke_rgb else 0.0
+        if stroke_rgb is None or width <= 0 or stroke_opacity <= 0:
+            stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
+        if fill_opacity <= 0:
+            fill_rgb, fill_opacity = None, 0.0
+        if stroke_rgb is not None and style.cap_join_declared:
+            # Only declared values are reported: the initial butt caps / miter joins of every plain stroke are
+            # drawn round too (a documented limit of the rasterizer), which would make this warning noise.
+            if style.linecap != "round" and any(not sp.closed for sp in subpaths):
+                self.report.add("stroke-linecap", elem, inst)
+            if style.linejoin != "round" and any(len(sp.segments) > 1 for sp in subpaths):
+                self.report.add("stroke-linejoin", elem, inst)
+        if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
+            self.report.add("group opacity", elem, inst)
+        stroke_pieces = None  # None: the stroke follows the fill geometry
+        if stroke_rgb is not None and style.dasharray:
+            pattern = dash_pattern(style.dasharray)
+            if pattern is not None:
+                if self.dashes + count_dashes(subpaths, pattern) > MAX_DASHES:
+                    self.report.add("dashes", elem, inst)
+                else:
+                    stroke_pieces = dash(subpaths, pattern, style.dashoffset)
+                    self.dashes += len(stroke_pieces)
+        fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
+        for sp in fill_geom:
+            for c in sp.segments:
+                for x, y in c:
+                    if not (math.isfinite(x) and math.isfinite(y)):
+                        raise SVGLoadError(f"non-finite coordinate in <{name}> after applying transforms")
+                    if abs(x) > MAX_ABS_COORD or abs(y) > MAX_ABS_COORD:
+                        raise SVGLoadError(f"absurd coordinate ({x:g}, {y:g}) in <{name}> after applying "
+                                           f"transforms (limit |x| <= {MAX_ABS_COORD:g})")
+        stroke_geom = None if stroke_pieces is None else [self._map(sp, ctx.ctm) for sp in stroke_pieces]
+        for rect_, to_rect, from_rect in reversed(ctx.clips):
+            local = clipping._map(fill_geom, to_rect)
+            rel = clipping.relation(local, rect_)
+            if rel == "inside":
+                continue
+            if stroke_geom is None and stroke_rgb is not None and rel != "inside":
+                stroke_geom = fill_geom
+            fill_geom = [] if rel == "outside" else clipping.clip_fill(fill_geom, rect_, to_rect, from_rect)
+            if stroke_geom is not None:
+                stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
+        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule)
+
+    @staticmethod
+    def _map(sp: Subpath, m: Matrix) -> Subpath:
+        return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
+
+    def paint(self, paint: Paint, style: _Style, elem: ET.Element) -> Tuple[Optional[Tuple[float, float, float]], float]:
+        if paint.kind == "none":
+            return None, 0.0
+        if paint.kind == "currentColor":
+            return style.color
+        if paint.kind == "color":
+            return paint.rgb, paint.alpha
+        server = self.servers.get(paint.server)
+        if server is None:
+            if paint.fallback is not None:
+                return self.paint(paint.fallback, style, elem)
+            return None, 0.0  # a missing server without fallback colour paints nothing
+        self.report.add("gradient" if server.kind in ("linearGradient", "radialGradient") else "pattern", elem,
+                        self.instance)
+        if server.rgb is None:
+            return None, 0.0
+        return server.rgb, server.alpha
+
+    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule) -> None:
+        def layout(sp: Subpath) -> Tuple[List[Point2], bool]:
+            segs = sp.segments
+            pts = [segs[0][0]]
+            for c in segs:
+                pts += [c[1], c[2], c[3]]
+            if sp.closed:
+                if same_point(pts[-1], pts[0]):
+                    return pts[:-1], True
+                pts += list(line_cubic(pts[-1], pts[0])[1:3])
+                return pts, True
+            return pts, False
+
+        separate = stroke_geom is not None
+        group = self.group
+        self.group += 1
+        for sp in fill_geom:
+            if not sp.segments:
+                continue
+            pts, closed = layout(sp)
+            self.paths.append(RawPath(pts, closed, None if separate else stroke_rgb,
+                                      0.0 if separate else stroke_opacity, 0.0 if separate else width,
+                                      fill_rgb, fill_opacity, group, rule))
+        if separate and stroke_rgb is not None:
+            for sp in stroke_geom:
+                if not sp.segments:
+                    continue
+                pts, closed = layout(sp)
+                self.paths.append(RawPath(pts, closed, stroke_rgb, stroke_opacity, width, None, 0.0, self.group,
+                                          rule))
+                self.group += 1
 
 
+def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) -> Tuple[float, float, bool]:
+    """(width, height, declared) of the outermost viewport. Missing or % width/height resolve against
+    `reference` (the canvas) if given, else against the viewBox size (or 100 x 100 without one), as resvg does.
+    `declared`: the document states its own visible area (a viewBox, or both width and height absolute)."""
+    viewbox = parse_viewbox(root.get("viewBox"))
+    sizes = []
+    for key, i in (("width", 2), ("height", 3)):
+        text = root.get(key)
+        value = None
+        if text is not None and not text.strip().endswith("%") and text.strip() != "auto":
+            value = parse_length(text, 0.0)
+        if value is None:
+            pct = 100.0
+            if text is not None and text.strip().endswith("%"):
+                pct = parse_length(text, 100.0) or 100.0
+            if reference is not None:
+                base = reference[i - 2]
+            else:
+                base = viewbox[i] if viewbox else 100.0
+            value = base * pct / 100.0
+        sizes.append(value)
+    declared = viewbox is not None or all(root.get(k) and not root.get(k).strip().endswith("%")
+                                          for k in ("width", "height"))
+    return sizes[0], sizes[1], declared
 
-def _to_canvas(raw: List[_RawPath], doc, canvas: int, fit: bool, override: float, force_black: bool) -> Sketch:
-    # Output widths: either document widths (scale with the canvas mapping) or fixed canvas pixels.
+
+def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float, float]], clip_root: bool,
+                warnings: List[str]) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
+    """Walks the cleaned document. Returns (paths, root viewport size, report, viewport declared)."""
+    width, height, declared = root_viewport(root, reference)
+    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+        raise SVGLoadError(f"empty SVG: the viewport is {width:g}x{height:g}, nothing is rendered")
+    ids: Dict[str, ET.Element] = {}
+    for elem in root.iter():
+        ident = elem.get("id")
+        if ident and ident not in ids:
+            ids[ident] = elem  # the first element with an id wins (as browsers' getElementById)
+    builder = Builder(root, css, servers, ids)
+    builder.root_viewport = (width, height)
+    base = _Style()
+    top = _Context(IDENTITY, (width, height), (), 1.0)
+    style = builder.style_of(root, base, top)
+    builder.root_font_size = style.font_size
+    if not style.display or not builder.conditions_hold(root):
+        return [], (width, height), builder.report, declared
+    ctm = IDENTITY
+    if style.transform is not None:
+        ctm = style.transform
+    clips = ()
+    if clip_root:
+        clips = (((0.0, 0.0, width, height), IDENTITY, IDENTITY),)
+    viewbox = parse_viewbox(root.get("viewBox"))
+    viewport = (width, height)
+    if viewbox is not None:
+        if viewbox[2] <= 0 or viewbox[3] <= 0:
+            raise SVGLoadError("empty SVG: the viewBox has zero width or height, nothing is rendered")
+        ctm = multiply(ctm, viewbox_transform(viewbox, root.get("preserveAspectRatio"), width, height))
+        viewport = (viewbox[2], viewbox[3])
+    ctx = _Context(ctm, viewport, clips, style.opacity)
+    before = 0
+    for child in root:
+        if isinstance(child.tag, str):
+            builder.walk(child, style, ctx)
+    if style.opacity < 1 and len(builder.paths) - before > 1:
+        builder.report.add("group opacity", root)
+    return builder.paths, (width, height), builder.report, declared
+
+
+def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optional[int], fit: bool, override: float,
+              force_black: bool) -> Sketch:
+    """Maps document coordinates onto the canvas. canvas=None: the canvas is the document's own viewport
+    (ceil(width) x ceil(height), user units = pixels)."""
     doc_widths, fixed_widths = [], []
     for p in raw:
         stroked = p.stroke_rgb is not None
@@ -90,26 +693,31 @@ def _to_canvas(raw: List[_RawPath], doc, canvas: int, fit: bool, override: float
             doc_widths.append(0.0)
             fixed_widths.append(FORCED_STROKE_WIDTH if force_black else 0.0)
 
-    pts = torch.tensor([xy for p in raw for xy in p.points], dtype=torch.float64)
+    pts = torch.tensor([xy for p in raw for xy in p.points], dtype=torch.float64).reshape(-1, 2)
+    width, height = viewport
+    if canvas is None:
+        out_w, out_h = max(1, math.ceil(width - 1e-6)), max(1, math.ceil(height - 1e-6))
+    else:
+        out_w = out_h = canvas
     if fit:
         pad = torch.tensor([w / 2 for p, w in zip(raw, doc_widths) for _ in p.points], dtype=torch.float64)
         lo = (pts - pad[:, None]).min(dim=0).values
         hi = (pts + pad[:, None]).max(dim=0).values
         extent = hi - lo
-        avail = canvas * (1 - 2 * FIT_MARGIN)
-        if avail - max(fixed_widths) > 0.25 * avail:
-            avail -= max(fixed_widths)  # fixed-width strokes stick out by half a width on each side
-        positive = extent[extent > 0]
-        scale = float(avail / positive.max()) if len(positive) else 1.0
-        out = (pts - (lo + hi) / 2) * scale + canvas / 2
+        avail_x, avail_y = out_w * (1 - 2 * FIT_MARGIN), out_h * (1 - 2 * FIT_MARGIN)
+        fixed = max(fixed_widths)
+        if min(avail_x, avail_y) - fixed > 0.25 * min(avail_x, avail_y):
+            avail_x, avail_y = avail_x - fixed, avail_y - fixed  # fixed-width strokes stick out by half a width
+        scales = [a / float(e) for a, e in zip((avail_x, avail_y), extent.tolist()) if e > 0]
+        scale = min(scales) if scales else 1.0
+        out = (pts - (lo + hi) / 2) * scale + torch.tensor([out_w / 2, out_h / 2], dtype=torch.float64)
     else:
-        width, height = float(doc.width), float(doc.height)
-        if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
-            raise SVGLoadError(f"empty SVG: the viewport is {width:g}x{height:g}, nothing is rendered")
-        scale = canvas / max(width, height)  # a non-square viewport is shown whole, centred
-        offset = torch.tensor([(canvas - width * scale) / 2, (canvas - height * scale) / 2], dtype=torch.float64)
+        scale = min(out_w / width, out_h / height) if canvas is not None else 1.0
+        offset = torch.tensor([(out_w - width * scale) / 2, (out_h - height * scale) / 2], dtype=torch.float64)
+        if canvas is None:
+            offset = torch.zeros(2, dtype=torch.float64)
         out = pts * scale + offset
-        if not torch.isfinite(out).all() or out.abs().max() > MAX_ABS_COORD:
+        if not torch.isfinite(out).all() or (len(out) and out.abs().max() > MAX_ABS_COORD):
             raise SVGLoadError("absurd coordinates after mapping the viewport onto the canvas")
 
     n = len(raw)
@@ -123,5 +731,7 @@ def _to_canvas(raw: List[_RawPath], doc, canvas: int, fit: bool, override: float
         stroke_opacity=torch.tensor([1.0 if force_black else p.stroke_opacity for p in raw], dtype=torch.float32),
         fill_color=torch.tensor([p.fill_rgb or black for p in raw], dtype=torch.float32).reshape(n, 3),
         fill_opacity=torch.tensor([0.0 if force_black else p.fill_opacity for p in raw], dtype=torch.float32),
+        fill_rule=[p.rule for p in raw],
+        fill_group=[p.group for p in raw],
     )
-    return Sketch(points=out.to(torch.float32), style=style, width=canvas, height=canvas)
+    return Sketch(points=out.to(torch.float32), style=style, width=out_w, height=out_h)

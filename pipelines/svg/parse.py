@@ -13,7 +13,7 @@ import defusedxml
 import defusedxml.ElementTree as DET
 import svgelements as se
 
-from .css import collect_css, apply_css
+from .css import collect_css, match_css
 from .limits import (ARC_SEGMENT_COST, MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK, MAX_SEGMENTS,
                      MIN_ARC_RADIUS, SVGLoadError,
                      _FLOAT, _FLOAT_RE, _NONFINITE_IN_D_RE, _NONFINITE_WORD_RE, _POINTS_BAD_CHAR_RE, _check_numbers,
@@ -24,7 +24,7 @@ from .xmlutil import SVG_NS, XLINK_HREF, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
 _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
-_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch"} | _SHAPES
+_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
 # Inherited attributes that svgelements parses again for every descendant (see _attribute_cost).
@@ -282,20 +282,16 @@ class _Cleaner:
         self.bad_refs = 0
         self.segments_total = 0
         self.segments: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
-        self.paint_servers: Dict[str, Optional[Tuple[float, float, float]]] = {}
+        self.paint_servers: Dict = {}
+        self.css: Dict = {}
 
     def run(self) -> None:
         self.paint_servers = collect_paint_servers(self.root)
         rules = collect_css(self.root, self.warnings)
         self._clean_element(self.root, "svg")
-        symbols = self._walk()
-        apply_css(self.root, rules)
-        check_values(self.root)  # after the style sheet: its declarations are inline style by now
-        if symbols:  # <symbol> is only drawn through <use>: keep it, as a group, where nothing draws it directly
-            ns = _split_tag(self.root.tag)[0]
-            defs = ET.Element(f"{{{ns}}}defs" if ns else "defs")
-            defs.extend(symbols)
-            self.root.insert(0, defs)
+        self._walk()
+        self.css = match_css(self.root, rules)  # element -> matched declarations, for the cascade in build.py
+        check_values(self.root, self.css)  # numbers, paints and transforms in attributes, styles and the sheet
         self._fix_root()
         self._check_expansion()
         if self.malformed:
@@ -306,8 +302,7 @@ class _Cleaner:
             self.warnings.append(f"ignored {self.bad_refs} <use> reference(s) to missing, external or circular targets")
 
     # -- per element ---------------------------------------------------------------------------------------
-    def _walk(self) -> List[ET.Element]:
-        symbols = []
+    def _walk(self) -> None:
         stack = [self.root]
         while stack:
             parent = stack.pop()
@@ -317,22 +312,20 @@ class _Cleaner:
                 if ns not in ("", SVG_NS) or name in _SILENT:  # editor metadata (sodipodi:namedview, ...) draws nothing
                     parent.remove(child)
                     continue
-                if name == "symbol" and not parent_is_shape:
-                    # svgelements treats <symbol> as an unknown element and would draw its content in place;
-                    # it becomes a group in <defs> (its viewBox is ignored).
+                if parent_is_shape:  # shapes have no drawable children in SVG
                     parent.remove(child)
-                    child.tag = child.tag[:-len("symbol")] + "g"
-                    symbols.append(child)
-                    name = "g"
-                elif name not in _SUPPORTED or parent_is_shape:  # shapes have no drawable children in SVG
-                    parent.remove(child)
+                    self.skipped[name] += 1
+                    continue
+                if name not in _SUPPORTED:
+                    # Kept without its content: <switch> must still see it, and build.py reports it if drawn.
+                    for grandchild in list(child):
+                        child.remove(grandchild)
                     self.skipped[name] += 1
                     continue
                 if self._clean_element(child, name):
                     stack.append(child)
                 else:
                     parent.remove(child)
-        return symbols
 
     def _clean_element(self, elem: ET.Element, name: str) -> bool:
         """Returns False if the element must be dropped."""
@@ -342,8 +335,7 @@ class _Cleaner:
         if "style" in attrib:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
-        attrib.pop("clip-path", None)  # clipping is not supported (and svgelements' url() regex is quadratic)
-        # numbers in attributes and styles are checked by validate.check_values, after the style sheet is applied
+        # numbers in attributes and styles are checked by validate.check_values, once the style sheet is matched
         segments = 0
         if name == "path":
             if not attrib.get("d", "").strip():

@@ -1,11 +1,12 @@
 """Attribute values checked before svgelements reads them, so that a bad value is refused with an error that names
 the element and the attribute instead of failing somewhere inside svgelements: every number finite and bounded,
 transform lists well-formed (argument counts, bounded length), numbers in paints and opacities included, in
-attributes and in style declarations (inline or from the style sheet, which is applied before this runs)."""
+attributes, in style="" declarations and in the style sheet's declarations for each element."""
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from typing import Dict, Optional
 
 import svgelements as se
 
@@ -58,8 +59,10 @@ def _check(key: str, value: str, where: str) -> None:
         _check_numbers(_NOT_NUMBERS_IN_PAINT.sub(" ", value), where)
 
 
-def check_values(root: ET.Element) -> None:
-    """Checks every element's numeric, paint and transform attributes and style declarations."""
+def check_values(root: ET.Element, sheet: Optional[Dict] = None) -> None:
+    """Checks every element's numeric, paint and transform attributes, its style="" declarations and the style
+    sheet's declarations that match it (`sheet`: element -> [(specificity, (property, value, important))])."""
+    sheet = sheet or {}
     for elem in root.iter():
         attrib = elem.attrib
         for key in _CHECKED.intersection(attrib):
@@ -71,3 +74,6 @@ def check_values(root: ET.Element) -> None:
                 key = key.strip()
                 if key in _CHECKED:
                     _check(key, value, f"{describe(elem)} style property {key}")
+        for _specificity, (key, value, _important) in sheet.get(elem, ()):
+            if key in _CHECKED:
+                _check(key, value, f"the style sheet's {key} for {describe(elem)}")

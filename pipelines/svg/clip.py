@@ -1,0 +1,123 @@
+"""Viewport clipping (overflow: hidden) of cubic subpaths against a rectangle, exactly.
+
+Fills: each cubic is split where it crosses a side's line; pieces outside that side are flattened onto the
+line (their control points' coordinate clamped). The flattened pieces are moved continuously within the
+outside half-plane, so the winding number of every point inside the rectangle is unchanged (under both fill
+rules) and every point outside gets winding 0: the fill equals the fill clipped to the rectangle.
+Strokes: the pieces outside are removed; the inside runs become open subpaths (a stroke's half width may still
+stick out of the rectangle by up to half a width).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+from .dashes import split
+from .geometry import Cubic, Matrix, Subpath, apply
+
+Rect = Tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def _coord(c: Cubic, axis: int, t: float) -> float:
+    u = 1.0 - t
+    return u * u * u * c[0][axis] + 3 * u * u * t * c[1][axis] + 3 * u * t * t * c[2][axis] + t * t * t * c[3][axis]
+
+
+def _crossings(c: Cubic, axis: int, value: float) -> List[float]:
+    """Parameters in (0, 1) where the cubic's coordinate `axis` crosses `value` (sign changes, bisected)."""
+    ctrl = [p[axis] - value for p in c]
+    if min(ctrl) >= 0 or max(ctrl) <= 0:
+        return []
+    out, n = [], 32
+    prev_t, prev_v = 0.0, ctrl[0]
+    for i in range(1, n + 1):
+        t = i / n
+        v = _coord(c, axis, t) - value
+        if (prev_v < 0 < v) or (prev_v > 0 > v):
+            lo, hi, vlo = prev_t, t, prev_v
+            for _ in range(40):
+                mid = (lo + hi) / 2
+                vm = _coord(c, axis, mid) - value
+                if (vm < 0) == (vlo < 0):
+                    lo, vlo = mid, vm
+                else:
+                    hi = mid
+            out.append((lo + hi) / 2)
+        if v != 0:
+            prev_t, prev_v = t, v
+    return out
+
+
+def _split_at(c: Cubic, ts: Sequence[float]) -> List[Cubic]:
+    bounds = [0.0] + sorted(t for t in ts if 1e-9 < t < 1 - 1e-9) + [1.0]
+    return [split(c, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _bbox(subpaths: Sequence[Subpath]) -> Rect:
+    xs = [p[0] for sp in subpaths for c in sp.segments for p in c]
+    ys = [p[1] for sp in subpaths for c in sp.segments for p in c]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _map(subpaths: Sequence[Subpath], m: Matrix) -> List[Subpath]:
+    return [Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed) for sp in subpaths]
+
+
+def relation(subpaths: Sequence[Subpath], rect: Rect) -> str:
+    """'inside', 'outside' (control points' bounding box disjoint from the rectangle) or 'crossing'."""
+    if not subpaths:
+        return "outside"
+    x0, y0, x1, y1 = _bbox(subpaths)
+    if x0 >= rect[0] and y0 >= rect[1] and x1 <= rect[2] and y1 <= rect[3]:
+        return "inside"
+    if x1 <= rect[0] or y1 <= rect[1] or x0 >= rect[2] or y0 >= rect[3]:
+        return "outside"
+    return "crossing"
+
+
+def clip_fill(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rect: Matrix) -> List[Subpath]:
+    """Fill geometry clipped to `rect`, given in the coordinates that `to_rect` maps into."""
+    local = _map(subpaths, to_rect)
+    for axis, value, keep_above in ((0, rect[0], True), (0, rect[2], False), (1, rect[1], True),
+                                    (1, rect[3], False)):
+        out = []
+        for sp in local:
+            segs = []
+            for c in sp.segments:
+                for piece in _split_at(c, _crossings(c, axis, value)):
+                    mid = _coord(piece, axis, 0.5)
+                    if (mid < value) if keep_above else (mid > value):
+                        piece = tuple((value, p[1]) if axis == 0 else (p[0], value) for p in piece)
+                    segs.append(piece)
+            out.append(Subpath(segs, sp.closed))
+        local = out
+    kept = [sp for sp in local if relation([sp], rect) != "outside"]
+    return _map(kept, from_rect)
+
+
+def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rect: Matrix) -> List[Subpath]:
+    """The parts of the subpaths inside `rect`, as open subpaths."""
+    out = []
+    for sp in _map(subpaths, to_rect):
+        run: List[Cubic] = []
+        pieces: List[List[Cubic]] = []
+        for c in sp.segments:
+            ts = [t for axis, value in ((0, rect[0]), (0, rect[2]), (1, rect[1]), (1, rect[3]))
+                  for t in _crossings(c, axis, value)]
+            for piece in _split_at(c, ts):
+                x, y = _coord(piece, 0, 0.5), _coord(piece, 1, 0.5)
+                if rect[0] <= x <= rect[2] and rect[1] <= y <= rect[3]:
+                    run.append(piece)
+                elif run:
+                    pieces.append(run)
+                    run = []
+        if run:
+            pieces.append(run)
+        if sp.closed and len(pieces) > 1:
+            first, last = pieces[0], pieces[-1]
+            if sp.segments and first[0][0] == sp.segments[0][0] and last[-1][3] == sp.segments[-1][3]:
+                pieces = [last + first] + pieces[1:-1]  # the run through the start point is one piece
+        if len(pieces) == 1 and sum(len(p) for p in pieces) == len(sp.segments) and sp.closed:
+            out.append(Subpath(pieces[0], True))  # nothing cut
+        else:
+            out.extend(Subpath(p, False) for p in pieces)
+    return _map(out, from_rect)

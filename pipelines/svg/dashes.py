@@ -1,0 +1,119 @@
+"""stroke-dasharray / stroke-dashoffset: subpaths cut into dash pieces (open subpaths), measured by arc length."""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple
+
+from .geometry import Cubic, Point2, Subpath
+
+MAX_DASHES = 20_000  # dash pieces per document; more are drawn as a solid stroke (with a warning)
+_SAMPLES = 24  # arc-length table per cubic
+
+
+def _point(c: Cubic, t: float) -> Point2:
+    u = 1.0 - t
+    a, b, cc, d = u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t
+    return (a * c[0][0] + b * c[1][0] + cc * c[2][0] + d * c[3][0],
+            a * c[0][1] + b * c[1][1] + cc * c[2][1] + d * c[3][1])
+
+
+def split(c: Cubic, t0: float, t1: float) -> Cubic:
+    """The part of cubic c between parameters t0 < t1 (de Casteljau twice)."""
+    def left(c, t):  # part [0, t]
+        p0, p1, p2, p3 = c
+        l1 = (p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t)
+        m = (p1[0] + (p2[0] - p1[0]) * t, p1[1] + (p2[1] - p1[1]) * t)
+        r2 = (p2[0] + (p3[0] - p2[0]) * t, p2[1] + (p3[1] - p2[1]) * t)
+        l2 = (l1[0] + (m[0] - l1[0]) * t, l1[1] + (m[1] - l1[1]) * t)
+        r1 = (m[0] + (r2[0] - m[0]) * t, m[1] + (r2[1] - m[1]) * t)
+        q = (l2[0] + (r1[0] - l2[0]) * t, l2[1] + (r1[1] - l2[1]) * t)
+        return (p0, l1, l2, q), (q, r1, r2, p3)
+
+    if t1 < 1.0:
+        c = left(c, t1)[0]
+        t0 = t0 / t1 if t1 > 0 else 0.0
+    if t0 > 0.0:
+        c = left(c, t0)[1]
+    return c
+
+
+def _table(c: Cubic) -> Tuple[List[float], List[float]]:
+    ts, lengths, prev, acc = [0.0], [0.0], c[0], 0.0
+    for i in range(1, _SAMPLES + 1):
+        t = i / _SAMPLES
+        p = _point(c, t)
+        acc += math.hypot(p[0] - prev[0], p[1] - prev[1])
+        ts.append(t)
+        lengths.append(acc)
+        prev = p
+    return ts, lengths
+
+
+def _t_at(ts: List[float], lengths: List[float], s: float) -> float:
+    if s <= 0:
+        return 0.0
+    total = lengths[-1]
+    if s >= total:
+        return 1.0
+    lo, hi = 0, len(lengths) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if lengths[mid] < s:
+            lo = mid
+        else:
+            hi = mid
+    span = lengths[hi] - lengths[lo]
+    f = (s - lengths[lo]) / span if span > 0 else 0.0
+    return ts[lo] + f * (ts[hi] - ts[lo])
+
+
+def dash_pattern(values: Sequence[float]) -> Optional[List[float]]:
+    """The effective pattern, or None for a solid stroke (none, negative values, zero sum: SVG/resvg)."""
+    if not values or any(v < 0 for v in values) or sum(values) <= 0:
+        return None
+    return list(values) * (2 if len(values) % 2 else 1)
+
+
+def count_dashes(subpaths: Sequence[Subpath], pattern: List[float]) -> int:
+    """Upper bound of the number of dash pieces (cheap: control polygon lengths)."""
+    total = 0.0
+    for sp in subpaths:
+        for c in sp.segments:
+            total += sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(c, c[1:]))
+    return int(total / sum(pattern) * len(pattern) / 2) + len(subpaths)
+
+
+def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float) -> List[Subpath]:
+    """Dash pieces of every subpath (dashing restarts at each subpath, as in SVG); zero-length dashes are
+    dropped."""
+    period = sum(pattern)
+    out: List[Subpath] = []
+    for sp in subpaths:
+        # position in the pattern at the subpath's start
+        phase = offset % period
+        index = 0
+        while phase >= pattern[index]:
+            phase -= pattern[index]
+            index = (index + 1) % len(pattern)
+        left = pattern[index] - phase  # length left in the current dash/gap
+        piece: List[Cubic] = []
+        for c in sp.segments:
+            ts, lengths = _table(c)
+            length, at = lengths[-1], 0.0
+            while True:
+                step = min(left, length - at)
+                if index % 2 == 0 and step > 0:
+                    piece.append(split(c, _t_at(ts, lengths, at), _t_at(ts, lengths, at + step)))
+                at += step
+                left -= step
+                if left <= 1e-12 * (1 + period):
+                    if index % 2 == 0 and piece:
+                        out.append(Subpath(piece, False))
+                        piece = []
+                    index = (index + 1) % len(pattern)
+                    left = pattern[index]
+                if at >= length - 1e-12 * (1 + length):
+                    break
+        if piece:
+            out.append(Subpath(piece, False))
+    return out
