@@ -4,13 +4,19 @@ from __future__ import annotations
 import math
 import re
 
+# Limits against hostile input. Each bounds the work of one load so that every load finishes or is refused within
+# 2 s on 2 shared cores (measured by bench/bench_svg_limits.py: worst accepted document per limit); real sketches
+# and icons stay far below them (an icon has tens of elements and hundreds of segments).
 MAX_BYTES = 10 * 1024 * 1024  # document size
-MAX_ELEMENTS = 100_000  # XML elements, also after expanding <use>
+MAX_ELEMENTS = 5_000  # XML elements, also after expanding <use>
 MAX_DEPTH = 200  # element nesting, also through <use>; svgelements recurses per level
-MAX_SEGMENTS = 100_000  # path segments in the whole document, after expanding <use>
+MAX_SEGMENTS = 20_000  # path segments (a moveto counts one, an arc ARC_SEGMENT_COST) in the document, after <use>
+ARC_SEGMENT_COST = 4  # an elliptical arc costs svgelements about four line segments (parameterisation, up to 4 cubics)
 MAX_CSS_RULES = 10_000  # selectors in all <style> elements
-MAX_PARSE_WORK = 20_000_000  # estimated characters svgelements parses, see _Cleaner._check_expansion
+MAX_PARSE_WORK = 2_000_000  # estimated characters svgelements parses, see _Cleaner._check_expansion
+MAX_TRANSFORM_FUNCTIONS = 1_000  # functions in one transform list
 MAX_ABS_COORD = 1e7  # any coordinate / number beyond this is treated as hostile
+MIN_ARC_RADIUS = 1e-9  # a non-zero arc radius below this underflows svgelements' arithmetic: refused
 MAX_CANVAS = 16384
 FIT_MARGIN = 0.05  # fit=True leaves this fraction of the canvas free on each side
 FORCED_STROKE_WIDTH = 1.5  # force_black: stroke width for paths that had no stroke

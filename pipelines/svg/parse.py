@@ -2,6 +2,7 @@
 that leaves svgelements only what is supported and checked (including bounds on the work it will do)."""
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -13,10 +14,12 @@ import defusedxml.ElementTree as DET
 import svgelements as se
 
 from .css import collect_css, match_css
-from .limits import (MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK, MAX_SEGMENTS, SVGLoadError,
+from .limits import (ARC_SEGMENT_COST, MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK, MAX_SEGMENTS,
+                     MIN_ARC_RADIUS, SVGLoadError,
                      _FLOAT, _FLOAT_RE, _NONFINITE_IN_D_RE, _NONFINITE_WORD_RE, _POINTS_BAD_CHAR_RE, _check_numbers,
                      _check_value, _too_many_segments)
 from .paint import collect_paint_servers
+from .validate import check_values
 from .xmlutil import SVG_NS, XLINK_HREF, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
@@ -24,10 +27,6 @@ _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
 _SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
-# Attributes that hold numbers, checked for NaN/inf/absurd values before anything is built ('d' and
-# 'points' have their own checks).
-_NUMERIC_ATTRS = ("x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "width", "height",
-                  "viewBox", "transform", "stroke-width")
 # Inherited attributes that svgelements parses again for every descendant (see _attribute_cost).
 _REPARSED_INHERITED = ("transform", "style", "fill", "stroke", "stroke-width", "stroke-opacity", "fill-opacity",
                        "opacity", "color")
@@ -48,49 +47,81 @@ def _too_large(size: int, unit: str) -> SVGLoadError:
                         f"({MAX_BYTES // (1024 * 1024)} MB)")
 
 
-def _check_source(source: Union[bytes, str]) -> Union[bytes, str]:
-    """Size, type and encoding checks; returns the document for the XML parser."""
-    if isinstance(source, str):
-        if len(source) > MAX_BYTES:  # characters: rejected before encoding anything
-            raise _too_large(len(source), "characters")
-        size = len(source.encode("utf-8", "surrogatepass"))
-        if size > MAX_BYTES:
-            raise _too_large(size, "bytes")
-        head = source.lstrip("\ufeff \t\r\n")
-        if not head:
-            raise SVGLoadError("not an SVG document: the input is empty")
-        if not head.startswith("<"):
-            hint = " (pass the SVG file's contents, not its path)" if head.rstrip().lower().endswith(".svg") else ""
-            raise SVGLoadError(f"not an SVG document: text does not start with '<'{hint}")
-        return source
+def _check_source(source: Union[bytes, str]) -> str:
+    """Size, type and encoding checks; returns the document as text for the XML parser.
+
+    Bytes are decoded here, not by expat: expat raises raw LookupError/ValueError for unknown or multi-byte
+    declared encodings (Shift_JIS, GBK, ...), while Python's codecs decode them; the text is then parsed as str."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if len(data) > MAX_BYTES:
             raise _too_large(len(data), "bytes")
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return data  # UTF-16 with a byte-order mark: expat decodes and checks it
-        head = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-        head = head.lstrip(b" \t\r\n")
-        if not head:
-            raise SVGLoadError("not an SVG document: the input is empty")
-        if not head.startswith(b"<"):
-            kind = next((name for magic, name in _MAGIC if head.startswith(magic)), "binary or plain-text data")
-            raise SVGLoadError(f"not an SVG document: the bytes look like {kind}, not XML")
-        _check_utf8(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
-        return data
-    raise SVGLoadError(f"SVG source must be bytes or str (the SVG text itself), got {type(source).__name__}")
-
-
-def _check_utf8(data: bytes) -> None:
-    """XML without an encoding declaration must be UTF-8; report bad bytes clearly (expat just says 'invalid token')."""
-    match = _XML_ENCODING_RE.match(data[:300])
-    if match and match.group(1).decode("ascii").lower().replace("_", "-") not in ("utf-8", "utf8"):
-        return  # another declared encoding: expat decodes and checks it
+        source = _decode(data)
+    elif isinstance(source, str):
+        if len(source) > MAX_BYTES:  # characters: rejected before encoding anything
+            raise _too_large(len(source), "characters")
+    else:
+        raise SVGLoadError(f"SVG source must be bytes or str (the SVG text itself), got {type(source).__name__}")
     try:
-        data.decode("utf-8")
+        size = len(source.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        line = source.count("\n", 0, exc.start) + 1
+        raise SVGLoadError(f"SVG text is not valid Unicode: unpaired surrogate U+{ord(source[exc.start]):04X} at "
+                           f"character {exc.start} (line {line})") from None
+    if size > MAX_BYTES:
+        raise _too_large(size, "bytes")
+    head = source.lstrip("\ufeff \t\r\n")
+    if not head:
+        raise SVGLoadError("not an SVG document: the input is empty")
+    if not head.startswith("<"):
+        hint = " (pass the SVG file's contents, not its path)" if head.rstrip().lower().endswith(".svg") else ""
+        raise SVGLoadError(f"not an SVG document: text does not start with '<'{hint}")
+    return source
+
+
+# Byte-order marks (UTF-32 before UTF-16: its little-endian mark starts like UTF-16's).
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\xef\xbb\xbf", "utf-8"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# Python codecs that decode bytes but are no character encoding a document may declare (escape codecs, codecs
+# for host names) or that can hide markup in harmless-looking bytes (UTF-7).
+_REFUSED_CODECS = frozenset(("utf-7", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"))
+
+
+def _decode(data: bytes) -> str:
+    """Bytes -> text: byte-order mark, else the XML declaration's encoding, else UTF-8 (XML 1.0 appendix F)."""
+    name, how = "utf-8", "default"
+    for bom, bom_name in _BOMS:
+        if data.startswith(bom):
+            name, how, data = bom_name, "byte-order mark", data[len(bom):]
+            break
+    else:
+        if data.startswith(b"<\x00?\x00"):
+            name, how = "utf-16-le", "detected"
+        elif data.startswith(b"\x00<\x00?"):
+            name, how = "utf-16-be", "detected"
+        else:
+            head = data.lstrip(b" \t\r\n")
+            if not head:
+                raise SVGLoadError("not an SVG document: the input is empty")
+            if not head.startswith(b"<"):
+                kind = next((k for magic, k in _MAGIC if head.startswith(magic)), "binary or plain-text data")
+                raise SVGLoadError(f"not an SVG document: the bytes look like {kind}, not XML")
+            match = _XML_ENCODING_RE.match(data[:300])
+            if match:
+                name, how = match.group(1).decode("ascii"), "declared"
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise SVGLoadError(f"unknown text encoding {name[:40]!r} in the XML declaration (attribute 'encoding')") from None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
+        raise SVGLoadError(f"text encoding {name[:40]!r} in the XML declaration (attribute 'encoding') is not "
+                           f"supported for SVG")
+    try:
+        return data.decode(info.name)
     except UnicodeDecodeError as exc:
-        raise SVGLoadError(f"SVG text is not valid UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset "
-                           f"{exc.start}); UTF-8 is its declared or default encoding") from None
+        shown = "UTF-8" if info.name == "utf-8" else name
+        raise SVGLoadError(f"SVG text is not valid {shown} (invalid byte 0x{data[exc.start]:02x} at offset "
+                           f"{exc.start}); {shown} is its {how} encoding") from None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -126,7 +157,7 @@ class _LimitedTreeBuilder(ET.TreeBuilder):
         return super().end(tag)
 
 
-def _parse_xml(data: Union[bytes, str]) -> ET.Element:
+def _parse_xml(data: str) -> ET.Element:
     """defusedxml parse with element limits checked while parsing."""
     try:
         # A plain <!DOCTYPE svg PUBLIC ...> is allowed (common in exports; its external DTD is never loaded),
@@ -199,7 +230,7 @@ class _PathDataCheck:
             self.segments += 1
         return problem
 
-    def _accept(self, values, move: bool = False) -> None:
+    def _accept(self, values, move: bool = False, cost: int = 1) -> None:
         if not self.started and not move:
             self.problem = "path data must begin with a moveto (M/m)"
             raise ValueError(self.problem)
@@ -210,10 +241,9 @@ class _PathDataCheck:
                 if not isinstance(v, bool):
                     _check_value(float(v), self.where)
         self.started = True
-        if not move:
-            self.segments += 1
-            if self.segments > self.budget:
-                raise _too_many_segments()
+        self.segments += cost  # a moveto counts too: every subpath becomes a sketch path
+        if self.segments > self.budget:
+            raise _too_many_segments()
         self.valid_end = self.lexer.pos
 
     def start(self):
@@ -234,7 +264,11 @@ class _PathDataCheck:
     horizontal = vertical = smooth_quad = quad = smooth_cubic = cubic = line
 
     def arc(self, *args, relative=False):
-        self._accept(args)
+        for radius in args[:2]:
+            if radius is not None and 0 < abs(float(radius)) < MIN_ARC_RADIUS:
+                raise SVGLoadError(f"arc radius {float(radius):g} in {self.where} is too small (a radius is 0 or at "
+                                   f"least {MIN_ARC_RADIUS:g})")
+        self._accept(args, cost=ARC_SEGMENT_COST)
 
 
 class _Cleaner:
@@ -257,6 +291,7 @@ class _Cleaner:
         self._clean_element(self.root, "svg")
         self._walk()
         self.css = match_css(self.root, rules)  # element -> matched declarations, for the cascade in build.py
+        check_values(self.root, self.css)  # numbers, paints and transforms in attributes, styles and the sheet
         self._fix_root()
         self._check_expansion()
         if self.malformed:
@@ -300,9 +335,7 @@ class _Cleaner:
         if "style" in attrib:
             decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
             attrib["style"] = ";".join(decls)
-        for key in _NUMERIC_ATTRS:
-            if key in attrib:
-                _check_numbers(attrib[key], f"{_describe(elem)} attribute {key}")
+        # numbers in attributes and styles are checked by validate.check_values, once the style sheet is matched
         segments = 0
         if name == "path":
             if not attrib.get("d", "").strip():
@@ -333,13 +366,13 @@ class _Cleaner:
 
     def _clean_path_data(self, elem: ET.Element) -> int:
         d = elem.get("d")
-        where = f"path data of {_describe(elem)}"
+        where = f"{_describe(elem)} attribute d (path data)"
         if _NONFINITE_IN_D_RE.search(d):
             raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
         budget = MAX_SEGMENTS - self.segments_total
         # Cheap lower bound first (every command letter but Z draws at least one segment or subpath): a path
         # with a million commands is refused here without being lexed.
-        if sum(d.count(c) for c in "LlHhVvCcSsQqTtAa") > budget or sum(d.count(c) for c in "Mm") > budget:
+        if sum(d.count(c) for c in "MmLlHhVvCcSsQqTtAa") > budget:
             raise _too_many_segments()
         check = _PathDataCheck(where, budget)
         problem = check.run(d)
