@@ -66,6 +66,33 @@ FEATURES = {
 }
 
 
+MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
+# round differ visibly (the cap difference is ~0.4 w^2 px per end)
+
+
+def _has_corner(subpaths) -> bool:
+    """Does any join (between segments, and the closing join of closed subpaths) turn by more than ~1 degree?"""
+    def direction(a, b):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        n = math.hypot(dx, dy)
+        return (dx / n, dy / n) if n > 0 else None
+
+    def end_dir(c):
+        return next((d for d in (direction(c[2], c[3]), direction(c[1], c[3]), direction(c[0], c[3])) if d), None)
+
+    def start_dir(c):
+        return next((d for d in (direction(c[0], c[1]), direction(c[0], c[2]), direction(c[0], c[3])) if d), None)
+
+    for sp in subpaths:
+        segs = sp.segments
+        pairs = list(zip(segs, segs[1:])) + ([(segs[-1], segs[0])] if sp.closed and len(segs) > 1 else [])
+        for c0, c1 in pairs:
+            d0, d1 = end_dir(c0), start_dir(c1)
+            if d0 and d1 and d0[0] * d1[0] + d0[1] * d1[1] < 0.99985:
+                return True
+    return False
+
+
 class Report:
     """Counts, per unsupported feature, the elements it affected; one warning per feature."""
 
@@ -521,12 +548,13 @@ class Builder:
             stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
         if fill_opacity <= 0:
             fill_rgb, fill_opacity = None, 0.0
-        if stroke_rgb is not None and style.cap_join_declared:
-            # Only declared values are reported: the initial butt caps / miter joins of every plain stroke are
-            # drawn round too (a documented limit of the rasterizer), which would make this warning noise.
+        if stroke_rgb is not None and (style.cap_join_declared or width >= MIN_VISIBLE_CAP_WIDTH):
+            # The rasterizer draws round caps and joins. Reported when the document asks for others explicitly,
+            # or when the stroke is wide enough for the difference to show (the initial butt caps / miter joins
+            # of thin strokes differ by less than a pixel); joins only where the path has a corner.
             if style.linecap != "round" and any(not sp.closed for sp in subpaths):
                 self.report.add("stroke-linecap", elem, inst)
-            if style.linejoin != "round" and any(len(sp.segments) > 1 for sp in subpaths):
+            if style.linejoin != "round" and _has_corner(subpaths):
                 self.report.add("stroke-linejoin", elem, inst)
         if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
             self.report.add("group opacity", elem, inst)
@@ -601,7 +629,7 @@ class Builder:
         separate = stroke_geom is not None
         group = self.group
         self.group += 1
-        for sp in fill_geom:
+        for sp in fill_geom if (fill_rgb is not None or not separate) else ():  # no empty shell beside pieces
             if not sp.segments:
                 continue
             pts, closed = layout(sp)
