@@ -68,17 +68,18 @@ def _element_cases():
         SVG + '<defs><path id="p" stroke="black" d="M0 0 L5 5"/></defs>'
         + '<use href="#p"/>' * (k // 2 - 2) + "</svg>"), e
     d = L.MAX_DEPTH - 2  # the root <svg> and the path are levels too
-    yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1)'> around a path", lambda k: (
-        SVG + '<g transform="rotate(1)">' * k + '<path stroke="black" d="M0 0 L5 5"/>' + "</g>" * k + "</svg>"), d
+    yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1 50 50)'> around a path", lambda k: (
+        SVG + '<g transform="rotate(1 50 50)">' * k + '<path stroke="black" d="M40 40 L60 60"/>' + "</g>" * k
+        + "</svg>"), d
     yield "nested_groups_wide", "nested rotated groups, each with 40 paths", lambda k: (
-        SVG + ('<g transform="rotate(1)">' + '<path stroke="black" d="M0 0 L5 5"/>' * 40) * k + "</g>" * k
+        SVG + ('<g transform="rotate(1 50 50)">' + '<path stroke="black" d="M40 40 L60 60"/>' * 40) * k + "</g>" * k
         + "</svg>"), min(d, (L.MAX_ELEMENTS - 1) // 41)
 
 
 def _attribute_cases():
     t = L.MAX_TRANSFORM_FUNCTIONS
-    yield "transform_list", "one transform attribute with MAX_TRANSFORM_FUNCTIONS rotate(1)", lambda k: (
-        SVG + f'<path stroke="black" d="M0 0 L5 5" transform="{"rotate(1)" * k}"/></svg>'), t
+    yield "transform_list", "one transform attribute with MAX_TRANSFORM_FUNCTIONS rotate(1 50 50)", lambda k: (
+        SVG + f'<path stroke="black" d="M40 40 L60 60" transform="{"rotate(1 50 50)" * k}"/></svg>'), t
     yield "css_rules", "MAX_CSS_RULES class rules on 1000 elements", lambda k: (
         SVG + "<style>" + "".join(f".c{i}{{stroke:#{i % 4096:03x}}}" for i in range(k)) + "</style>"
         + "".join(f'<path class="c{i % k} c{(i * 7) % k}" d="M0 0 L{i % 50} 5"/>' for i in range(1000)) + "</svg>"), \
