@@ -322,7 +322,8 @@ def test_css_selectors_and_specificity():
     close(st.stroke_color, [[0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
     close(st.stroke_width, [2, 9, 1, 1])
     close(st.stroke_opacity, [0.5, 0.5, 0.5, 1])
-    assert len(result.warnings) == 1 and "unsupported selectors" in result.warnings[0]
+    css = [w for w in result.warnings if not w.startswith("unsupported stroke-linecap")]  # widths 2 and 9: caps show
+    assert len(css) == 1 and "unsupported selectors" in css[0]
 
 
 def test_stroke_width_override():

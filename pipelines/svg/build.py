@@ -52,7 +52,8 @@ FEATURES = {
     "marker": "markers are not drawn",
     "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
-    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps)",
+    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps; butt-capped dashes are "
+                      "shortened by half the width)",
     "stroke-linejoin": "miter/bevel joins drawn round (the rasterizer draws round joins)",
     "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",
     "vector-effect": "non-scaling-stroke ignored (the stroke scales with the transform)",
@@ -60,7 +61,36 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
+                          "transform)",
 }
+
+
+MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
+# round differ visibly (the cap difference is ~0.4 w^2 px per end)
+
+
+def _has_corner(subpaths) -> bool:
+    """Does any join (between segments, and the closing join of closed subpaths) turn by more than ~1 degree?"""
+    def direction(a, b):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        n = math.hypot(dx, dy)
+        return (dx / n, dy / n) if n > 0 else None
+
+    def end_dir(c):
+        return next((d for d in (direction(c[2], c[3]), direction(c[1], c[3]), direction(c[0], c[3])) if d), None)
+
+    def start_dir(c):
+        return next((d for d in (direction(c[0], c[1]), direction(c[0], c[2]), direction(c[0], c[3])) if d), None)
+
+    for sp in subpaths:
+        segs = sp.segments
+        pairs = list(zip(segs, segs[1:])) + ([(segs[-1], segs[0])] if sp.closed and len(segs) > 1 else [])
+        for c0, c1 in pairs:
+            d0, d1 = end_dir(c0), start_dir(c1)
+            if d0 and d1 and d0[0] * d1[0] + d0[1] * d1[1] < 0.99985:
+                return True
+    return False
 
 
 class Report:
@@ -193,7 +223,7 @@ class Builder:
         """A length in user units; % of the viewport's width ("x"), height ("y") or normalised diagonal."""
         w, h = ctx.viewport
         ref = w if axis == "x" else h if axis == "y" else math.sqrt((w * w + h * h) / 2)
-        return parse_length(value, ref, font_size, (self.root_font_size,) + tuple(self.root_viewport))
+        return parse_length(value, ref, font_size)
 
     def _set(self, s: _Style, prop: str, value: str, parent: _Style, ctx: _Context) -> bool:
         """Sets one property from a declared value; False if the value is invalid."""
@@ -411,9 +441,8 @@ class Builder:
                 sym_style = self.style_of(target, style, inner)
                 if not sym_style.display:
                     return
+                # a transform on <symbol> is SVG 2 only; ignored as in SVG 1.1 and resvg
                 sym_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * sym_style.opacity)
-                if sym_style.transform is not None:
-                    sym_ctx.ctm = multiply(sym_ctx.ctm, sym_style.transform)
                 size = (elem.get("width") if elem.get("width") not in (None, "auto") else target.get("width"),
                         elem.get("height") if elem.get("height") not in (None, "auto") else target.get("height"))
                 self.nested_svg(elem, sym_style, sym_ctx, target, size)
@@ -469,6 +498,8 @@ class Builder:
             else:
                 rx = self._length(elem.get("rx", "auto"), ctx, "x", fs)
                 ry = self._length(elem.get("ry", "auto"), ctx, "y", fs)
+                rx = None if rx is not None and rx < 0 else rx  # negative or invalid: auto (SVG 2)
+                ry = None if ry is not None and ry < 0 else ry
                 rx, ry = (ry if rx is None else rx), (rx if ry is None else ry)
             if rx is None or ry is None or rx <= 0 or ry <= 0:
                 return []
@@ -500,6 +531,10 @@ class Builder:
         stroke_rgb, stroke_alpha = self.paint(style.stroke, style, elem)
         a, b, c, d, _, _ = ctx.ctm
         scale = math.sqrt(abs(a * d - b * c))
+        if stroke_rgb is not None and style.stroke_width > 0 and (
+                abs(a * a + b * b - c * c - d * d) > 1e-6 * (a * a + b * b + c * c + d * d) or
+                abs(a * c + b * d) > 1e-6 * (a * a + b * b + c * c + d * d)):
+            self.report.add("non-uniform stroke", elem, inst)
         width = style.stroke_width * scale
         if not math.isfinite(width):
             raise SVGLoadError(f"non-finite stroke width on <{name}>")
@@ -513,12 +548,13 @@ class Builder:
             stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
         if fill_opacity <= 0:
             fill_rgb, fill_opacity = None, 0.0
-        if stroke_rgb is not None and style.cap_join_declared:
-            # Only declared values are reported: the initial butt caps / miter joins of every plain stroke are
-            # drawn round too (a documented limit of the rasterizer), which would make this warning noise.
+        if stroke_rgb is not None and (style.cap_join_declared or width >= MIN_VISIBLE_CAP_WIDTH):
+            # The rasterizer draws round caps and joins. Reported when the document asks for others explicitly,
+            # or when the stroke is wide enough for the difference to show (the initial butt caps / miter joins
+            # of thin strokes differ by less than a pixel); joins only where the path has a corner.
             if style.linecap != "round" and any(not sp.closed for sp in subpaths):
                 self.report.add("stroke-linecap", elem, inst)
-            if style.linejoin != "round" and any(len(sp.segments) > 1 for sp in subpaths):
+            if style.linejoin != "round" and _has_corner(subpaths):
                 self.report.add("stroke-linejoin", elem, inst)
         if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
             self.report.add("group opacity", elem, inst)
@@ -529,7 +565,9 @@ class Builder:
                 if self.dashes + count_dashes(subpaths, pattern) > MAX_DASHES:
                     self.report.add("dashes", elem, inst)
                 else:
-                    stroke_pieces = dash(subpaths, pattern, style.dashoffset)
+                    stroke_pieces = dash(subpaths, pattern, style.dashoffset, style.linecap, style.stroke_width)
+                    if style.linecap != "round":
+                        self.report.add("stroke-linecap", elem, inst)  # dash ends show the cap, whatever declared
                     self.dashes += len(stroke_pieces)
         fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
         for sp in fill_geom:
@@ -591,7 +629,7 @@ class Builder:
         separate = stroke_geom is not None
         group = self.group
         self.group += 1
-        for sp in fill_geom:
+        for sp in fill_geom if (fill_rgb is not None or not separate) else ():  # no empty shell beside pieces
             if not sp.segments:
                 continue
             pts, closed = layout(sp)

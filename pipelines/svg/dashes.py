@@ -83,37 +83,54 @@ def count_dashes(subpaths: Sequence[Subpath], pattern: List[float]) -> int:
     return int(total / sum(pattern) * len(pattern) / 2) + len(subpaths)
 
 
-def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float) -> List[Subpath]:
-    """Dash pieces of every subpath (dashing restarts at each subpath, as in SVG); zero-length dashes are
-    dropped."""
+def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: str = "round",
+         width: float = 0.0) -> List[Subpath]:
+    """Dash pieces of every subpath (dashing restarts at each subpath, as in SVG).
+
+    The rasterizer draws round caps only. cap="butt": each dash is shortened by half the stroke width at both
+    ends, so its round caps stay inside the butt dash (a closer match than round caps on the full dash);
+    zero-length dashes draw nothing. cap="round"/"square": full dashes, zero-length ones become dots.
+    """
     period = sum(pattern)
+    trim = width / 2 if cap == "butt" else 0.0
     out: List[Subpath] = []
     for sp in subpaths:
-        # position in the pattern at the subpath's start
+        tables = [_table(c) for c in sp.segments]
+        starts, acc = [], 0.0
+        for ts, lengths in tables:
+            starts.append(acc)
+            acc += lengths[-1]
+        total = acc
+        # dash intervals [a, b] along the subpath
         phase = offset % period
-        index = 0
-        while phase >= pattern[index]:
-            phase -= pattern[index]
-            index = (index + 1) % len(pattern)
-        left = pattern[index] - phase  # length left in the current dash/gap
-        piece: List[Cubic] = []
-        for c in sp.segments:
-            ts, lengths = _table(c)
-            length, at = lengths[-1], 0.0
-            while True:
-                step = min(left, length - at)
-                if index % 2 == 0 and step > 0:
-                    piece.append(split(c, _t_at(ts, lengths, at), _t_at(ts, lengths, at + step)))
-                at += step
-                left -= step
-                if left <= 1e-12 * (1 + period):
-                    if index % 2 == 0 and piece:
-                        out.append(Subpath(piece, False))
-                        piece = []
-                    index = (index + 1) % len(pattern)
-                    left = pattern[index]
-                if at >= length - 1e-12 * (1 + length):
+        index, pos = 0, -phase
+        intervals = []
+        while pos < total:
+            end = pos + pattern[index]
+            if index % 2 == 0 and end >= 0:
+                intervals.append((max(pos, 0.0), min(end, total)))
+            pos, index = end, (index + 1) % len(pattern)
+        first = 0  # intervals increase: segments that end before the current one are never visited again
+        for a, b in intervals:
+            if cap == "butt" and b - a <= 0:
+                continue
+            a2, b2 = a + trim, b - trim
+            if b2 - a2 <= 1e-6 * (1 + width):
+                mid = (a + b) / 2
+                eps = max(1e-3 * width, 1e-6)
+                a2, b2 = max(0.0, mid - eps), min(total, mid + eps)
+            piece = []
+            while first < len(starts) - 1 and starts[first + 1] <= a2:
+                first += 1
+            for k in range(first, len(starts)):
+                c, (ts, lengths), s0 = sp.segments[k], tables[k], starts[k]
+                if s0 > b2:
                     break
-        if piece:
-            out.append(Subpath(piece, False))
+                length = lengths[-1]
+                lo, hi = max(a2, s0), min(b2, s0 + length)
+                if hi < lo or (hi == lo and length > 0):
+                    continue
+                piece.append(split(c, _t_at(ts, lengths, lo - s0), _t_at(ts, lengths, hi - s0)))
+            if piece:
+                out.append(Subpath(piece, False))
     return out

@@ -350,18 +350,17 @@ def parse_transform(text: str) -> Matrix:
 
 # ----------------------------------------------------------------------------------------------------- lengths
 
-_LENGTH_RE = re.compile(r"[ \t\r\n\f]*(%s)(px|pt|pc|mm|cm|in|q|em|ex|rem|vw|vh|vmin|vmax|%%)?[ \t\r\n\f]*" % _NUMBER,
+_LENGTH_RE = re.compile(r"[ \t\r\n\f]*(%s)(px|pt|pc|mm|cm|in|em|ex|%%)?[ \t\r\n\f]*" % _NUMBER,
                         re.IGNORECASE)
 _ABSOLUTE_UNITS = {"": 1.0, "px": 1.0, "pt": 4.0 / 3.0, "pc": 16.0, "mm": 96.0 / 25.4, "cm": 96.0 / 2.54,
-                   "in": 96.0, "q": 96.0 / 25.4 / 4.0}
+                   "in": 96.0}
 DEFAULT_FONT_SIZE = 16.0  # CSS 'medium'
 
 
-def parse_length(text: Optional[str], percent_of: float, font_size: float = DEFAULT_FONT_SIZE,
-                 root: Tuple[float, float, float] = (DEFAULT_FONT_SIZE, 100.0, 100.0)) -> Optional[float]:
-    """A CSS/SVG length in user units: px/pt/pc/mm/cm/in/q (96 px per inch), em (font size), ex (half of it, as
-    resvg and browsers without font metrics), rem (root font size), vw/vh/vmin/vmax (root viewport
-    `root` = (root font size, width, height)), % of `percent_of`. None if missing or invalid."""
+def parse_length(text: Optional[str], percent_of: float, font_size: float = DEFAULT_FONT_SIZE) -> Optional[float]:
+    """A CSS/SVG length in user units: px/pt/pc/mm/cm/in (96 px per inch), em (font size), ex (half of it, as
+    resvg and browsers without font metrics), % of `percent_of`. None if missing or invalid (the SVG 2 / CSS
+    units rem, vw, vh, vmin, vmax, Q, ch... are invalid here, as in resvg). """
     if text is None:
         return None
     m = _LENGTH_RE.fullmatch(text)
@@ -374,11 +373,6 @@ def parse_length(text: Optional[str], percent_of: float, font_size: float = DEFA
         return value * font_size
     if unit == "ex":
         return value * font_size / 2.0
-    if unit == "rem":
-        return value * root[0]
-    if unit in ("vw", "vh", "vmin", "vmax"):
-        w, h = root[1], root[2]
-        return value / 100.0 * {"vw": w, "vh": h, "vmin": min(w, h), "vmax": max(w, h)}[unit]
     return value * _ABSOLUTE_UNITS[unit]
 
 

@@ -44,6 +44,10 @@ def parse_colour(text: str) -> Optional[Tuple[RGB, float]]:
         rest = _NUM_PCT_RE.sub("", m.group(2)).replace(",", " ").replace("/", " ").strip()
         if rest or len(args) not in (3, 4):
             return None
+        # CSS Color 3, as resvg: the three channels all numbers or all percentages, alpha a plain number
+        if m.group(1).lower().startswith("rgb") and (len({a.endswith("%") for a in args[:3]}) > 1 or (
+                len(args) == 4 and args[3].endswith("%"))):
+            return None
 
         def unit(a, scale):
             v = float(a[:-1]) / 100.0 if a.endswith("%") else float(a) / scale
@@ -170,12 +174,7 @@ def parse_paint(text: str) -> Optional[Paint]:
         if rest and fallback is None:
             return None
         return Paint("server", server=ident, fallback=fallback)
-    colour = parse_colour(text)
+    colour = parse_colour(text)  # '#abc icc-color(...)' is invalid, as in resvg and CSS
     if colour is None:
-        # SVG 1.1 allows an ICC colour after an sRGB fallback: '#abc icc-color(...)'
-        head, _, tail = text.partition(" ")
-        if tail.strip().lower().startswith("icc-color("):
-            colour = parse_colour(head)
-        if colour is None:
-            return None
+        return None
     return Paint("color", rgb=colour[0], alpha=colour[1])

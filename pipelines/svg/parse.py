@@ -344,7 +344,8 @@ class _Cleaner:
         elif name in ("polyline", "polygon"):
             segments = self._clean_points(elem, name)
         elif name in ("rect", "circle", "ellipse", "line"):
-            sizes = {"rect": ("width", "height"), "circle": ("r",), "ellipse": ("rx", "ry"), "line": ()}[name]
+            # (a negative rx/ry of an ellipse means auto, SVG 2: build.py resolves it)
+            sizes = {"rect": ("width", "height"), "circle": ("r",), "ellipse": (), "line": ()}[name]
             if any(attrib.get(k, "").strip().startswith("-") for k in sizes):
                 self.malformed.append(f"{_describe(elem)} has a negative size (not drawn)")  # svgelements mirrors it
                 return False
