@@ -117,3 +117,10 @@ def test_element_limit_is_exact():
     lines = '<line x2="5" y2="5" stroke="black"/>'
     assert load_svg_sketch(SVG + lines * (limits.MAX_ELEMENTS - 1) + "</svg>").sketch.num_paths > 0
     refused(SVG + lines * limits.MAX_ELEMENTS + "</svg>", "too many elements", str(limits.MAX_ELEMENTS))
+
+
+@pytest.mark.parametrize("pattern", ["4.9e-324", "1e-300 1e-300", "0.00001"])
+def test_dash_patterns_too_fine_to_draw_become_solid_with_a_warning(pattern):
+    result = load_svg_sketch(SVG + f'<rect width="50" height="50" stroke="red" stroke-dasharray="{pattern}"/></svg>')
+    assert result.sketch.num_paths == 1
+    assert any("too many dashes" in w for w in result.warnings)
