@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 from pipelines.svg import limits as L  # noqa: E402  (after the sys.path line)
 from pipelines.svg import SVGLoadError, load_svg_sketch  # noqa: E402
+from pipelines.svg.dashes import MAX_DASHES  # noqa: E402
 
 BUDGET_S = 2.0
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
@@ -68,17 +69,26 @@ def _element_cases():
         SVG + '<defs><path id="p" stroke="black" d="M0 0 L5 5"/></defs>'
         + '<use href="#p"/>' * (k // 2 - 2) + "</svg>"), e
     d = L.MAX_DEPTH - 2  # the root <svg> and the path are levels too
-    yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1)'> around a path", lambda k: (
-        SVG + '<g transform="rotate(1)">' * k + '<path stroke="black" d="M0 0 L5 5"/>' + "</g>" * k + "</svg>"), d
+    yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1 50 50)'> around a path", lambda k: (
+        SVG + '<g transform="rotate(1 50 50)">' * k + '<path stroke="black" d="M40 40 L60 60"/>' + "</g>" * k
+        + "</svg>"), d
     yield "nested_groups_wide", "nested rotated groups, each with 40 paths", lambda k: (
-        SVG + ('<g transform="rotate(1)">' + '<path stroke="black" d="M0 0 L5 5"/>' * 40) * k + "</g>" * k
+        SVG + ('<g transform="rotate(1 50 50)">' + '<path stroke="black" d="M40 40 L60 60"/>' * 40) * k + "</g>" * k
         + "</svg>"), min(d, (L.MAX_ELEMENTS - 1) // 41)
 
 
+def _dash_case(k: int) -> str:
+    rows = 49  # a zigzag of 49 rows of 100 user units: length 4900 + 48
+    d = "M0 1" + "".join(f" h{100 if i % 2 == 0 else -100} v2" for i in range(rows))
+    period = (100 * rows + 2 * rows) / (k - 1)  # count_dashes = length / period + 1 subpath
+    return SVG + f'<path stroke="black" fill="none" stroke-dasharray="{period / 2!r}" d="{d}"/></svg>'
+
+
 def _attribute_cases():
+    yield "dashes", "one dashed <path> cut into MAX_DASHES pieces", _dash_case, MAX_DASHES - 1
     t = L.MAX_TRANSFORM_FUNCTIONS
-    yield "transform_list", "one transform attribute with MAX_TRANSFORM_FUNCTIONS rotate(1)", lambda k: (
-        SVG + f'<path stroke="black" d="M0 0 L5 5" transform="{"rotate(1)" * k}"/></svg>'), t
+    yield "transform_list", "one transform attribute with MAX_TRANSFORM_FUNCTIONS rotate(1 50 50)", lambda k: (
+        SVG + f'<path stroke="black" d="M40 40 L60 60" transform="{"rotate(1 50 50)" * k}"/></svg>'), t
     yield "css_rules", "MAX_CSS_RULES class rules on 1000 elements", lambda k: (
         SVG + "<style>" + "".join(f".c{i}{{stroke:#{i % 4096:03x}}}" for i in range(k)) + "</style>"
         + "".join(f'<path class="c{i % k} c{(i * 7) % k}" d="M0 0 L{i % 50} 5"/>' for i in range(1000)) + "</svg>"), \
@@ -116,6 +126,7 @@ def main(argv=None) -> int:
     logging.getLogger("VideoPriors").setLevel(logging.ERROR)
     wanted = {c for c in args.cases.split(",") if c}
     limits = {name: getattr(L, name) for name in dir(L) if name.startswith("MAX_") or name.endswith("_COST")}
+    limits["MAX_DASHES"] = MAX_DASHES
     results, worst = [], 0.0
     print(f"limits: {limits}")
     print(f"{'case':24} {'size':>9} {'under: wall/cpu s':>18} {'over: wall/cpu s':>17}  outcome under | over")

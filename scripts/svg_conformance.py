@@ -32,7 +32,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipelines import svg_loader  # noqa: E402  (after the sys.path line)
+from pipelines import svg as svg_loader  # noqa: E402  (after the sys.path line)
 from pipelines.raster import rasterize_sketch  # noqa: E402
 
 # 30 dB = a mean squared error of 0.1 % of full scale. Chosen by looking at renders side by side (--save-dir):
@@ -71,14 +71,17 @@ def _reference(path: str) -> np.ndarray:
 
 
 def _load(data: bytes, width: int, height: int):
-    """Load keeping the document's viewport, mapped onto a width x height image (the reference's size).
+    """Load keeping the document's viewport, rendered at width x height (the reference's size).
 
-    Returns (image [H, W, 3] numpy on white, warnings). fit=False maps the viewport onto a square canvas,
-    centred and scaled uniformly; a non-square result is cropped to the viewport."""
-    canvas = max(width, height)
-    result = svg_loader.load_svg_sketch(data, canvas_size=canvas, fit=False)
-    sketch = result.sketch
-    img = rasterize_sketch(sketch, background=(1.0, 1.0, 1.0))[0].detach().double().numpy()
+    Returns (image [H, W, 3] numpy on white, warnings). With canvas_size=None the loader's canvas is the
+    document's own viewport and the rasterizer scales it to the reference size; a loader without that mode gets
+    fit=False on a square canvas, cropped to the viewport."""
+    if "canvas_size=None" in (svg_loader.load_svg_sketch.__doc__ or "").replace(" ", ""):
+        result = svg_loader.load_svg_sketch(data, canvas_size=None, fit=False)
+        img = rasterize_sketch(result.sketch, out_size=(width, height), background=(1.0, 1.0, 1.0))
+        return np.clip(img[0].detach().double().numpy(), 0.0, 1.0), list(result.warnings)
+    result = svg_loader.load_svg_sketch(data, canvas_size=max(width, height), fit=False)
+    img = rasterize_sketch(result.sketch, background=(1.0, 1.0, 1.0))[0].detach().double().numpy()
     h, w = img.shape[:2]
     if (w, h) != (width, height):  # square canvas: the viewport is centred in it
         x0, y0 = (w - width) // 2, (h - height) // 2
@@ -152,8 +155,8 @@ def table(summary: dict) -> str:
 
 
 def cause(record: dict, causes: dict) -> str:
-    """Known cause of a failure: an exact test name, the longest matching name prefix, or '@element' for a
-    test whose warnings name that skipped element."""
+    """Known cause of a failure: an exact test name, the longest matching name prefix, or '@feature' for a
+    test whose warnings say 'unsupported <feature>'."""
     name = record["test"]
     if name in causes:
         return causes[name]
@@ -161,7 +164,7 @@ def cause(record: dict, causes: dict) -> str:
     if prefixes:
         return causes[max(prefixes, key=len)]
     said = " ".join(record["warnings"])
-    found = [text for key, text in causes.items() if key.startswith("@") and f"{key[1:]}\u00d7" in said]
+    found = [text for key, text in causes.items() if key.startswith("@") and f"unsupported {key[1:]}" in said]
     return "; ".join(dict.fromkeys(found)) or "?"
 
 

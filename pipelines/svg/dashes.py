@@ -80,7 +80,8 @@ def count_dashes(subpaths: Sequence[Subpath], pattern: List[float]) -> int:
     for sp in subpaths:
         for c in sp.segments:
             total += sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(c, c[1:]))
-    return int(total / sum(pattern) * len(pattern) / 2) + len(subpaths)
+    count = total / sum(pattern) * len(pattern) / 2 + len(subpaths)
+    return int(count) if count <= MAX_DASHES else MAX_DASHES + 1  # also inf/nan: a denormal pattern sum
 
 
 def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: str = "round",
