@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Union
 
 from ..sketch import Sketch
 from .build import build_paths, root_viewport, to_canvas
+from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
 from .parse import _Cleaner, _check_source, _parse_xml
 
@@ -55,6 +56,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
+    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath>
     cleaner = _Cleaner(root)
     cleaner.run()
     warnings = list(cleaner.warnings)
@@ -63,7 +65,8 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
     try:
         declared = root_viewport(root, reference)[2]
         raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, reference,
-                                               clip_root=(not fit) or declared, warnings=warnings)
+                                               clip_root=(not fit) or declared, warnings=warnings,
+                                               clip_rects=clip_rects)
     except SVGLoadError:
         raise
     except Exception as exc:  # a bug of ours must still surface as the loader's error
