@@ -27,10 +27,10 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
                     stroke_width: float = 0.0, force_black: bool = False, max_paths: int = 0) -> SVGLoadResult:
     """Parse an SVG document (bytes or the SVG text) into a Sketch of cubic Bezier paths.
 
-    canvas_size: output canvas is canvas_size x canvas_size pixels. None: the canvas is the document's own
-        viewport, ceil(width) x ceil(height) pixels (non-square allowed) with user units = pixels; width/height
-        missing or in % resolve against the viewBox size (100 x 100 without one), as resvg does. This is the
-        mode to compare with other renderers (use fit=False with it).
+    canvas_size: output canvas is canvas_size x canvas_size pixels. canvas_size=None: the canvas is the
+        document's own viewport, ceil(width) x ceil(height) pixels (non-square allowed), user units = pixels;
+        width/height missing or in % resolve against the viewBox size (100 x 100 without one), as resvg does.
+        This is the mode to compare with other renderers (use fit=False with it).
     fit: True fits the content (control points plus half stroke width) into the canvas with a 5 % margin,
         centred, keeping aspect ratio; content outside the root viewport is clipped first when the document
         declares its viewport (a viewBox, or absolute width and height). False maps the document viewport onto
