@@ -41,7 +41,7 @@ INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "str
              "marker-start", "marker-mid", "marker-end", "paint-order"}
 NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
                  "transform", "vector-effect"}
-PROPERTIES = INHERITED | NOT_INHERITED | {"marker"}
+PROPERTIES = INHERITED | NOT_INHERITED | {"marker", "background-color"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
 # feature -> what happens instead (the warning text)
@@ -61,6 +61,7 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "background-color": "the root's background colour is not drawn (the sketch has no background path)",
     "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
                           "transform)",
 }
@@ -706,6 +707,9 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
     top = _Context(IDENTITY, (width, height), (), 1.0)
     style = builder.style_of(root, base, top)
     builder.root_font_size = style.font_size
+    background = cascade(root, css.get(root, ()), {"background-color"}).get("background-color", [])
+    if background and background[0].strip().lower() not in ("transparent", "none", "initial"):
+        builder.report.add("background-color", root)
     if not style.display or not builder.conditions_hold(root):
         return [], (width, height), builder.report, declared
     ctm = IDENTITY
