@@ -343,3 +343,18 @@ def test_features_counted_per_use_instance():
 def test_only_unsupported_content_is_an_empty_svg_error_naming_it():
     with pytest.raises(SVGLoadError, match="<text>"):
         load('<text>hello</text>')
+
+
+@pytest.mark.parametrize("body", [
+    '<clipPath id="c"><rect width="5" height="5"/></clipPath><g transform="scale(0)" clip-path="url(#c)">'
+    '<rect width="9" height="9"/></g><rect width="1" height="1"/>',  # singular transform and a clip path
+    '<rect width="9" height="9" transform="matrix(0 0 0 0 0 0)" stroke="black"/><rect width="1" height="1"/>',
+])
+def test_singular_transforms_draw_nothing(body):
+    sk = load(body, canvas_size=32, force_black=True).sketch  # force_black would otherwise stroke a collapsed shape
+    assert sk.num_paths == 1 and torch.isfinite(sk.points).all()
+
+
+def test_fit_with_a_denormal_extent_stays_finite():
+    sk = load('<line x1="0" y1="0" x2="0" y2="1e-320" stroke="black"/>', head="", canvas_size=64).sketch
+    assert torch.isfinite(sk.points).all() and torch.isfinite(sk.style.stroke_width).all()

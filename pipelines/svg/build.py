@@ -372,7 +372,10 @@ class Builder:
             if style.clip_path in self.clip_rects and self.clip_rects[style.clip_path] is not None:
                 rect_, m = self.clip_rects[style.clip_path]
                 to_clip = multiply(ctm, m)  # the clip path lives in the user space of the referencing element
-                clips = clips + ((rect_, invert(to_clip), to_clip),)
+                inverse = invert(to_clip)
+                if inverse is None:
+                    return  # a singular transform: the element collapses to a line and is not drawn
+                clips = clips + ((rect_, inverse, to_clip),)
             elif style.clip_path in self.clip_rects:
                 self.report.add("clip-path", elem, self.instance)
             # a reference to a missing element: SVG 2 draws the element unclipped
@@ -547,6 +550,8 @@ class Builder:
         fill_rgb, fill_alpha = self.paint(style.fill, style, elem)
         stroke_rgb, stroke_alpha = self.paint(style.stroke, style, elem)
         a, b, c, d, _, _ = ctx.ctm
+        if a * d - b * c == 0:
+            return  # a singular transform (scale(0), a zeroed matrix): nothing is rendered
         scale = math.sqrt(abs(a * d - b * c))
         if stroke_rgb is not None and style.stroke_width > 0 and (
                 abs(a * a + b * b - c * c - d * d) > 1e-6 * (a * a + b * b + c * c + d * d) or
@@ -767,7 +772,8 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
         fixed = max(fixed_widths)
         if min(avail_x, avail_y) - fixed > 0.25 * min(avail_x, avail_y):
             avail_x, avail_y = avail_x - fixed, avail_y - fixed  # fixed-width strokes stick out by half a width
-        scales = [a / float(e) for a, e in zip((avail_x, avail_y), extent.tolist()) if e > 0]
+        # extents below 1e-9 (a point, or denormal differences) count as none: they would scale to infinity
+        scales = [a / float(e) for a, e in zip((avail_x, avail_y), extent.tolist()) if e > 1e-9]
         scale = min(scales) if scales else 1.0
         out = (pts - (lo + hi) / 2) * scale + torch.tensor([out_w / 2, out_h / 2], dtype=torch.float64)
     else:
