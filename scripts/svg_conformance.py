@@ -128,29 +128,35 @@ def summarise(records: list, threshold: float) -> dict:
     cats = {}
     for r in records:
         cat = r["test"].rsplit("/", 1)[0]
-        c = cats.setdefault(cat, {"tests": 0, "scored": 0, "passed": 0, "not_scored": 0})
+        c = cats.setdefault(cat, {"tests": 0, "scored": 0, "passed": 0, "failed_with_warning": 0, "not_scored": 0})
         c["tests"] += 1
         if r["scored"]:
             c["scored"] += 1
             c["passed"] += int(r["passed"])
+            c["failed_with_warning"] += int(not r["passed"] and bool(r["warnings"] or r["error"]))
         else:
             c["not_scored"] += 1
     for c in cats.values():
         c["pass_rate"] = round(c["passed"] / c["scored"], 4) if c["scored"] else None
     scored = sum(c["scored"] for c in cats.values())
     passed = sum(c["passed"] for c in cats.values())
+    warned = sum(c["failed_with_warning"] for c in cats.values())
     return {"threshold_db": threshold, "tests": len(records), "scored": scored, "passed": passed,
+            "failed_with_warning": warned,
             "pass_rate": round(passed / scored, 4) if scored else None,
             "crashes": sum(1 for r in records if (r["error"] or "").startswith("CRASH")), "categories": cats}
 
 
 def table(summary: dict) -> str:
-    lines = ["| category | passed / scored | pass rate | not scored (UB) |", "|---|---|---|---|"]
+    lines = ["| category | passed / scored | pass rate | failed with a warning | not scored (UB) |",
+             "|---|---|---|---|---|"]
     for cat, c in summary["categories"].items():
         rate = "-" if c["pass_rate"] is None else f"{100 * c['pass_rate']:.0f} %"
-        lines.append(f"| {cat} | {c['passed']} / {c['scored']} | {rate} | {c['not_scored']} |")
+        lines.append(f"| {cat} | {c['passed']} / {c['scored']} | {rate} | {c['failed_with_warning']} | "
+                     f"{c['not_scored']} |")
     lines.append(f"| **all** | **{summary['passed']} / {summary['scored']}** | "
-                 f"**{100 * summary['pass_rate']:.1f} %** | {summary['tests'] - summary['scored']} |")
+                 f"**{100 * summary['pass_rate']:.1f} %** | {summary['failed_with_warning']} | "
+                 f"{summary['tests'] - summary['scored']} |")
     return "\n".join(lines)
 
 
