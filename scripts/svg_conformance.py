@@ -198,8 +198,18 @@ def main(argv=None) -> int:
     ap.add_argument("--save-dir", default="", help="write ours|reference side-by-side PNGs here")
     args = ap.parse_args(argv)
 
+    threads, logger = torch.get_num_threads(), logging.getLogger("VideoPriors")
+    level = logger.level
     torch.set_num_threads(1)
-    logging.getLogger("VideoPriors").setLevel(logging.ERROR)  # warnings are recorded per test instead
+    logger.setLevel(logging.ERROR)  # warnings are recorded per test instead
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+        logger.setLevel(level)
+
+
+def _run(args) -> int:
     suite = os.path.abspath(args.suite)
     wanted = [c.strip().strip("/") for c in args.categories.split(",") if c.strip()]
     cats = [c for c in IN_SCOPE if not wanted or any(c == w or c.startswith(w + "/") for w in wanted)]
