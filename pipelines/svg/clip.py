@@ -9,6 +9,7 @@ stick out of the rectangle by up to half a width).
 """
 from __future__ import annotations
 
+import math
 from typing import List, Sequence, Tuple
 
 from .dashes import split
@@ -23,28 +24,56 @@ def _coord(c: Cubic, axis: int, t: float) -> float:
 
 
 def _crossings(c: Cubic, axis: int, value: float) -> List[float]:
-    """Parameters in (0, 1) where the cubic's coordinate `axis` crosses `value` (sign changes, bisected)."""
-    ctrl = [p[axis] - value for p in c]
-    if min(ctrl) >= 0 or max(ctrl) <= 0:
+    """Parameters in (0, 1) where the cubic's coordinate `axis` equals `value` (closed-form roots of the cubic
+    polynomial, polished by Newton steps)."""
+    p0, p1, p2, p3 = (p[axis] - value for p in c)
+    if min(p0, p1, p2, p3) >= 0 or max(p0, p1, p2, p3) <= 0:
         return []
-    out, n = [], 32
-    prev_t, prev_v = 0.0, ctrl[0]
-    for i in range(1, n + 1):
-        t = i / n
-        v = _coord(c, axis, t) - value
-        if (prev_v < 0 < v) or (prev_v > 0 > v):
-            lo, hi, vlo = prev_t, t, prev_v
-            for _ in range(40):
-                mid = (lo + hi) / 2
-                vm = _coord(c, axis, mid) - value
-                if (vm < 0) == (vlo < 0):
-                    lo, vlo = mid, vm
-                else:
-                    hi = mid
-            out.append((lo + hi) / 2)
-        if v != 0:
-            prev_t, prev_v = t, v
-    return out
+    a = -p0 + 3 * p1 - 3 * p2 + p3
+    b = 3 * p0 - 6 * p1 + 3 * p2
+    cc = -3 * p0 + 3 * p1
+    d = p0
+    scale = max(abs(a), abs(b), abs(cc), abs(d))
+    roots: List[float] = []
+    if abs(a) <= 1e-12 * scale:
+        if abs(b) <= 1e-12 * scale:
+            if cc != 0:
+                roots = [-d / cc]
+        else:
+            disc = cc * cc - 4 * b * d
+            if disc >= 0:
+                sq = math.sqrt(disc)
+                roots = [(-cc + sq) / (2 * b), (-cc - sq) / (2 * b)]
+    else:
+        # depressed cubic t = u - b/3a: u^3 + p u + q = 0
+        bn, cn, dn = b / a, cc / a, d / a
+        p = cn - bn * bn / 3
+        q = 2 * bn ** 3 / 27 - bn * cn / 3 + dn
+        disc = (q / 2) ** 2 + (p / 3) ** 3
+        shift = -bn / 3
+        if disc > 0:
+            sq = math.sqrt(disc)
+            u = math.copysign(abs(-q / 2 + sq) ** (1 / 3), -q / 2 + sq)
+            v = math.copysign(abs(-q / 2 - sq) ** (1 / 3), -q / 2 - sq)
+            roots = [u + v + shift]
+        else:
+            r = math.sqrt(max(0.0, -p / 3))
+            arg = (-q / 2) / (r ** 3) if r > 0 else 0.0
+            phi = math.acos(max(-1.0, min(1.0, arg)))
+            roots = [2 * r * math.cos((phi + 2 * math.pi * k) / 3) + shift for k in range(3)]
+    out = []
+    for t in roots:
+        if not -1e-6 < t < 1 + 1e-6:
+            continue
+        for _ in range(3):  # Newton polish
+            f = ((a * t + b) * t + cc) * t + d
+            df = (3 * a * t + 2 * b) * t + cc
+            if df == 0:
+                break
+            t -= f / df
+        if 0 < t < 1:
+            out.append(t)
+    return sorted(out)
 
 
 def _split_at(c: Cubic, ts: Sequence[float]) -> List[Cubic]:
@@ -59,6 +88,8 @@ def _bbox(subpaths: Sequence[Subpath]) -> Rect:
 
 
 def _map(subpaths: Sequence[Subpath], m: Matrix) -> List[Subpath]:
+    if m == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0):
+        return list(subpaths)
     return [Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed) for sp in subpaths]
 
 
