@@ -54,22 +54,48 @@ def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
     return out
 
 
-def _path_attrs(style: PathStyle, i: int) -> str:
+def _path_attrs(style: PathStyle, i: int, stroke: bool = True, fill: bool = True) -> str:
     attrs = ['stroke-linecap="round"', 'stroke-linejoin="round"']
     width = float(style.stroke_width[i])
-    if width > 0 and float(style.stroke_opacity[i]) > 0:
+    if stroke and width > 0 and float(style.stroke_opacity[i]) > 0:
         attrs.append(f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"')
         if float(style.stroke_opacity[i]) < 1:
             attrs.append(f'stroke-opacity="{_num(float(style.stroke_opacity[i]))}"')
     else:
         attrs.append('stroke="none"')
-    if style.closed[i] and float(style.fill_opacity[i]) > 0:
+    if fill and float(style.fill_opacity[i]) > 0:  # SVG fills an open path as if closed, as the rasterizer does
         attrs.append(f'fill="{_hex(style.fill_color[i])}"')
         if float(style.fill_opacity[i]) < 1:
             attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
+        if style.rules()[i] == "evenodd":
+            attrs.append('fill-rule="evenodd"')
     else:
         attrs.append('fill="none"')
     return " ".join(attrs)
+
+
+def _elements(style: PathStyle) -> List[tuple]:
+    """The SVG <path> elements to write, in paint order: (indices of the sketch paths whose data it joins, attributes).
+
+    A fill group of several paths becomes one element for its fill (all subpaths in one `d`, the group's fill
+    rule: holes stay holes) followed by one stroke-only element per path; a one-path group is one element.
+    """
+    out, groups, n = [], style.groups(), style.num_paths
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and groups[j + 1] == groups[i]:
+            j += 1
+        if i == j:
+            out.append(([i], _path_attrs(style, i)))
+        else:
+            if float(style.fill_opacity[i]) > 0:
+                out.append((list(range(i, j + 1)), _path_attrs(style, i, stroke=False)))
+            for k in range(i, j + 1):
+                if float(style.stroke_width[k]) > 0 and float(style.stroke_opacity[k]) > 0:
+                    out.append(([k], _path_attrs(style, k, fill=False)))
+        i = j + 1
+    return out
 
 
 def _header(width: int, height: int, background) -> List[str]:
@@ -83,8 +109,9 @@ def _header(width: int, height: int, background) -> List[str]:
 def frame_svg(style: PathStyle, points: torch.Tensor, width: int, height: int,
               background=(1.0, 1.0, 1.0)) -> str:
     lines = _header(width, height, background)
-    for i, d in enumerate(path_data(style, points)):
-        lines.append(f'<path d="{d}" {_path_attrs(style, i)}/>')
+    data = path_data(style, points)
+    for members, attrs in _elements(style):
+        lines.append(f'<path d="{" ".join(data[i] for i in members)}" {attrs}/>')
     lines.append("</svg>")
     return "\n".join(lines) + "\n"
 
@@ -108,11 +135,11 @@ def animated_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0), interpolatio
     lines = _header(anim.width, anim.height, background)
     if title:
         lines.append(f"<title>{quoteattr(title)[1:-1]}</title>")
-    for i in range(anim.style.num_paths):
-        values: Sequence[str] = [per_frame[j][i] for j in range(k)]
+    for members, attrs in _elements(anim.style):
+        values: Sequence[str] = [" ".join(per_frame[j][i] for i in members) for j in range(k)]
         if interpolation == "linear":
             values = list(values) + [values[0]]
-        lines.append(f'<path d="{values[0]}" {_path_attrs(anim.style, i)}>')
+        lines.append(f'<path d="{values[0]}" {attrs}>')
         if k > 1:
             lines.append(f'<animate attributeName="d" dur="{dur:.6g}s" repeatCount="indefinite" '
                          f'calcMode="{interpolation}" values="{";".join(values)}"/>')

@@ -291,7 +291,7 @@ def test_invalid_or_empty_dasharray_draws_a_solid_stroke(dashes):
 # ------------------------------------------------------------------------------------- unsupported features
 
 def test_every_unsupported_feature_gives_one_warning_with_its_count(caplog):
-    body = ('<defs><filter id="f"/><mask id="m"/><clipPath id="c"><rect width="5" height="5"/></clipPath>'
+    body = ('<defs><filter id="f"/><mask id="m"/><clipPath id="c"><circle r="5"/></clipPath>'
             '<marker id="k"/><pattern id="p" width="2" height="2"/>'
             '<linearGradient id="g"><stop stop-color="#ff0000"/><stop stop-color="#0000ff"/></linearGradient>'
             '<text id="unused">never drawn: in defs</text></defs>'
@@ -318,6 +318,18 @@ def test_every_unsupported_feature_gives_one_warning_with_its_count(caplog):
     # gradients keep their fallback: the mean of the stop colours
     st = result.sketch.style
     close(st.fill_color[st.fill_opacity.nonzero().flatten().tolist()[-2]], [0.5, 0, 0.5])
+
+
+def test_clip_path_of_one_rect_clips_exactly():
+    result = load('<clipPath id="c" transform="translate(10 0)"><rect x="10" y="20" width="50" height="30"/></clipPath>'
+                  '<g clip-path="url(#c)" transform="scale(2)"><rect width="100" height="100" fill="red"/>'
+                  '<path d="M0 30 H200" stroke="black" stroke-linecap="round" fill="none"/></g>')
+    sk = result.sketch
+    assert result.warnings == []
+    # the clip rect [20, 70] x [20, 50] lives in the group's user space (scale 2): [40, 140] x [40, 100]
+    close(bbox(paths(sk)[0]), [40, 40, 140, 100])
+    assert group_area(sk) == pytest.approx(100 * 60, rel=0.01)
+    close(bbox(paths(sk)[1]), [40, 60, 140, 60])  # the stroke is cut where it leaves the clip
 
 
 def test_features_counted_per_use_instance():

@@ -41,14 +41,14 @@ INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "str
              "marker-start", "marker-mid", "marker-end", "paint-order"}
 NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
                  "transform", "vector-effect"}
-PROPERTIES = INHERITED | NOT_INHERITED | {"marker"}
+PROPERTIES = INHERITED | NOT_INHERITED | {"marker", "background-color"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
 # feature -> what happens instead (the warning text)
 FEATURES = {
     "filter": "drawn without the filter",
     "mask": "drawn unmasked",
-    "clip-path": "drawn unclipped",
+    "clip-path": "drawn unclipped (only a single plain <rect> in userSpaceOnUse units clips)",
     "marker": "markers are not drawn",
     "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
@@ -61,6 +61,7 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "background-color": "the root's background colour is not drawn (the sketch has no background path)",
     "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
                           "transform)",
 }
@@ -153,7 +154,7 @@ class _Style:
     # not inherited
     opacity: float = 1.0
     display: bool = True
-    clip_path: bool = False
+    clip_path: Optional[str] = None  # id of the referenced <clipPath> ('' if not a local reference)
     mask: bool = False
     filter: bool = False
     overflow_visible: bool = False
@@ -181,8 +182,9 @@ class _Context:
 
 class Builder:
     def __init__(self, root: ET.Element, css: Dict, servers: Dict[str, PaintServer], ids: Dict[str, ET.Element],
-                 root_font_size: float = DEFAULT_FONT_SIZE):
+                 root_font_size: float = DEFAULT_FONT_SIZE, clip_rects: Optional[Dict] = None):
         self.root = root
+        self.clip_rects = clip_rects or {}
         self.css = css
         self.servers = servers
         self.ids = ids
@@ -299,7 +301,14 @@ class Builder:
         elif prop == "display":
             s.display = low != "none"
         elif prop == "clip-path":
-            s.clip_path = low != "none"
+            ref = value.strip()
+            if low == "none":
+                s.clip_path = None
+            elif low.startswith("url(") and ref.endswith(")"):
+                ident = ref[4:-1].strip().strip("'\"").strip()
+                s.clip_path = ident[1:] if ident.startswith("#") else ""
+            else:
+                return False
         elif prop == "mask":
             s.mask = low != "none"
         elif prop == "filter":
@@ -353,13 +362,21 @@ class Builder:
             return
         if name not in SHAPES and name not in CONTAINERS:
             return  # unknown elements are not rendered (as in browsers); the cleaner counted them
-        for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.clip_path, "clip-path"),
-                              (style.blend, "mix-blend-mode")):
+        for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.blend, "mix-blend-mode")):
             if flag:
                 self.report.add(feature, elem, self.instance)
         ctm = ctx.ctm if style.transform is None else multiply(ctx.ctm, style.transform)
         opacity = ctx.opacity * style.opacity
-        inner = _Context(ctm, ctx.viewport, ctx.clips, opacity)
+        clips = ctx.clips
+        if style.clip_path is not None:
+            if style.clip_path in self.clip_rects and self.clip_rects[style.clip_path] is not None:
+                rect_, m = self.clip_rects[style.clip_path]
+                to_clip = multiply(ctm, m)  # the clip path lives in the user space of the referencing element
+                clips = clips + ((rect_, invert(to_clip), to_clip),)
+            elif style.clip_path in self.clip_rects:
+                self.report.add("clip-path", elem, self.instance)
+            # a reference to a missing element: SVG 2 draws the element unclipped
+        inner = _Context(ctm, ctx.viewport, clips, opacity)
         if name in SHAPES:
             self.shape(elem, name, style, inner)
             return
@@ -673,7 +690,8 @@ def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) ->
 
 
 def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float, float]], clip_root: bool,
-                warnings: List[str]) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
+                warnings: List[str], clip_rects: Optional[Dict] = None
+                ) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
     """Walks the cleaned document. Returns (paths, root viewport size, report, viewport declared)."""
     width, height, declared = root_viewport(root, reference)
     if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
@@ -683,12 +701,15 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
         ident = elem.get("id")
         if ident and ident not in ids:
             ids[ident] = elem  # the first element with an id wins (as browsers' getElementById)
-    builder = Builder(root, css, servers, ids)
+    builder = Builder(root, css, servers, ids, clip_rects=clip_rects)
     builder.root_viewport = (width, height)
     base = _Style()
     top = _Context(IDENTITY, (width, height), (), 1.0)
     style = builder.style_of(root, base, top)
     builder.root_font_size = style.font_size
+    background = cascade(root, css.get(root, ()), {"background-color"}).get("background-color", [])
+    if background and background[0].strip().lower() not in ("transparent", "none", "initial"):
+        builder.report.add("background-color", root)
     if not style.display or not builder.conditions_hold(root):
         return [], (width, height), builder.report, declared
     ctm = IDENTITY

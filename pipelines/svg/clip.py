@@ -10,10 +10,12 @@ stick out of the rectangle by up to half a width).
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .dashes import split
-from .geometry import Cubic, Matrix, Subpath, apply
+from .geometry import Cubic, Matrix, Subpath, apply, invert, multiply, parse_length, parse_transform
+from .limits import MAX_ABS_COORD
+from .xmlutil import SVG_NS, split_tag
 
 Rect = Tuple[float, float, float, float]  # x0, y0, x1, y1
 
@@ -152,3 +154,33 @@ def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_r
         else:
             out.extend(Subpath(p, False) for p in pieces)
     return _map(out, from_rect)
+
+
+def collect_clip_rects(root) -> Dict[str, Optional[Tuple[Rect, Matrix]]]:
+    """<clipPath id> -> (rectangle, matrix from the rectangle's coordinates to the clipPath's user space) when the
+    clip path is one plain <rect> (rx = ry = 0) in userSpaceOnUse units -- what editors (Figma, Illustrator)
+    export around whole drawings -- else None (reported as unsupported). Read before the clean-up strips the
+    content of <clipPath> elements; every number is checked here."""
+    out: Dict[str, Optional[Tuple[Rect, Matrix]]] = {}
+    for elem in root.iter():
+        ns, name = split_tag(elem.tag)
+        if ns not in ("", SVG_NS) or name != "clipPath" or not elem.get("id") or elem.get("id") in out:
+            continue
+        kids = [k for k in elem if isinstance(k.tag, str) and split_tag(k.tag)[1] not in ("title", "desc", "metadata")]
+        found = None
+        if (len(kids) == 1 and split_tag(kids[0].tag) in (("", "rect"), (SVG_NS, "rect"))
+                and elem.get("clipPathUnits", "userSpaceOnUse").strip() == "userSpaceOnUse"):
+            rect = kids[0]
+            values = [parse_length(rect.get(k, "0"), float("nan")) for k in ("x", "y", "width", "height", "rx", "ry")]
+            try:
+                m = multiply(parse_transform(elem.get("transform", "")), parse_transform(rect.get("transform", "")))
+            except ValueError:
+                m = None
+            if m is not None and all(v is not None and math.isfinite(v) and abs(v) <= MAX_ABS_COORD for v in values) \
+                    and all(math.isfinite(v) and abs(v) <= MAX_ABS_COORD for v in m) \
+                    and values[2] > 0 and values[3] > 0 and values[4] == 0 and values[5] == 0 \
+                    and invert(m) is not None:
+                x, y, w, h = values[:4]
+                found = ((x, y, x + w, y + h), m)
+        out[elem.get("id")] = found
+    return out

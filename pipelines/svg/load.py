@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Union
 
 from ..sketch import Sketch
 from .build import build_paths, root_viewport, to_canvas
+from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
 from .parse import _Cleaner, _check_source, _parse_xml
 
@@ -26,10 +27,10 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
                     stroke_width: float = 0.0, force_black: bool = False, max_paths: int = 0) -> SVGLoadResult:
     """Parse an SVG document (bytes or the SVG text) into a Sketch of cubic Bezier paths.
 
-    canvas_size: output canvas is canvas_size x canvas_size pixels. None: the canvas is the document's own
-        viewport, ceil(width) x ceil(height) pixels (non-square allowed) with user units = pixels; width/height
-        missing or in % resolve against the viewBox size (100 x 100 without one), as resvg does. This is the
-        mode to compare with other renderers (use fit=False with it).
+    canvas_size: output canvas is canvas_size x canvas_size pixels. canvas_size=None: the canvas is the
+        document's own viewport, ceil(width) x ceil(height) pixels (non-square allowed), user units = pixels;
+        width/height missing or in % resolve against the viewBox size (100 x 100 without one), as resvg does.
+        This is the mode to compare with other renderers (use fit=False with it).
     fit: True fits the content (control points plus half stroke width) into the canvas with a 5 % margin,
         centred, keeping aspect ratio; content outside the root viewport is clipped first when the document
         declares its viewport (a viewBox, or absolute width and height). False maps the document viewport onto
@@ -55,6 +56,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
+    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath>
     cleaner = _Cleaner(root)
     cleaner.run()
     warnings = list(cleaner.warnings)
@@ -63,7 +65,8 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
     try:
         declared = root_viewport(root, reference)[2]
         raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, reference,
-                                               clip_root=(not fit) or declared, warnings=warnings)
+                                               clip_root=(not fit) or declared, warnings=warnings,
+                                               clip_rects=clip_rects)
     except SVGLoadError:
         raise
     except Exception as exc:  # a bug of ours must still surface as the loader's error
