@@ -3,7 +3,9 @@
 For every limit, a document that stays just under it (the most expensive one we know of that the loader
 accepts) and, where it matters, one just over it (refused) are loaded; the time of each load is measured
 (median of --runs, wall and CPU time of this process) together with the outcome. The budget is 2 s per load on
-2 cores (issue 10); the machine's load average is recorded because other work on the cores slows every case.
+2 cores (issue 10). A load is single-threaded: on an otherwise idle machine its wall time is its CPU time; the
+machine's load average is recorded because other work on the cores stretches the wall time (not the CPU time).
+The exit status checks the worst CPU time against the budget.
 torch runs on 1 thread (the loader is single-threaded Python; the final tensor work is tiny).
 
 Usage: python bench/bench_svg_limits.py [--runs 3] [--cases a,b] [--out bench/results/svg_limits.json]
@@ -33,8 +35,8 @@ BUDGET_S = 2.0
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
 
 
-def _path(body: str) -> str:
-    return SVG + f'<path stroke="black" fill="none" d="M0 0{body}"/></svg>'
+def _path(body: str, fill: str = "none") -> str:
+    return SVG + f'<path stroke="black" fill="{fill}" d="M50 50{body}"/></svg>'
 
 
 def _segment_cases():
@@ -48,6 +50,9 @@ def _segment_cases():
         "".join(f" A5 7 30 0 1 {i % 97} {i % 89}" for i in range(k))), arc_n
     yield "path_subpaths", "one <path>, M L subpaths (each counts 2 segments)", lambda k: SVG + (
         '<path stroke="black" d="' + "".join(f"M{i % 97} {i % 89}L3 4" for i in range(k)) + '"/></svg>'), L.MAX_SEGMENTS // 2
+    yield "path_crossing_viewport", ("one filled <path>, MAX_SEGMENTS - 1 cubics each crossing the viewport edge "
+                                     "(exact clipping)"), lambda k: _path("".join(
+            f" C 150 {i % 100} -50 {(i * 7) % 100} {50 + i % 2} {i % 100}" for i in range(k)), fill="red"), n
     yield "polyline_points", "one <polyline>, MAX_SEGMENTS + 1 points", lambda k: SVG + (
         '<polyline stroke="black" fill="none" points="' + " ".join(f"{i % 97},{i % 89}" for i in range(k + 1))
         + '"/></svg>'), L.MAX_SEGMENTS
@@ -68,6 +73,10 @@ def _element_cases():
     yield "use_expansion", "one <path> instantiated by <use> up to MAX_ELEMENTS", lambda k: (
         SVG + '<defs><path id="p" stroke="black" d="M0 0 L5 5"/></defs>'
         + '<use href="#p"/>' * (k // 2 - 2) + "</svg>"), e
+    yield "nested_viewports", "sibling <svg viewBox> viewports (clipping), one filled and stroked path each", lambda k: (
+        SVG + "".join(f'<svg x="{i % 50}" y="{i % 40}" width="20" height="20" viewBox="0 0 10 10"><path '
+                      f'd="M-5 -5 C 20 0 0 20 15 15 Z" fill="red" stroke="black"/></svg>' for i in range(k))
+        + "</svg>"), (L.MAX_ELEMENTS - 1) // 2
     d = L.MAX_DEPTH - 2  # the root <svg> and the path are levels too
     yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1 50 50)'> around a path", lambda k: (
         SVG + '<g transform="rotate(1 50 50)">' * k + '<path stroke="black" d="M40 40 L60 60"/>' + "</g>" * k
@@ -127,7 +136,7 @@ def main(argv=None) -> int:
     wanted = {c for c in args.cases.split(",") if c}
     limits = {name: getattr(L, name) for name in dir(L) if name.startswith("MAX_") or name.endswith("_COST")}
     limits["MAX_DASHES"] = MAX_DASHES
-    results, worst = [], 0.0
+    results, worst, worst_cpu = [], 0.0, 0.0
     print(f"limits: {limits}")
     print(f"{'case':24} {'size':>9} {'under: wall/cpu s':>18} {'over: wall/cpu s':>17}  outcome under | over")
     for name, what, make, size in CASES:
@@ -136,20 +145,22 @@ def main(argv=None) -> int:
         under = measure(make, size, args.runs)
         over = measure(make, size + max(1, size // 100) + 1, max(1, args.runs // 2))
         worst = max(worst, under["wall_s"], over["wall_s"])
+        worst_cpu = max(worst_cpu, under["cpu_s"], over["cpu_s"])
         results.append({"case": name, "what": what, "under": under, "over": over})
         print(f"{name:24} {size:9d} {under['wall_s']:8.2f}/{under['cpu_s']:<8.2f} {over['wall_s']:8.2f}/"
               f"{over['cpu_s']:<8.2f}  {under['outcome'][:40]} | {over['outcome'][:50]}", flush=True)
     load = os.getloadavg()
-    print(f"worst load time {worst:.2f} s (budget {BUDGET_S} s); load average {load[0]:.1f} on "
-          f"{os.cpu_count()} cores")
-    report = {"budget_s": BUDGET_S, "worst_wall_s": worst, "limits": limits, "runs": args.runs,
+    print(f"worst load: {worst_cpu:.2f} s CPU, {worst:.2f} s wall (budget {BUDGET_S} s); load average "
+          f"{load[0]:.1f} on {os.cpu_count()} cores (wall time grows with it, CPU time hardly)")
+    report = {"budget_s": BUDGET_S, "worst_wall_s": worst, "worst_cpu_s": worst_cpu, "limits": limits,
+              "runs": args.runs,
               "load_average_1min": round(load[0], 2), "cpus": os.cpu_count(), "python": platform.python_version(),
               "cases": results}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
     print(f"wrote {args.out}")
-    return 0 if worst <= BUDGET_S else 1
+    return 0 if worst_cpu <= BUDGET_S else 1  # CPU time: the wall time depends on what else runs
 
 
 if __name__ == "__main__":

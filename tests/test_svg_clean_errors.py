@@ -124,3 +124,14 @@ def test_dash_patterns_too_fine_to_draw_become_solid_with_a_warning(pattern):
     result = load_svg_sketch(SVG + f'<rect width="50" height="50" stroke="red" stroke-dasharray="{pattern}"/></svg>')
     assert result.sketch.num_paths == 1
     assert any("too many dashes" in w for w in result.warnings)
+
+
+def test_an_internal_failure_is_a_load_error_naming_the_element(monkeypatch):
+    from pipelines.svg import build
+
+    def broken(self, *args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(build.Builder, "shape", broken)
+    refused(SVG + '<g><path id="p7" d="M0 0 L5 5" stroke="black"/></g></svg>', "internal error", "<path id='p7'>",
+            "ZeroDivisionError")

@@ -26,7 +26,7 @@ from .geometry import (DEFAULT_FONT_SIZE, IDENTITY, Matrix, Point2, Subpath, app
                        polyline, rect, same_point, translate, viewbox_transform)
 from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, SVGLoadError
 from .paint import Paint, PaintServer, parse_colour, parse_opacity, parse_paint
-from .xmlutil import SVG_NS, split_tag
+from .xmlutil import SVG_NS, describe, split_tag
 
 SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
 CONTAINERS = {"svg", "g", "a", "switch", "use"}
@@ -732,9 +732,15 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
         viewport = (viewbox[2], viewbox[3])
     ctx = _Context(ctm, viewport, clips, style.opacity)
     before = 0
-    for child in root:
-        if isinstance(child.tag, str):
-            builder.walk(child, style, ctx)
+    try:
+        for child in root:
+            if isinstance(child.tag, str):
+                builder.walk(child, style, ctx)
+    except SVGLoadError:
+        raise
+    except Exception as exc:  # a bug of ours: still the loader's error, naming the element being built
+        where = describe(builder.current) if builder.current is not None else "the document"
+        raise SVGLoadError(f"internal error while building {where}: {type(exc).__name__}: {exc}") from exc
     if style.opacity < 1 and len(builder.paths) - before > 1:
         builder.report.add("group opacity", root)
     return builder.paths, (width, height), builder.report, declared

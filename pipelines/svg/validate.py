@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import Dict, Optional
 
 from .limits import MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _FLOAT_RE, _NONFINITE_WORD_RE, _check_numbers, _check_value
-from .xmlutil import split_tag
+from .xmlutil import describe
 
 # Attributes (or style properties) whose numbers svgelements converts; 'd' and 'points' have their own checks.
 _NUMERIC = frozenset(("x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "width", "height", "viewBox",
@@ -23,12 +23,6 @@ _FUNCTION_RE = re.compile(r"([A-Za-z]+)[ \t\r\n\f]*\(([^()]*)\)")  # linear: no 
 _ARGUMENTS = {"matrix": (6,), "translate": (1, 2), "translatex": (1,), "translatey": (1,), "scale": (1, 2),
               "scalex": (1,), "scaley": (1,), "rotate": (1, 3), "skew": (1, 2), "skewx": (1,), "skewy": (1,)}
 _NOT_NUMBERS_IN_PAINT = re.compile(r"url\([^)]*\)|#[0-9A-Za-z_-]*")  # references and hex colours hold no numbers
-
-
-def describe(elem: ET.Element) -> str:
-    name = split_tag(elem.tag)[1]
-    ident = elem.get("id")
-    return f"<{name} id={ident[:40]!r}>" if ident else f"<{name}>"
 
 
 def check_transform(text: str, where: str) -> None:

@@ -14,3 +14,10 @@ def split_tag(tag) -> Tuple[str, str]:
         ns, _, name = tag[1:].partition("}")
         return ns, name
     return "", tag
+
+
+def describe(elem) -> str:
+    """<tag id='...'> for messages that name an element."""
+    name = split_tag(elem.tag)[1]
+    ident = elem.get("id")
+    return f"<{name} id={ident[:40]!r}>" if ident else f"<{name}>"
