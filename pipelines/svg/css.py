@@ -233,6 +233,7 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
         index.setdefault(rule.key, []).append(rule)
     parent_of = {child: parent for parent in root.iter() for child in parent}
     work = 0
+    UNIT_COST = 10  # one compound check, in the units of MAX_PARSE_WORK (~0.2 us each, measured)
 
     def budget(units: int):
         nonlocal work
@@ -241,25 +242,43 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
             raise SVGLoadError(f"SVG style sheet is too costly to apply: more than {MAX_PARSE_WORK} units "
                                f"of work (many rules matching many elements)")
 
-    def match(rule: _CSSRule, i: int, elem: ET.Element, memo: dict) -> bool:
-        """Does parts[:i+1] match with parts[i] on elem?"""
-        key = (i, id(elem))
-        if key in memo:
-            return memo[key]
-        budget(10)
+    memo: Dict[Tuple[int, int, int, int], bool] = {}
+
+    def match(rule: _CSSRule, i: int, elem: ET.Element) -> bool:
+        """Does the selector prefix parts[:i+1] match with parts[i] on elem? Memoised per (rule, i, element), so
+        every rule costs at most (its parts x elements) compound checks, whatever the combinators."""
+        key = (id(rule), i, id(elem), 0)
+        found = memo.get(key)
+        if found is not None:
+            return found
+        budget(UNIT_COST)
         result = rule.parts[i].matches(elem, parent_of.get(elem))
         if result and i > 0:
-            comb = rule.combinators[i - 1]
-            anc = parent_of.get(elem)
-            result = False
-            while anc is not None:
-                if match(rule, i - 1, anc, memo):
-                    result = True
-                    break
-                if comb == ">":
-                    break
-                anc = parent_of.get(anc)
+            parent = parent_of.get(elem)
+            if rule.combinators[i - 1] == ">":
+                result = parent is not None and match(rule, i - 1, parent)
+            else:
+                result = ancestor(rule, i - 1, parent)
         memo[key] = result
+        return result
+
+    def ancestor(rule: _CSSRule, i: int, elem: Optional[ET.Element]) -> bool:
+        """Does elem or one of its ancestors match parts[:i+1]? (iterative: deep trees do not recurse)"""
+        chain = []
+        result = False
+        while elem is not None:
+            key = (id(rule), i, id(elem), 1)
+            found = memo.get(key)
+            if found is not None:
+                result = found
+                break
+            chain.append(key)
+            if match(rule, i, elem):
+                result = True
+                break
+            elem = parent_of.get(elem)
+        for key in chain:
+            memo[key] = result
         return result
 
     for elem in root.iter():
@@ -271,7 +290,7 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
         found = []
         for k in keys:
             for rule in index.get(k, ()):
-                if match(rule, len(rule.parts) - 1, elem, {}):
+                if match(rule, len(rule.parts) - 1, elem):
                     found.extend((rule.specificity, d) for d in rule.declarations)
                     budget(sum(20 + len(d[1]) for d in rule.declarations))  # a declaration ~ 20 characters
         if found:
