@@ -31,12 +31,14 @@ class _Compound:
     attrs: Tuple[Tuple[str, Optional[str], Optional[str]], ...]  # name, operator, value
     first_child: bool
 
-    def matches(self, elem: ET.Element, parent: Optional[ET.Element]) -> bool:
+    def matches(self, elem: ET.Element, parent: Optional[ET.Element], classes: Optional[frozenset] = None) -> bool:
+        """classes: the element's class set when the caller has it (match_css computes it once per element)."""
         if self.tag is not None and _split_tag(elem.tag)[1] != self.tag:
             return False
         if self.ids and (len(set(self.ids)) > 1 or elem.get("id") != self.ids[0]):
             return False
-        if self.classes and not self.classes <= frozenset(elem.get("class", "").split()):
+        if self.classes and not self.classes <= (frozenset(elem.get("class", "").split()) if classes is None
+                                                 else classes):
             return False
         for name, op, value in self.attrs:
             actual = elem.get(name)
@@ -233,6 +235,19 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
         index.setdefault(rule.key, []).append(rule)
     parent_of = {child: parent for parent in root.iter() for child in parent}
     work = 0
+    # Work units are charged for what each step really costs (a rule check ~40, attribute values by length),
+    # so that MAX_PARSE_WORK bounds the time (< 0.5 s); one memo for the whole sheet keeps descendant
+    # selectors linear in (selector parts x elements).
+    memo: Dict[Tuple[int, int, int], bool] = {}
+    class_sets: Dict[int, frozenset] = {}
+
+    def classes_of(elem: ET.Element) -> frozenset:
+        got = class_sets.get(id(elem))
+        if got is None:
+            text = elem.get("class", "")
+            budget(len(text) // 4 + 1)
+            got = class_sets[id(elem)] = frozenset(text.split())
+        return got
 
     def budget(units: int):
         nonlocal work
@@ -241,19 +256,21 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
             raise SVGLoadError(f"SVG style sheet is too costly to apply: more than {MAX_PARSE_WORK} units "
                                f"of work (many rules matching many elements)")
 
-    def match(rule: _CSSRule, i: int, elem: ET.Element, memo: dict) -> bool:
+    def match(rule: _CSSRule, i: int, elem: ET.Element) -> bool:
         """Does parts[:i+1] match with parts[i] on elem?"""
-        key = (i, id(elem))
+        key = (id(rule), i, id(elem))
         if key in memo:
             return memo[key]
-        budget(10)
-        result = rule.parts[i].matches(elem, parent_of.get(elem))
+        part = rule.parts[i]
+        budget(40 + sum(len(elem.get(name) or "") for name, _, _ in part.attrs) // 4)
+        result = part.matches(elem, parent_of.get(elem), classes_of(elem) if part.classes else None)
         if result and i > 0:
             comb = rule.combinators[i - 1]
             anc = parent_of.get(elem)
             result = False
             while anc is not None:
-                if match(rule, i - 1, anc, memo):
+                budget(4)  # each ancestor step, memoised or not
+                if match(rule, i - 1, anc):
                     result = True
                     break
                 if comb == ">":
@@ -267,11 +284,12 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
             continue
         tag = _split_tag(elem.tag)[1]
         ident = elem.get("id")
-        keys = ["*", tag] + (["#" + ident] if ident else []) + ["." + c for c in set(elem.get("class", "").split())]
+        keys = ["*", tag] + (["#" + ident] if ident else []) + ["." + c for c in classes_of(elem)]
+        budget(len(keys))
         found = []
         for k in keys:
             for rule in index.get(k, ()):
-                if match(rule, len(rule.parts) - 1, elem, {}):
+                if match(rule, len(rule.parts) - 1, elem):
                     found.extend((rule.specificity, d) for d in rule.declarations)
                     budget(sum(20 + len(d[1]) for d in rule.declarations))  # a declaration ~ 20 characters
         if found:
