@@ -358,3 +358,11 @@ def test_singular_transforms_draw_nothing(body):
 def test_fit_with_a_denormal_extent_stays_finite():
     sk = load('<line x1="0" y1="0" x2="0" y2="1e-320" stroke="black"/>', head="", canvas_size=64).sketch
     assert torch.isfinite(sk.points).all() and torch.isfinite(sk.style.stroke_width).all()
+
+
+def test_css_combinators_need_backtracking():
+    # 'g.x > g rect': the rect's nearest <g> is not a child of g.x, its grandparent is; a greedy nearest-ancestor
+    # match would miss it. 'g.y > rect' must not match a grandchild.
+    sk = load('<style>g.x > g rect { fill: #00ff00 } g.y > rect { fill: #ff0000 }</style>'
+              '<g class="x y"><g><g><rect width="1" height="1"/></g></g></g>').sketch
+    close(sk.style.fill_color[0], [0, 1, 0])
