@@ -52,7 +52,8 @@ def _check_source(source: Union[bytes, str]) -> str:
 
     Bytes are decoded here, not by expat: expat raises raw LookupError/ValueError for unknown or multi-byte
     declared encodings (Shift_JIS, GBK, ...), while Python's codecs decode them; the text is then parsed as str."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    from_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    if from_bytes:
         data = bytes(source)
         if len(data) > MAX_BYTES:
             raise _too_large(len(data), "bytes")
@@ -68,7 +69,7 @@ def _check_source(source: Union[bytes, str]) -> str:
         line = source.count("\n", 0, exc.start) + 1
         raise SVGLoadError(f"SVG text is not valid Unicode: unpaired surrogate U+{ord(source[exc.start]):04X} at "
                            f"character {exc.start} (line {line})") from None
-    if size > MAX_BYTES:
+    if size > MAX_BYTES and not from_bytes:  # decoded bytes were measured as bytes
         raise _too_large(size, "bytes")
     head = source.lstrip("\ufeff \t\r\n")
     if not head:
