@@ -102,6 +102,12 @@ def _attribute_cases():
         SVG + "<style>" + "".join(f".c{i}{{stroke:#{i % 4096:03x}}}" for i in range(k)) + "</style>"
         + "".join(f'<path class="c{i % k} c{(i * 7) % k}" d="M0 0 L{i % 50} 5"/>' for i in range(1000)) + "</svg>"), \
         L.MAX_CSS_RULES
+    yield "css_class_lists", "9000 class rules, elements with 9000 classes each (style sheet work)", lambda k: (
+        SVG + "<style>" + "".join(f".c{i}{{stroke:red}}" for i in range(9000)) + "</style>"
+        + ('<path class="' + " ".join(f"c{i}" for i in range(9000)) + '" d="M0 0L5 5"/>') * k + "</svg>"), 6
+    yield "css_descendant_chain", "a 100-part descendant selector on 190 nested groups", lambda k: (
+        SVG + "<style>" + " ".join(["*"] * k) + "{fill:red}</style>" + "<g>" * 190
+        + '<path stroke="black" d="M40 40 L60 60"/>' * 20 + "</g>" * 190 + "</svg>"), 100
     yield "big_file", "MAX_BYTES of comment and one path", lambda k: (
         SVG + "<!--" + "x" * (k - 200) + '--><path stroke="black" d="M0 0 L5 5"/></svg>'), L.MAX_BYTES - 200
 

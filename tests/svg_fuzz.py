@@ -158,6 +158,13 @@ def structure_cases(rng: random.Random, limits) -> Iterator[Tuple[str, Source]]:
                             + "</style>" + PATH)
     yield "css-combinators", _wrap("<style>" + "g " * 150 + "path{fill:red} " + "g>" * 150 + "*{stroke:blue}"
                                    + "</style>" + '<g>' * 150 + PATH + '</g>' * 150)
+    yield "css-class-lists", _wrap("<style>" + "".join(f".c{i}{{stroke:red}}" for i in range(3000)) + "</style>"
+                                   + ('<path class="' + " ".join(f"c{i}" for i in range(3000)) + '" d="M0 0L5 5"/>')
+                                   * 40)
+    yield "css-descendant-chain", _wrap("<style>" + " ".join(["*"] * 300) + "{fill:red}</style>" + "<g>" * 150 + PATH
+                                        + "</g>" * 150)
+    yield "css-attribute-substring", _wrap("<style>" + "".join(f'[d*="q{i}"]{{fill:red}}' for i in range(3000))
+                                           + '</style><path d="M0 0' + " L1 1" * 5000 + '"/>')
     yield "attribute-bomb", f'<svg {NS} ' + " ".join(f'a{i}="{i}"' for i in range(3000)) + ">" + PATH + "</svg>"
     yield "long-id-refs", _wrap(f'<path id="{"x" * 100_000}" d="M0 0L1 1"/><use href="#{"x" * 100_000}"/>')
 

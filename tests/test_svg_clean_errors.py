@@ -135,3 +135,18 @@ def test_an_internal_failure_is_a_load_error_naming_the_element(monkeypatch):
     monkeypatch.setattr(build.Builder, "shape", broken)
     refused(SVG + '<g><path id="p7" d="M0 0 L5 5" stroke="black"/></g></svg>', "internal error", "<path id='p7'>",
             "ZeroDivisionError")
+
+
+@pytest.mark.parametrize("container", ["clipPath", "random", "mask"])
+def test_use_reaches_into_unrendered_elements_and_that_content_is_still_checked(container):
+    inner = '<g id="g1"><rect id="r1" x="10" y="10" width="50" height="50" fill="green"/></g>'
+    doc = SVG + f'<{container} id="c">{inner}</{container}><use href="#r1"/></svg>'
+    result = load_svg_sketch(doc)
+    assert result.sketch.num_paths == 1  # the rect, through <use>; the container itself draws nothing
+    refused(doc.replace('width="50"', 'width="1e999"'), "<rect id='r1'>", "width")
+
+
+def test_own_viewport_canvas_is_bounded_like_canvas_size():
+    doc = '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="100">' + PATH + "</svg>"
+    assert load_svg_sketch(doc.format(limits.MAX_CANVAS), canvas_size=None, fit=False).sketch.width == limits.MAX_CANVAS
+    refused(doc.format(limits.MAX_CANVAS + 1), canvas_size=None, fit=False, *["canvas limit", "width/height"])

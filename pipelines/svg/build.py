@@ -24,7 +24,7 @@ from .dashes import MAX_DASHES, count_dashes, dash, dash_pattern
 from .geometry import (DEFAULT_FONT_SIZE, IDENTITY, Matrix, Point2, Subpath, apply, ellipse, invert, line_cubic,
                        multiply, parse_length, parse_numbers, parse_path_data, parse_transform, parse_viewbox,
                        polyline, rect, same_point, translate, viewbox_transform)
-from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, SVGLoadError
+from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, MAX_CANVAS, SVGLoadError
 from .paint import Paint, PaintServer, parse_colour, parse_opacity, parse_paint
 from .xmlutil import SVG_NS, describe, split_tag
 
@@ -802,6 +802,9 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
     width, height = viewport
     if canvas is None:
         out_w, out_h = max(1, math.ceil(width - 1e-6)), max(1, math.ceil(height - 1e-6))
+        if max(out_w, out_h) > MAX_CANVAS:
+            raise SVGLoadError(f"the <svg> viewport is {out_w}x{out_h} pixels (attributes width/height), larger "
+                               f"than the canvas limit of {MAX_CANVAS}: pass a canvas_size to scale it")
     else:
         out_w = out_h = canvas
     if fit:

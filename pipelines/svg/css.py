@@ -31,12 +31,14 @@ class _Compound:
     attrs: Tuple[Tuple[str, Optional[str], Optional[str]], ...]  # name, operator, value
     first_child: bool
 
-    def matches(self, elem: ET.Element, parent: Optional[ET.Element]) -> bool:
+    def matches(self, elem: ET.Element, parent: Optional[ET.Element], classes: Optional[frozenset] = None) -> bool:
+        """classes: the element's class set when the caller has it (match_css computes it once per element)."""
         if self.tag is not None and _split_tag(elem.tag)[1] != self.tag:
             return False
         if self.ids and (len(set(self.ids)) > 1 or elem.get("id") != self.ids[0]):
             return False
-        if self.classes and not self.classes <= frozenset(elem.get("class", "").split()):
+        if self.classes and not self.classes <= (frozenset(elem.get("class", "").split()) if classes is None
+                                                 else classes):
             return False
         for name, op, value in self.attrs:
             actual = elem.get(name)
@@ -234,6 +236,16 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
     parent_of = {child: parent for parent in root.iter() for child in parent}
     work = 0
     UNIT_COST = 10  # one compound check, in the units of MAX_PARSE_WORK (~0.2 us each, measured)
+    class_sets: Dict[int, frozenset] = {}
+
+    def classes_of(elem: ET.Element) -> frozenset:
+        """The element's class set, built once (a class list can be long: its length is charged)."""
+        got = class_sets.get(id(elem))
+        if got is None:
+            text = elem.get("class", "")
+            budget(len(text) // 4 + 1)
+            got = class_sets[id(elem)] = frozenset(text.split())
+        return got
 
     def budget(units: int):
         nonlocal work
@@ -251,8 +263,9 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
         found = memo.get(key)
         if found is not None:
             return found
-        budget(UNIT_COST)
-        result = rule.parts[i].matches(elem, parent_of.get(elem))
+        part = rule.parts[i]
+        budget(UNIT_COST + sum(len(elem.get(name) or "") for name, _, _ in part.attrs) // 4)  # values scanned
+        result = part.matches(elem, parent_of.get(elem), classes_of(elem) if part.classes else None)
         if result and i > 0:
             parent = parent_of.get(elem)
             if rule.combinators[i - 1] == ">":
@@ -286,7 +299,8 @@ def match_css(root: ET.Element, rules: List[_CSSRule]) -> Dict[ET.Element, List[
             continue
         tag = _split_tag(elem.tag)[1]
         ident = elem.get("id")
-        keys = ["*", tag] + (["#" + ident] if ident else []) + ["." + c for c in set(elem.get("class", "").split())]
+        keys = ["*", tag] + (["#" + ident] if ident else []) + ["." + c for c in classes_of(elem)]
+        budget(len(keys))
         found = []
         for k in keys:
             for rule in index.get(k, ()):

@@ -52,7 +52,8 @@ def _check_source(source: Union[bytes, str]) -> str:
 
     Bytes are decoded here, not by expat: expat raises raw LookupError/ValueError for unknown or multi-byte
     declared encodings (Shift_JIS, GBK, ...), while Python's codecs decode them; the text is then parsed as str."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    from_bytes = isinstance(source, (bytes, bytearray, memoryview))
+    if from_bytes:
         data = bytes(source)
         if len(data) > MAX_BYTES:
             raise _too_large(len(data), "bytes")
@@ -68,7 +69,7 @@ def _check_source(source: Union[bytes, str]) -> str:
         line = source.count("\n", 0, exc.start) + 1
         raise SVGLoadError(f"SVG text is not valid Unicode: unpaired surrogate U+{ord(source[exc.start]):04X} at "
                            f"character {exc.start} (line {line})") from None
-    if size > MAX_BYTES:
+    if size > MAX_BYTES and not from_bytes:  # decoded bytes were measured as bytes
         raise _too_large(size, "bytes")
     head = source.lstrip("\ufeff \t\r\n")
     if not head:
@@ -284,6 +285,7 @@ class _Cleaner:
         self.segments: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
         self.paint_servers: Dict = {}
         self.css: Dict = {}
+        self._use_targets: Optional[set] = None  # ids referenced by <use>, computed when first needed
 
     def run(self) -> None:
         self.paint_servers = collect_paint_servers(self.root)
@@ -318,14 +320,42 @@ class _Cleaner:
                     continue
                 if name not in _SUPPORTED:
                     # Kept without its content: <switch> must still see it, and build.py reports it if drawn.
+                    # Content that a <use> references (by id) moves to a <defs> and is cleaned like the rest.
+                    moved = self._referenced_content(child)
                     for grandchild in list(child):
                         child.remove(grandchild)
+                    if moved:
+                        stack.append(self._orphans(moved))
                     self.skipped[name] += 1
                     continue
                 if self._clean_element(child, name):
                     stack.append(child)
                 else:
                     parent.remove(child)
+
+    def _referenced_content(self, elem: ET.Element) -> List[ET.Element]:
+        """Outermost descendants of `elem` whose id some <use> references (<use href="#x"> may point into
+        content that is not rendered itself, e.g. a <clipPath> or an unknown element)."""
+        if self._use_targets is None:
+            self._use_targets = {value.strip()[1:] for e in self.root.iter() for key in ("href", XLINK_HREF)
+                                 if (value := e.get(key)) and value.strip().startswith("#")}
+        if not self._use_targets:
+            return []
+        found, stack = [], list(reversed(list(elem)))
+        while stack:
+            node = stack.pop()
+            if node.get("id") in self._use_targets:
+                found.append(node)
+            else:
+                stack.extend(reversed(list(node)))
+        return found
+
+    def _orphans(self, elements: List[ET.Element]) -> ET.Element:
+        """A <defs> at the end of the document holding `elements` (not rendered, reachable by <use>)."""
+        ns = _split_tag(self.root.tag)[0]
+        defs = ET.SubElement(self.root, f"{{{ns}}}defs" if ns else "defs")
+        defs.extend(elements)
+        return defs
 
     def _clean_element(self, elem: ET.Element, name: str) -> bool:
         """Returns False if the element must be dropped."""
