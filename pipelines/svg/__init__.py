@@ -8,13 +8,13 @@ Pipeline of `load_svg_sketch` (load.py):
 3. Tree clean-up (parse.py, validate.py): unsupported elements lose their content (and are counted), numbers,
    paints and transforms are checked, a malformed path-data tail is cut off with a warning, the cost of <use>
    expansion is bounded; style sheets are parsed and matched (css.py), paint servers collected (paint.py).
-4. The renderer walk (build.py) resolves what a browser does for the supported subset: the CSS cascade and
-   inheritance, transforms, lengths and units, nested viewports and <symbol> with viewBox/preserveAspectRatio
-   and overflow clipping (clip.py), <use>, <switch> and conditional attributes, display/visibility, paints and
-   opacities, dashes (dashes.py). Geometry (geometry.py) is built as cubics directly. Each shape becomes one
-   fill group under its fill-rule; every feature it cannot draw gives one warning with the number of elements
-   it affected.
-5. The paths are mapped onto the canvas (build.to_canvas).
+4. The renderer walk (build.py) resolves what a browser does for the supported subset: computed styles from the
+   cascade with inheritance (style.py), transforms, lengths and units, nested viewports and <symbol> with
+   viewBox/preserveAspectRatio and overflow clipping (clip.py), <use>, <switch> and conditional attributes,
+   display/visibility, paints and opacities, dashes (dashes.py). Geometry (geometry.py) is built as cubics
+   directly. Each shape becomes one fill group under its fill-rule (paths.RawPath); every feature it cannot draw
+   gives one warning with the number of elements it affected (report.py).
+5. The paths are mapped onto the canvas (canvas.py).
 
 svgelements vs our own walk: svgelements' document model was replaced by our own (build.py, geometry.py)
 because it cannot express what section 1 of issue 10 needs (no <symbol> viewBox, <switch> conditions,

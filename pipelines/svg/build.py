@@ -1,31 +1,32 @@
-"""Rendering the cleaned tree into styled cubic paths (document coordinates), and mapping them onto the canvas.
+"""The renderer walk: the cleaned tree -> styled cubic paths in document coordinates (paths.RawPath).
 
 The walk does what a browser's renderer does for the supported subset: the CSS cascade and inheritance,
 transforms, nested viewports (<svg>, <symbol> through <use>) with their viewBox / preserveAspectRatio and
 overflow clipping, <use> instancing, <switch> and conditional processing attributes, display / visibility,
 dashes, and paints with opacity. Each shape becomes one fill group (all its subpaths, under its fill-rule);
 strokes that must differ from the fill geometry (dashes, clipped strokes) become separate stroke-only paths.
-Every feature it cannot draw is counted per feature and reported in one warning each (see `Report`).
+Every feature it cannot draw is counted per feature and reported in one warning each (report.py). Computed
+styles come from style.py, the mapping onto the canvas is canvas.py.
 """
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-import torch
-
-from ..sketch import PathStyle, Sketch
 from . import clip as clipping
+from .canvas import root_viewport
 from .css import cascade
 from .dashes import MAX_DASHES, count_dashes, dash, dash_pattern
 from .geometry import (DEFAULT_FONT_SIZE, IDENTITY, Matrix, Point2, Subpath, apply, ellipse, invert, line_cubic,
-                       multiply, parse_length, parse_numbers, parse_path_data, parse_transform, parse_viewbox,
-                       polyline, rect, same_point, translate, viewbox_transform)
-from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, MAX_CANVAS, SVGLoadError
-from .paint import Paint, PaintServer, parse_colour, parse_opacity, parse_paint
+                       multiply, parse_numbers, parse_path_data, parse_viewbox, polyline, rect, same_point,
+                       translate, viewbox_transform)
+from .limits import MAX_ABS_COORD, SVGLoadError
+from .paint import Paint, PaintServer
+from .paths import RawPath
+from .report import Report
+from .style import Style, StyleResolver
 from .xmlutil import SVG_NS, describe, split_tag
 
 SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
@@ -36,37 +37,7 @@ NEVER_DRAWN = {"defs", "symbol", "clipPath", "mask", "marker", "pattern", "linea
                "filter", "style", "title", "desc", "metadata", "script", "view", "cursor", "font", "font-face",
                "glyph", "missing-glyph", "meshgradient", "hatch", "solidcolor", "animate", "animateMotion",
                "animateTransform", "animateColor", "set", "mpath", "color-profile"}
-INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray",
-             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "visibility", "color", "font-size",
-             "marker-start", "marker-mid", "marker-end", "paint-order"}
-NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
-                 "transform", "vector-effect"}
-PROPERTIES = INHERITED | NOT_INHERITED | {"marker", "background-color"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
-
-# feature -> what happens instead (the warning text)
-FEATURES = {
-    "filter": "drawn without the filter",
-    "mask": "drawn unmasked",
-    "clip-path": "drawn unclipped (only a single plain <rect> in userSpaceOnUse units clips)",
-    "marker": "markers are not drawn",
-    "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
-    "pattern": "pattern paint drawn as flat grey",
-    "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps; butt-capped dashes are "
-                      "shortened by half the width)",
-    "stroke-linejoin": "miter/bevel joins drawn round (the rasterizer draws round joins)",
-    "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",
-    "vector-effect": "non-scaling-stroke ignored (the stroke scales with the transform)",
-    "paint-order": "drawn fill first, then stroke",
-    "mix-blend-mode": "drawn with normal blending",
-    "dashes": "too many dashes: drawn as a solid stroke",
-    "invalid transform": "attribute ignored",
-    "viewport clip": "more than 16 differently rotated clips in effect: this viewport is not clipped",
-    "background-color": "the root's background colour is not drawn (the sketch has no background path)",
-    "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
-                          "transform)",
-}
-
 
 MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
 # round differ visibly (the cap difference is ~0.4 w^2 px per end)
@@ -93,84 +64,6 @@ def _has_corner(subpaths) -> bool:
             if d0 and d1 and d0[0] * d1[0] + d0[1] * d1[1] < 0.99985:
                 return True
     return False
-
-
-class Report:
-    """Counts, per unsupported feature, the elements it affected; one warning per feature."""
-
-    def __init__(self):
-        self.counts: Counter = Counter()
-        self._seen: Dict[str, set] = {}
-
-    def add(self, feature: str, elem: ET.Element, instance: int = 0) -> None:
-        key = (id(elem), instance)
-        seen = self._seen.setdefault(feature, set())
-        if key not in seen:
-            seen.add(key)
-            self.counts[feature] += 1
-
-    def warnings(self) -> List[str]:
-        out = []
-        for feature, n in self.counts.items():
-            if feature.startswith("<"):
-                what = f"not drawn ({feature[1:-1]} is not supported)"
-            else:
-                what = FEATURES.get(feature, "not supported")
-            out.append(f"unsupported {feature}: {n} element(s) affected, {what}")
-        return out
-
-
-@dataclass
-class RawPath:
-    points: List[Point2]  # document (root viewport px) coordinates, sketch layout
-    closed: bool
-    stroke_rgb: Optional[Tuple[float, float, float]]  # None = no stroke
-    stroke_opacity: float
-    stroke_width: float  # document px, 0 = no stroke
-    fill_rgb: Optional[Tuple[float, float, float]]  # None = no fill
-    fill_opacity: float
-    group: int = 0
-    rule: str = "nonzero"
-
-
-@dataclass
-class _Style:
-    """Computed values of the properties the loader uses (inherited ones are copied to children)."""
-    fill: Paint = field(default_factory=lambda: Paint("color", rgb=(0.0, 0.0, 0.0)))
-    stroke: Paint = field(default_factory=lambda: Paint("none"))
-    color: Tuple[Tuple[float, float, float], float] = ((0.0, 0.0, 0.0), 1.0)
-    fill_opacity: float = 1.0
-    stroke_opacity: float = 1.0
-    stroke_width: float = 1.0
-    fill_rule: str = "nonzero"
-    dasharray: Optional[List[float]] = None
-    dashoffset: float = 0.0
-    linecap: str = "butt"  # the initial values; warned about only when a document sets them (see shape())
-    linejoin: str = "miter"
-    cap_join_declared: bool = False
-    visible: bool = True
-    font_size: float = DEFAULT_FONT_SIZE
-    markers: bool = False
-    paint_order_normal: bool = True
-    # not inherited
-    opacity: float = 1.0
-    display: bool = True
-    clip_path: Optional[str] = None  # id of the referenced <clipPath> ('' if not a local reference)
-    mask: bool = False
-    filter: bool = False
-    overflow_visible: bool = False
-    blend: bool = False
-    transform: Optional[Matrix] = None
-    non_scaling: bool = False
-
-    def child(self) -> "_Style":
-        s = _Style(**{k: getattr(self, k) for k in _INHERITED_FIELDS})
-        return s
-
-
-_INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
-                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size", "markers",
-                     "paint_order_normal")
 
 
 @dataclass
@@ -221,6 +114,7 @@ class Builder:
         self.servers = servers
         self.ids = ids
         self.report = Report()
+        self.styles = StyleResolver(css, self.report)
         self.paths: List[RawPath] = []
         self.group = 0
         self.instance = 0  # distinguishes the elements drawn through different <use>s
@@ -232,137 +126,11 @@ class Builder:
         self.warnings: List[str] = []
         self.current: Optional[ET.Element] = None
 
-    # -- styles ------------------------------------------------------------------------------------------------
-    def style_of(self, elem: ET.Element, parent: _Style, ctx: _Context) -> _Style:
-        s = parent.child()
-        declared = cascade(elem, self.css.get(elem, ()), PROPERTIES)
-        if "marker" in declared and not any(k in declared for k in ("marker-start", "marker-mid", "marker-end")):
-            declared["marker-start"] = declared["marker"]
-        for prop, values in declared.items():
-            for value in values:
-                if value.lower() == "inherit":
-                    if prop in NOT_INHERITED:
-                        self._inherit(s, parent, prop)
-                    break  # inherited properties already hold the parent's value
-                if self._set(s, prop, value, parent, ctx):
-                    break
-        return s
-
-    def _inherit(self, s: _Style, parent: _Style, prop: str) -> None:
-        name = {"opacity": "opacity", "display": "display", "overflow": "overflow_visible"}.get(prop)
-        if name:
-            setattr(s, name, getattr(parent, name))
+    def style_of(self, elem: ET.Element, parent: Style, ctx: _Context) -> Style:
+        return self.styles.style_of(elem, parent, ctx.viewport)
 
     def _length(self, value: str, ctx: _Context, axis: str, font_size: float) -> Optional[float]:
-        """A length in user units; % of the viewport's width ("x"), height ("y") or normalised diagonal."""
-        w, h = ctx.viewport
-        ref = w if axis == "x" else h if axis == "y" else math.sqrt((w * w + h * h) / 2)
-        return parse_length(value, ref, font_size)
-
-    def _set(self, s: _Style, prop: str, value: str, parent: _Style, ctx: _Context) -> bool:
-        """Sets one property from a declared value; False if the value is invalid."""
-        low = value.strip().lower()
-        if prop in ("fill", "stroke"):
-            paint = parse_paint(value)
-            if paint is None:
-                return False
-            setattr(s, prop, paint)
-        elif prop == "color":
-            c = parse_colour(value)
-            if c is None:
-                return low == "currentcolor"  # color: currentColor = inherited value
-            s.color = c
-        elif prop in ("fill-opacity", "stroke-opacity", "opacity"):
-            v = parse_opacity(value)
-            if v is None:
-                return False
-            setattr(s, {"fill-opacity": "fill_opacity", "stroke-opacity": "stroke_opacity"}.get(prop, prop), v)
-        elif prop == "stroke-width":
-            v = self._length(value, ctx, "diag", s.font_size)
-            if v is None or v < 0:
-                return False
-            s.stroke_width = v
-        elif prop == "fill-rule":
-            if low not in ("nonzero", "evenodd"):
-                return False
-            s.fill_rule = low
-        elif prop == "stroke-dasharray":
-            if low == "none":
-                s.dasharray = None
-                return True
-            parts = value.replace(",", " ").split()
-            lengths = [self._length(p, ctx, "diag", s.font_size) for p in parts]
-            if not parts or any(v is None for v in lengths):
-                return False
-            s.dasharray = lengths
-        elif prop == "stroke-dashoffset":
-            v = self._length(value, ctx, "diag", s.font_size)
-            if v is None:
-                return False
-            s.dashoffset = v
-        elif prop == "stroke-linecap":
-            if low not in ("butt", "round", "square"):
-                return False
-            s.linecap = low
-            s.cap_join_declared = True
-        elif prop == "stroke-linejoin":
-            if low not in ("miter", "round", "bevel", "miter-clip", "arcs"):
-                return False
-            s.linejoin = low
-            s.cap_join_declared = True
-        elif prop == "visibility":
-            if low not in ("visible", "hidden", "collapse"):
-                return False
-            s.visible = low == "visible"
-        elif prop == "font-size":
-            keywords = {"xx-small": 9, "x-small": 10, "small": 13, "medium": 16, "large": 18, "x-large": 24,
-                        "xx-large": 32}
-            if low in keywords:
-                s.font_size = float(keywords[low])
-            elif low in ("larger", "smaller"):
-                s.font_size = parent.font_size * (1.2 if low == "larger" else 1 / 1.2)
-            else:
-                v = parse_length(value, parent.font_size, parent.font_size)
-                if v is None or v < 0:
-                    return False
-                s.font_size = v
-        elif prop in ("marker-start", "marker-mid", "marker-end"):
-            s.markers = s.markers or low != "none"
-        elif prop == "paint-order":
-            s.paint_order_normal = low in ("normal", "fill", "fill stroke", "fill stroke markers", "fill markers")
-        elif prop == "display":
-            s.display = low != "none"
-        elif prop == "clip-path":
-            ref = value.strip()
-            if low == "none":
-                s.clip_path = None
-            elif low.startswith("url(") and ref.endswith(")"):
-                ident = ref[4:-1].strip().strip("'\"").strip()
-                s.clip_path = ident[1:] if ident.startswith("#") else ""
-            else:
-                return False
-        elif prop == "mask":
-            s.mask = low != "none"
-        elif prop == "filter":
-            s.filter = low != "none"
-        elif prop == "overflow":
-            if low not in ("visible", "auto", "hidden", "scroll", "clip"):
-                return False
-            s.overflow_visible = low in ("visible", "auto")
-        elif prop == "mix-blend-mode":
-            s.blend = low != "normal"
-        elif prop == "transform":
-            if low == "none":
-                s.transform = IDENTITY
-                return True
-            try:
-                s.transform = parse_transform(value)
-            except ValueError:
-                self.report.add("invalid transform", self.current)
-                return False
-        elif prop == "vector-effect":
-            s.non_scaling = low == "non-scaling-stroke"
-        return True
+        return self.styles.length(value, ctx.viewport, axis, font_size)
 
     # -- walk --------------------------------------------------------------------------------------------------
     def conditions_hold(self, elem: ET.Element) -> bool:
@@ -377,7 +145,7 @@ class Builder:
             return False  # no extension is supported (an empty list is false too)
         return True  # requiredFeatures: SVG 2 dropped it, browsers and resvg treat it as true
 
-    def walk(self, elem: ET.Element, parent: _Style, ctx: _Context) -> None:
+    def walk(self, elem: ET.Element, parent: Style, ctx: _Context) -> None:
         ns, name = split_tag(elem.tag)
         if ns not in ("", SVG_NS):
             return
@@ -439,7 +207,7 @@ class Builder:
         if style.opacity < 1 and len(self.paths) - before > 1:
             self.report.add("group opacity", elem, self.instance)
 
-    def nested_svg(self, elem: ET.Element, style: _Style, ctx: _Context, source: ET.Element,
+    def nested_svg(self, elem: ET.Element, style: Style, ctx: _Context, source: ET.Element,
                    size: Tuple[Optional[str], Optional[str]] = (None, None), children_of: ET.Element = None) -> None:
         """A new viewport: nested <svg>, or a <symbol> / <svg> instanced by <use> (size from the <use>)."""
         fs = style.font_size
@@ -474,7 +242,7 @@ class Builder:
             if isinstance(child.tag, str):
                 self.walk(child, style, inner)
 
-    def use(self, elem: ET.Element, style: _Style, ctx: _Context) -> None:
+    def use(self, elem: ET.Element, style: Style, ctx: _Context) -> None:
         ref = (elem.get("href") or "").strip()
         target = self.ids.get(ref[1:]) if ref.startswith("#") else None
         if target is None or target in self.use_stack or len(self.use_stack) > 64:
@@ -520,7 +288,7 @@ class Builder:
             self.instance = instance
 
     # -- shapes ------------------------------------------------------------------------------------------------
-    def geometry(self, elem: ET.Element, name: str, style: _Style, ctx: _Context) -> List[Subpath]:
+    def geometry(self, elem: ET.Element, name: str, style: Style, ctx: _Context) -> List[Subpath]:
         fs = style.font_size
 
         def length(key, axis, default="0"):
@@ -569,7 +337,7 @@ class Builder:
             numbers = []
         return polyline(numbers[: len(numbers) // 2 * 2], name == "polygon")
 
-    def shape(self, elem: ET.Element, name: str, style: _Style, ctx: _Context) -> None:
+    def shape(self, elem: ET.Element, name: str, style: Style, ctx: _Context) -> None:
         if not style.visible:
             return
         subpaths = self.geometry(elem, name, style, ctx)
@@ -652,7 +420,7 @@ class Builder:
     def _map(sp: Subpath, m: Matrix) -> Subpath:
         return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
 
-    def paint(self, paint: Paint, style: _Style, elem: ET.Element) -> Tuple[Optional[Tuple[float, float, float]], float]:
+    def paint(self, paint: Paint, style: Style, elem: ET.Element) -> Tuple[Optional[Tuple[float, float, float]], float]:
         if paint.kind == "none":
             return None, 0.0
         if paint.kind == "currentColor":
@@ -703,32 +471,6 @@ class Builder:
                 self.group += 1
 
 
-def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) -> Tuple[float, float, bool]:
-    """(width, height, declared) of the outermost viewport. Missing or % width/height resolve against
-    `reference` (the canvas) if given, else against the viewBox size (or 100 x 100 without one), as resvg does.
-    `declared`: the document states its own visible area (a viewBox, or both width and height absolute)."""
-    viewbox = parse_viewbox(root.get("viewBox"))
-    sizes = []
-    for key, i in (("width", 2), ("height", 3)):
-        text = root.get(key)
-        value = None
-        if text is not None and not text.strip().endswith("%") and text.strip() != "auto":
-            value = parse_length(text, 0.0)
-        if value is None:
-            pct = 100.0
-            if text is not None and text.strip().endswith("%"):
-                pct = parse_length(text, 100.0) or 100.0
-            if reference is not None:
-                base = reference[i - 2]
-            else:
-                base = viewbox[i] if viewbox else 100.0
-            value = base * pct / 100.0
-        sizes.append(value)
-    declared = viewbox is not None or all(root.get(k) and not root.get(k).strip().endswith("%")
-                                          for k in ("width", "height"))
-    return sizes[0], sizes[1], declared
-
-
 def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float, float]], clip_root: bool,
                 warnings: List[str], clip_rects: Optional[Dict] = None
                 ) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
@@ -743,7 +485,7 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
             ids[ident] = elem  # the first element with an id wins (as browsers' getElementById)
     builder = Builder(root, css, servers, ids, clip_rects=clip_rects)
     builder.root_viewport = (width, height)
-    base = _Style()
+    base = Style()
     top = _Context(IDENTITY, (width, height), (), 1.0)
     style = builder.style_of(root, base, top)
     builder.root_font_size = style.font_size
@@ -781,66 +523,3 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
     return builder.paths, (width, height), builder.report, declared
 
 
-def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optional[int], fit: bool, override: float,
-              force_black: bool) -> Sketch:
-    """Maps document coordinates onto the canvas. canvas=None: the canvas is the document's own viewport
-    (ceil(width) x ceil(height), user units = pixels)."""
-    doc_widths, fixed_widths = [], []
-    for p in raw:
-        stroked = p.stroke_rgb is not None
-        if override > 0 and (stroked or force_black):
-            doc_widths.append(0.0)
-            fixed_widths.append(override)
-        elif stroked:
-            doc_widths.append(p.stroke_width)
-            fixed_widths.append(0.0)
-        else:
-            doc_widths.append(0.0)
-            fixed_widths.append(FORCED_STROKE_WIDTH if force_black else 0.0)
-
-    pts = torch.tensor([xy for p in raw for xy in p.points], dtype=torch.float64).reshape(-1, 2)
-    width, height = viewport
-    if canvas is None:
-        out_w, out_h = max(1, math.ceil(width - 1e-6)), max(1, math.ceil(height - 1e-6))
-        if max(out_w, out_h) > MAX_CANVAS:
-            raise SVGLoadError(f"the <svg> viewport is {out_w}x{out_h} pixels (attributes width/height), larger "
-                               f"than the canvas limit of {MAX_CANVAS}: pass a canvas_size to scale it")
-    else:
-        out_w = out_h = canvas
-    if fit:
-        pad = torch.tensor([w / 2 for p, w in zip(raw, doc_widths) for _ in p.points], dtype=torch.float64)
-        lo = (pts - pad[:, None]).min(dim=0).values
-        hi = (pts + pad[:, None]).max(dim=0).values
-        extent = hi - lo
-        avail_x, avail_y = out_w * (1 - 2 * FIT_MARGIN), out_h * (1 - 2 * FIT_MARGIN)
-        fixed = max(fixed_widths)
-        if min(avail_x, avail_y) - fixed > 0.25 * min(avail_x, avail_y):
-            avail_x, avail_y = avail_x - fixed, avail_y - fixed  # fixed-width strokes stick out by half a width
-        # extents below 1e-9 (a point, or denormal differences) count as none: they would scale to infinity
-        scales = [a / float(e) for a, e in zip((avail_x, avail_y), extent.tolist()) if e > 1e-9]
-        scale = min(scales) if scales else 1.0
-        out = (pts - (lo + hi) / 2) * scale + torch.tensor([out_w / 2, out_h / 2], dtype=torch.float64)
-    else:
-        scale = min(out_w / width, out_h / height) if canvas is not None else 1.0
-        offset = torch.tensor([(out_w - width * scale) / 2, (out_h - height * scale) / 2], dtype=torch.float64)
-        if canvas is None:
-            offset = torch.zeros(2, dtype=torch.float64)
-        out = pts * scale + offset
-        if not torch.isfinite(out).all() or (len(out) and out.abs().max() > MAX_ABS_COORD):
-            raise SVGLoadError("absurd coordinates after mapping the viewport onto the canvas")
-
-    n = len(raw)
-    black = (0.0, 0.0, 0.0)
-    style = PathStyle(
-        num_segments=[len(p.points) // 3 for p in raw],
-        closed=[p.closed for p in raw],
-        stroke_width=torch.tensor([d * scale + f for d, f in zip(doc_widths, fixed_widths)], dtype=torch.float32),
-        stroke_color=torch.tensor([black if force_black or p.stroke_rgb is None else p.stroke_rgb for p in raw],
-                                  dtype=torch.float32).reshape(n, 3),
-        stroke_opacity=torch.tensor([1.0 if force_black else p.stroke_opacity for p in raw], dtype=torch.float32),
-        fill_color=torch.tensor([p.fill_rgb or black for p in raw], dtype=torch.float32).reshape(n, 3),
-        fill_opacity=torch.tensor([0.0 if force_black else p.fill_opacity for p in raw], dtype=torch.float32),
-        fill_rule=[p.rule for p in raw],
-        fill_group=[p.group for p in raw],
-    )
-    return Sketch(points=out.to(torch.float32), style=style, width=out_w, height=out_h)

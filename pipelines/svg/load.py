@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
 from ..sketch import Sketch
-from .build import build_paths, root_viewport, to_canvas
+from .build import build_paths
+from .canvas import root_viewport, to_canvas
 from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
 from .parse import _Cleaner, _check_source, _parse_xml
