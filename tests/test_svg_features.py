@@ -366,3 +366,20 @@ def test_css_combinators_need_backtracking():
     sk = load('<style>g.x > g rect { fill: #00ff00 } g.y > rect { fill: #ff0000 }</style>'
               '<g class="x y"><g><g><rect width="1" height="1"/></g></g></g>').sketch
     close(sk.style.fill_color[0], [0, 1, 0])
+
+
+def test_nested_viewports_clip_to_their_intersection():
+    # five nested viewports, each 80 wide and shifted by 10: the innermost rect [50, 130] is cut at 90, the
+    # right side of the first viewport; the clips of the levels are merged into one rectangle
+    nest = '<svg x="10" width="80" height="100">' * 5 + '<rect width="100%" height="10"/>' + '</svg>' * 5
+    sk = load(nest).sketch
+    close(bbox(paths(sk)[0]), [50, 0, 90, 10])
+
+
+def test_many_rotated_viewports_stay_bounded_and_warn():
+    nest = '<g transform="rotate(7 100 100)"><svg width="200" height="200">' * 20 + \
+        '<circle cx="100" cy="100" r="90" fill="black"/>' + '</svg></g>' * 20
+    result = load(nest)
+    # the root viewport and 15 rotated ones clip; the 5 innermost are reported
+    assert any(w.startswith("unsupported viewport clip: 5 element(s)") for w in result.warnings)
+    assert result.sketch.num_paths == 1

@@ -61,6 +61,7 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "viewport clip": "more than 16 differently rotated clips in effect: this viewport is not clipped",
     "background-color": "the root's background colour is not drawn (the sketch has no background path)",
     "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
                           "transform)",
@@ -178,6 +179,37 @@ class _Context:
     viewport: Tuple[float, float]  # for percentages
     clips: Tuple[Tuple[Tuple[float, float, float, float], Matrix, Matrix], ...]  # (rect, to_rect, from_rect)
     opacity: float
+
+
+MAX_CLIPS = 16  # clip rectangles at different rotations in effect at once; more are not applied (warned)
+
+
+def add_clip(clips, rect_, from_rect: Matrix):
+    """The clip stack with one more rectangle (given in the coordinates `from_rect` maps to the document).
+
+    A rectangle that is axis-aligned with one already in the stack (their transforms differ by scales and
+    translations only) is intersected with it, so nested viewports cost one clip, not one per level; an
+    axis-aligned first rectangle is kept in document coordinates. Returns None when the transform is singular
+    (nothing inside can be drawn).
+    """
+    inverse = invert(from_rect)
+    if inverse is None:
+        return None
+    for k, (r, to_r, from_r) in enumerate(clips):
+        a, b, c, d, e, f = multiply(to_r, from_rect)  # the new rectangle's coordinates -> clip k's
+        if abs(b) <= 1e-12 * (abs(a) + abs(d)) and abs(c) <= 1e-12 * (abs(a) + abs(d)):
+            xs = sorted((a * rect_[0] + e, a * rect_[2] + e))
+            ys = sorted((d * rect_[1] + f, d * rect_[3] + f))
+            merged = (max(r[0], xs[0]), max(r[1], ys[0]), min(r[2], xs[1]), min(r[3], ys[1]))
+            return tuple(clips[:k]) + ((merged, to_r, from_r),) + tuple(clips[k + 1:])
+    if len(clips) >= MAX_CLIPS:
+        return tuple(clips)  # the caller reports the clip as not applied
+    a, b, c, d, e, f = from_rect
+    if b == 0 and c == 0:
+        xs = sorted((a * rect_[0] + e, a * rect_[2] + e))
+        ys = sorted((d * rect_[1] + f, d * rect_[3] + f))
+        return tuple(clips) + (((xs[0], ys[0], xs[1], ys[1]), IDENTITY, IDENTITY),)
+    return tuple(clips) + ((rect_, inverse, from_rect),)
 
 
 class Builder:
@@ -371,11 +403,12 @@ class Builder:
         if style.clip_path is not None:
             if style.clip_path in self.clip_rects and self.clip_rects[style.clip_path] is not None:
                 rect_, m = self.clip_rects[style.clip_path]
-                to_clip = multiply(ctm, m)  # the clip path lives in the user space of the referencing element
-                inverse = invert(to_clip)
-                if inverse is None:
+                # the clip path lives in the user space of the referencing element
+                before, clips = clips, add_clip(clips, rect_, multiply(ctm, m))
+                if clips is None:
                     return  # a singular transform: the element collapses to a line and is not drawn
-                clips = clips + ((rect_, inverse, to_clip),)
+                if clips is before:
+                    self.report.add("clip-path", elem, self.instance)
             elif style.clip_path in self.clip_rects:
                 self.report.add("clip-path", elem, self.instance)
             # a reference to a missing element: SVG 2 draws the element unclipped
@@ -426,9 +459,11 @@ class Builder:
         ctm = multiply(ctx.ctm, translate(x, y))
         clips = ctx.clips
         if not style.overflow_visible:
-            inverse = invert(ctm)
-            if inverse is not None:
-                clips = clips + (((0.0, 0.0, w, h), inverse, ctm),)
+            before, clips = clips, add_clip(clips, (0.0, 0.0, w, h), ctm)
+            if clips is None:
+                return  # a singular transform: nothing inside is drawn
+            if clips is before:
+                self.report.add("viewport clip", source, self.instance)
         if viewbox is not None:
             ctm = multiply(ctm, viewbox_transform(viewbox, source.get("preserveAspectRatio"), w, h))
             viewport = (viewbox[2], viewbox[3])

@@ -100,7 +100,8 @@ def relation(subpaths: Sequence[Subpath], rect: Rect) -> str:
     if not subpaths:
         return "outside"
     x0, y0, x1, y1 = _bbox(subpaths)
-    if x0 >= rect[0] and y0 >= rect[1] and x1 <= rect[2] and y1 <= rect[3]:
+    eps = 1e-9 * (1.0 + max(abs(v) for v in rect))  # points clamped onto a side by an earlier clip count inside
+    if x0 >= rect[0] - eps and y0 >= rect[1] - eps and x1 <= rect[2] + eps and y1 <= rect[3] + eps:
         return "inside"
     if x1 <= rect[0] or y1 <= rect[1] or x0 >= rect[2] or y0 >= rect[3]:
         return "outside"
@@ -112,11 +113,22 @@ def clip_fill(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rec
     local = _map(subpaths, to_rect)
     for axis, value, keep_above in ((0, rect[0], True), (0, rect[2], False), (1, rect[1], True),
                                     (1, rect[3], False)):
+        coords = [p[axis] for sp in local for c in sp.segments for p in c]
+        if not coords or (min(coords) >= value if keep_above else max(coords) <= value):
+            continue  # nothing beyond this side
         out = []
         for sp in local:
             segs = []
             for c in sp.segments:
-                for piece in _split_at(c, _crossings(c, axis, value)):
+                lo, hi = min(p[axis] for p in c), max(p[axis] for p in c)
+                if (lo >= value) if keep_above else (hi <= value):
+                    segs.append(c)  # wholly on the inside of this side
+                    continue
+                if (hi <= value) if keep_above else (lo >= value):
+                    pieces = [c]  # wholly outside: flattened onto the side below
+                else:
+                    pieces = _split_at(c, _crossings(c, axis, value))
+                for piece in pieces:
                     mid = _coord(piece, axis, 0.5)
                     if (mid < value) if keep_above else (mid > value):
                         piece = tuple((value, p[1]) if axis == 0 else (p[0], value) for p in piece)
@@ -134,6 +146,15 @@ def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_r
         run: List[Cubic] = []
         pieces: List[List[Cubic]] = []
         for c in sp.segments:
+            xs, ys = [p[0] for p in c], [p[1] for p in c]
+            if min(xs) >= rect[0] and max(xs) <= rect[2] and min(ys) >= rect[1] and max(ys) <= rect[3]:
+                run.append(c)  # wholly inside
+                continue
+            if max(xs) < rect[0] or min(xs) > rect[2] or max(ys) < rect[1] or min(ys) > rect[3]:
+                if run:  # wholly outside (a piece along a side counts as inside)
+                    pieces.append(run)
+                    run = []
+                continue
             ts = [t for axis, value in ((0, rect[0]), (0, rect[2]), (1, rect[1]), (1, rect[3]))
                   for t in _crossings(c, axis, value)]
             for piece in _split_at(c, ts):
