@@ -135,8 +135,24 @@ def clip_fill(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rec
                     segs.append(piece)
             out.append(Subpath(segs, sp.closed))
         local = out
-    kept = [sp for sp in local if relation([sp], rect) != "outside"]
+    kept = []
+    for sp in local:
+        # pieces flattened onto a corner collapse to a point: dropped (they add no area)
+        segs = [c for c in sp.segments if not (c[0] == c[1] == c[2] == c[3])]
+        if segs and relation([sp], rect) != "outside":
+            kept.append(Subpath(_rejoin(segs), sp.closed))
     return _map(kept, from_rect)
+
+
+def _rejoin(segs: List[Cubic]) -> List[Cubic]:
+    """Consecutive segments share end points again after point-like pieces were dropped (they were points, so
+    the gap is zero: the next start is set to the previous end exactly)."""
+    out = [segs[0]]
+    for c in segs[1:]:
+        if c[0] != out[-1][3]:
+            c = (out[-1][3],) + tuple(c[1:])
+        out.append(c)
+    return out
 
 
 def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rect: Matrix) -> List[Subpath]:
