@@ -494,6 +494,10 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
         builder.report.add("background-color", root)
     if not style.display or not builder.conditions_hold(root):
         return [], (width, height), builder.report, declared
+    for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.blend, "mix-blend-mode"),
+                          (style.clip_path is not None, "clip-path")):
+        if flag:
+            builder.report.add(feature, root)  # on the outermost <svg>: not applied
     ctm = IDENTITY
     if style.transform is not None:
         ctm = style.transform
