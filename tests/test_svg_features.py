@@ -383,3 +383,12 @@ def test_many_rotated_viewports_stay_bounded_and_warn():
     # the root viewport and 15 rotated ones clip; the 5 innermost are reported
     assert any(w.startswith("unsupported viewport clip: 5 element(s)") for w in result.warnings)
     assert result.sketch.num_paths == 1
+
+
+def test_animations_and_unknown_elements_are_reported():
+    result = load('<path d="M0 0 H10" stroke="black"><animate attributeName="d" values="M0 0 H10;M0 0 H20"/></path>'
+                  '<g><set attributeName="opacity" to="0"/></g><blink/><rect width="1" height="1"/>')
+    assert sorted(result.warnings) == [
+        "unsupported animation: 2 element(s) affected, SMIL animation ignored: the document's static state is drawn",
+        "unsupported unknown element: 1 element(s) affected, not drawn (not an SVG element; browsers do not draw it "
+        "either)"]

@@ -37,6 +37,7 @@ NEVER_DRAWN = {"defs", "symbol", "clipPath", "mask", "marker", "pattern", "linea
                "filter", "style", "title", "desc", "metadata", "script", "view", "cursor", "font", "font-face",
                "glyph", "missing-glyph", "meshgradient", "hatch", "solidcolor", "animate", "animateMotion",
                "animateTransform", "animateColor", "set", "mpath", "color-profile"}
+ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
 MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
@@ -150,7 +151,7 @@ class Builder:
         if ns not in ("", SVG_NS):
             return
         if name in NEVER_DRAWN:
-            return
+            return  # (animation elements are reported from the clean-up's count, see load.py)
         if not self.conditions_hold(elem):
             return
         self.current = elem
@@ -161,7 +162,8 @@ class Builder:
             self.report.add(f"<{name}>", elem, self.instance)
             return
         if name not in SHAPES and name not in CONTAINERS:
-            return  # unknown elements are not rendered (as in browsers); the cleaner counted them
+            self.report.add("unknown element", elem, self.instance)  # browsers do not draw them either
+            return
         for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.blend, "mix-blend-mode")):
             if flag:
                 self.report.add(feature, elem, self.instance)

@@ -175,6 +175,8 @@ def _css_rules(text: str, already: int = 0) -> Tuple[List[_CSSRule], int]:
             close_at = len(text)  # unterminated block runs to the end
         body, pos = text[open_at + 1:close_at], close_at + 1
         if prelude.startswith("@"):
+            if prelude[1:].split("(")[0].split()[:1] in (["media"], ["supports"], ["container"], ["layer"]):
+                unsupported += 1  # conditional style rules are not applied: counted in the warning
             continue
         decls = parse_declarations(body)
         for selector in prelude.split(","):
@@ -220,8 +222,9 @@ def collect_css(root: ET.Element, warnings: List[str]) -> List[_CSSRule]:
                 rules.append(rule)
             unsupported += bad
     if unsupported:
-        warnings.append(f"CSS: ignored {unsupported} rule(s) with unsupported selectors (supported: type, *, #id, "
-                        f".class, [attribute], :first-child, descendant and child combinators)")
+        warnings.append(f"CSS: ignored {unsupported} rule(s) with unsupported selectors or in @media/@supports "
+                        f"blocks (supported: type, *, #id, .class, [attribute], :first-child, descendant and child "
+                        f"combinators)")
     return rules
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
 from ..sketch import Sketch
-from .build import build_paths
+from .build import ANIMATIONS, build_paths
 from .canvas import root_viewport, to_canvas
 from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
@@ -72,6 +72,9 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise
     except Exception as exc:  # a bug of ours must still surface as the loader's error
         raise SVGLoadError(f"internal error while building the sketch: {type(exc).__name__}: {exc}") from exc
+    animations = sum(cleaner.skipped.get(name, 0) for name in ANIMATIONS)  # also those inside shapes
+    if animations:
+        report.counts["animation"] = animations
     warnings[:0] = report.warnings()
 
     if not raw:

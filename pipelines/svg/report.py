@@ -22,6 +22,8 @@ FEATURES = {
     "mix-blend-mode": "drawn with normal blending",
     "dashes": "too many dashes: drawn as a solid stroke",
     "invalid transform": "attribute ignored",
+    "animation": "SMIL animation ignored: the document's static state is drawn",
+    "unknown element": "not drawn (not an SVG element; browsers do not draw it either)",
     "viewport clip": "more than 16 differently rotated clips in effect: this viewport is not clipped",
     "background-color": "the root's background colour is not drawn (the sketch has no background path)",
     "non-uniform stroke": "stroke under a skew or non-uniform scale drawn with a uniform width (sqrt|det| of the "
