@@ -118,6 +118,7 @@ class Builder:
         self.styles = StyleResolver(css, self.report)
         self.paths: List[RawPath] = []
         self.group = 0
+        self.shapes = 0  # elements that emitted paths
         self.instance = 0  # distinguishes the elements drawn through different <use>s
         self.instances = 0
         self.use_stack: List[ET.Element] = []
@@ -186,7 +187,7 @@ class Builder:
         if name in SHAPES:
             self.shape(elem, name, style, inner)
             return
-        before = len(self.paths)
+        groups_before = self.shapes  # shapes drawn inside: overlaps between them are where group opacity differs
         if name == "svg":
             self.nested_svg(elem, style, inner, elem)
         elif name == "use":
@@ -206,7 +207,7 @@ class Builder:
             for child in elem:
                 if isinstance(child.tag, str):
                     self.walk(child, style, inner)
-        if style.opacity < 1 and len(self.paths) - before > 1:
+        if style.opacity < 1 and self.shapes - groups_before > 1:
             self.report.add("group opacity", elem, self.instance)
 
     def nested_svg(self, elem: ET.Element, style: Style, ctx: _Context, source: ET.Element,
@@ -454,6 +455,7 @@ class Builder:
             return pts, False
 
         separate = stroke_geom is not None
+        self.shapes += 1
         group = self.group
         self.group += 1
         for sp in fill_geom if (fill_rgb is not None or not separate) else ():  # no empty shell beside pieces
@@ -514,7 +516,6 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
         ctm = multiply(ctm, viewbox_transform(viewbox, root.get("preserveAspectRatio"), width, height))
         viewport = (viewbox[2], viewbox[3])
     ctx = _Context(ctm, viewport, clips, style.opacity)
-    before = 0
     try:
         for child in root:
             if isinstance(child.tag, str):
@@ -524,7 +525,7 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
     except Exception as exc:  # a bug of ours: still the loader's error, naming the element being built
         where = describe(builder.current) if builder.current is not None else "the document"
         raise SVGLoadError(f"internal error while building {where}: {type(exc).__name__}: {exc}") from exc
-    if style.opacity < 1 and len(builder.paths) - before > 1:
+    if style.opacity < 1 and builder.shapes > 1:
         builder.report.add("group opacity", root)
     return builder.paths, (width, height), builder.report, declared
 
