@@ -112,17 +112,28 @@ ALIGN = {"Min": 0.0, "Mid": 0.5, "Max": 1.0}
 @pytest.mark.parametrize("x", ["Min", "Mid", "Max"])
 @pytest.mark.parametrize("y", ["Min", "Mid", "Max"])
 @pytest.mark.parametrize("mode", ["meet", "slice"])
-def test_preserve_aspect_ratio_alignment_and_clipping(x, y, mode):
-    # a 100 x 50 viewBox filled by a rect, shown in a 200 x 200 viewport
+def test_preserve_aspect_ratio_alignment(x, y, mode):
+    # a 100 x 50 viewBox filled by a rect, shown in a 200 x 200 viewport (the native canvas)
     result = load('<rect width="100" height="50"/>',
                   head=f'width="200" height="200" viewBox="0 0 100 50" preserveAspectRatio="x{x}Y{y} {mode}"')
     sk = result.sketch
     assert (sk.width, sk.height) == (200, 200)
     scale = 2.0 if mode == "meet" else 4.0
     ox, oy = (200 - 100 * scale) * ALIGN[x], (200 - 50 * scale) * ALIGN[y]
-    expected = [max(0.0, ox), max(0.0, oy), min(200.0, ox + 100 * scale), min(200.0, oy + 50 * scale)]
-    close(bbox(torch.cat(paths(sk))), expected)  # slice: clipped to the viewport
-    assert group_area(sk) == pytest.approx((expected[2] - expected[0]) * (expected[3] - expected[1]), rel=0.01)
+    close(bbox(torch.cat(paths(sk))), [ox, oy, ox + 100 * scale, oy + 50 * scale])
+    # what lies on the canvas (slice: the part inside the viewport; the rest is off-canvas)
+    visible = (min(200.0, ox + 100 * scale) - max(0.0, ox)) * (min(200.0, oy + 50 * scale) - max(0.0, oy))
+    assert group_area(sk) == pytest.approx(visible, rel=0.01)
+
+
+@pytest.mark.parametrize("par, expected", [("xMinYMid slice", [0, 0, 100, 50]), ("xMaxYMax meet", [50, 0, 100, 50])])
+def test_letterboxed_viewport_is_clipped_on_a_square_canvas(par, expected):
+    # a 200 x 100 viewport on a 100 px canvas is shown at y 25..75; slice content beyond it would be drawn in
+    # the margins, so it is clipped to the viewport
+    sk = load('<rect width="100" height="100" fill="blue"/>',
+              head=f'width="200" height="100" viewBox="0 0 100 100" preserveAspectRatio="{par}"',
+              canvas_size=100, fit=False).sketch
+    close(bbox(torch.cat(paths(sk))), [expected[0], 25 + expected[1] / 2, expected[2], 25 + expected[3]])
 
 
 def test_preserve_aspect_ratio_none_stretches():
@@ -380,8 +391,8 @@ def test_many_rotated_viewports_stay_bounded_and_warn():
     nest = '<g transform="rotate(7 100 100)"><svg width="200" height="200">' * 20 + \
         '<circle cx="100" cy="100" r="90" fill="black"/>' + '</svg></g>' * 20
     result = load(nest)
-    # the root viewport and 15 rotated ones clip; the 5 innermost are reported
-    assert any(w.startswith("unsupported viewport clip: 5 element(s)") for w in result.warnings)
+    # 16 rotated viewports clip; the 4 innermost are reported
+    assert any(w.startswith("unsupported viewport clip: 4 element(s)") for w in result.warnings)
     assert result.sketch.num_paths == 1
 
 

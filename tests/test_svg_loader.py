@@ -199,10 +199,11 @@ def test_use_and_symbol():
     ("xMidYMid meet", [0, 64, 256, 192]),
     ("xMinYMin meet", [0, 0, 256, 128]),
     ("xMaxYMax meet", [0, 128, 256, 256]),
-    # slice: the 512 x 256 content is clipped to the viewport (the canvas)
-    ("xMinYMin slice", [0, 0, 256, 256]),
-    ("xMidYMid slice", [0, 0, 256, 256]),
-    ("xMaxYMax slice", [0, 0, 256, 256]),
+    # slice: the viewport is the whole (square) canvas, so the 512 x 256 content outside it lies off-canvas
+    # and is kept whole (the rasterizer does not draw it)
+    ("xMinYMin slice", [0, 0, 512, 256]),
+    ("xMidYMid slice", [-128, 0, 384, 256]),
+    ("xMaxYMax slice", [-256, 0, 256, 256]),
     ("none", [0, 0, 256, 256]),
 ])
 def test_viewbox_preserve_aspect_ratio(par, expected):

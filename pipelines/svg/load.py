@@ -33,11 +33,11 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         width/height missing or in % resolve against the viewBox size (100 x 100 without one), as resvg does.
         This is the mode to compare with other renderers (use fit=False with it).
     fit: True fits the content (control points plus half stroke width) into the canvas with a 5 % margin,
-        centred, keeping aspect ratio; content outside the root viewport is clipped first when the document
-        declares its viewport (a viewBox, or absolute width and height). False maps the document viewport onto
-        the canvas: the viewBox is mapped into the viewport by preserveAspectRatio; width/height missing or in %
+        centred, keeping aspect ratio (the document's viewport does not matter: content outside it is
+        included). False maps the document viewport onto the canvas: the viewBox is mapped into the viewport by preserveAspectRatio; width/height missing or in %
         resolve against the canvas; a viewport that is not square is scaled uniformly and centred, and content
-        outside the viewport is clipped (fills exactly, strokes cut where they leave it).
+        outside the viewport is clipped (fills exactly, strokes cut where they leave it) so that it is not drawn
+        in the margins. A square viewport fills the canvas: content outside it lies off-canvas and is kept.
     stroke_width: > 0 overrides the width (canvas px) of every stroked path; 0 keeps the document's widths.
     force_black: LiveSketch convention, black opaque strokes and no fills; unstroked paths get a stroke
         (stroke_width if > 0, else 1.5).
@@ -64,9 +64,14 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
 
     reference = None if canvas_size is None else (float(canvas_size), float(canvas_size))
     try:
-        declared = root_viewport(root, reference)[2]
+        vw, vh, _ = root_viewport(root, reference)
+        # The outermost viewport is clipped only where the canvas would show what lies outside it: a viewport
+        # that is not square, letterboxed on the square canvas. Otherwise the canvas edge is the viewport edge and
+        # geometry outside it is kept whole, off-canvas (as LiveSketch's reference keeps it: an animation may
+        # bring it in). fit=True frames the content itself, whatever the viewport, so nothing is cut either.
+        clip_root = not fit and canvas_size is not None and abs(vw - vh) > 1e-9 * max(vw, vh)
         raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, reference,
-                                               clip_root=(not fit) or declared, warnings=warnings,
+                                               clip_root=clip_root, warnings=warnings,
                                                clip_rects=clip_rects)
     except SVGLoadError:
         raise
