@@ -27,8 +27,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipelines.svg import limits as L  # noqa: E402  (after the sys.path line)
 from pipelines.svg import SVGLoadError, load_svg_sketch  # noqa: E402
+from pipelines.svg import limits as L  # noqa: E402  (after the sys.path line)
 from pipelines.svg.dashes import MAX_DASHES  # noqa: E402
 
 BUDGET_S = 2.0

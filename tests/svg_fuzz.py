@@ -100,8 +100,8 @@ def mutations(rng: random.Random, doc: str) -> Iterator[Tuple[str, Source]]:
             f'<rect width="10" height="10" transform="{rng.choice(TRANSFORMS)}"/>',
             f'<rect width="10" height="10" fill="{rng.choice(PAINTS)}" stroke="{rng.choice(PAINTS)}"/>',
             f'<circle r="5" {rng.choice(NUMERIC_ATTRIBUTES)}="{rng.choice(HOSTILE_NUMBERS)}"/>',
-            f'<g style="{rng.choice(NUMERIC_ATTRIBUTES)}:{rng.choice(HOSTILE_NUMBERS)};transform:'
-            f'{rng.choice(TRANSFORMS)}">{PATH}</g>',
+            (f'<g style="{rng.choice(NUMERIC_ATTRIBUTES)}:{rng.choice(HOSTILE_NUMBERS)};transform:'
+             f'{rng.choice(TRANSFORMS)}">{PATH}</g>'),
             f'<style>path{{{rng.choice(NUMERIC_ATTRIBUTES)}:{rng.choice(HOSTILE_NUMBERS)}}}</style>',
         ])
         yield "element-inserted", doc[:insert_at] + extra + doc[insert_at:]
@@ -170,7 +170,7 @@ def structure_cases(rng: random.Random, limits) -> Iterator[Tuple[str, Source]]:
 
 
 def entity_cases() -> Iterator[Tuple[str, Source]]:
-    laughs = "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     yield "billion-laughs", f'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY l0 "lol">{laughs}]>' + _wrap("&l9;")
     yield "external-entity", ('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
                               + _wrap("<text>&x;</text>" + PATH))
@@ -200,7 +200,7 @@ def encoding_cases(rng: random.Random) -> Iterator[Tuple[str, Source]]:
         yield "bom", bom + body.encode("utf-8")
     yield "utf16-no-bom", body.encode("utf-16-le")
     yield "utf16-declared-utf8", '<?xml version="1.0" encoding="UTF-8"?>'.encode("utf-16") + body.encode("utf-16")
-    yield "lone-surrogate-str", _wrap(f'<path id="p\ud800" d="M0 0 L5 5" stroke="black"/>')
+    yield "lone-surrogate-str", _wrap('<path id="p\ud800" d="M0 0 L5 5" stroke="black"/>')
     yield "lone-surrogate-utf8", body.encode("utf-8").replace(b"caf", b"\xed\xa0\x80")
     yield "surrogate-pair-str", _wrap('<title>\ud83d\ude00</title>' + PATH)
     yield "nul-bytes", body.encode("utf-8").replace(b"<title>", b"<title>\x00\x01\x02")

@@ -149,4 +149,4 @@ def test_use_reaches_into_unrendered_elements_and_that_content_is_still_checked(
 def test_own_viewport_canvas_is_bounded_like_canvas_size():
     doc = '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="100">' + PATH + "</svg>"
     assert load_svg_sketch(doc.format(limits.MAX_CANVAS), canvas_size=None, fit=False).sketch.width == limits.MAX_CANVAS
-    refused(doc.format(limits.MAX_CANVAS + 1), canvas_size=None, fit=False, *["canvas limit", "width/height"])
+    refused(doc.format(limits.MAX_CANVAS + 1), "canvas limit", "width/height", canvas_size=None, fit=False)

@@ -2,9 +2,8 @@
 import json
 
 import numpy as np
-from PIL import Image
-
 import svg_conformance
+from PIL import Image
 
 SQUARE = ('<svg id="svg1" viewBox="0 0 200 200" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
           '<rect id="rect1" x="50" y="50" width="100" height="100" fill="green"/></svg>')

@@ -8,9 +8,9 @@ import logging
 import math
 
 import pytest
+from svg_fuzz import cases
 
 from pipelines.svg import SVGLoadError, load_svg_sketch
-from svg_fuzz import cases
 
 CASES = cases(n=300, seed=0)
 

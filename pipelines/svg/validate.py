@@ -8,7 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Dict, Optional
 
-from .limits import MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _FLOAT_RE, _NONFINITE_WORD_RE, _check_numbers, _check_value
+from .limits import _FLOAT_RE, _NONFINITE_WORD_RE, MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _check_numbers, _check_value
 from .xmlutil import describe
 
 # Attributes (or style properties) whose numbers svgelements converts; 'd' and 'points' have their own checks.
