@@ -139,9 +139,8 @@ def parse_path_data(d: str) -> Tuple[List[Subpath], Optional[int]]:
             if d[pos:].strip(_WSP + ",") == "":
                 break
             if cmd is None or cmd in "Zz":
-                return_error = pos
                 flush(False)
-                return subpaths, return_error
+                return subpaths, pos
             fresh = False
         upper = cmd.upper()
         if not started and upper != "M":
@@ -181,8 +180,7 @@ def parse_path_data(d: str) -> Tuple[List[Subpath], Optional[int]]:
             last_ctrl, last_kind = None, "M"
             cmd = "l" if rel else "L"  # following pairs are implicit linetos
             continue
-        if last_kind == "Z" and not segs:
-            pass  # a drawing command after Z starts a new subpath at the same start point
+        # (a drawing command right after Z starts a new subpath at the closed one's start: cur is that point)
         if upper == "L":
             end = (args[0] + ox, args[1] + oy)
             segs.append(line_cubic(cur, end))
