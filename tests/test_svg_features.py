@@ -403,3 +403,13 @@ def test_animations_and_unknown_elements_are_reported():
         "unsupported animation: 2 element(s) affected, SMIL animation ignored: the document's static state is drawn",
         "unsupported unknown element: 1 element(s) affected, not drawn (not an SVG element; browsers do not draw it "
         "either)"]
+
+
+def test_zero_length_subpaths_draw_nothing_with_butt_caps():
+    sk = load('<path d="M 10 10 L 10 10 M 20 20 L 30 20" stroke="black" stroke-width="4" fill="none"/>'
+              '<path d="M 50 50 Z" stroke="black" stroke-linecap="round"/><path d="M 60 60 L 60 60" '
+              'stroke="black" stroke-width="4" stroke-linecap="round"/>').sketch
+    # the butt-capped dot is dropped; the round-capped one stays (a dot, as in SVG); 'M x y Z' has no segment
+    assert sk.num_paths == 2
+    close(bbox(paths(sk)[0]), [20, 20, 30, 20])
+    close(bbox(paths(sk)[1]), [60, 60, 60, 60])

@@ -344,6 +344,10 @@ class Builder:
         if not style.visible:
             return
         subpaths = self.geometry(elem, name, style, ctx)
+        if style.linecap == "butt":
+            # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it (the
+            # rasterizer's round caps would draw a dot)
+            subpaths = [sp for sp in subpaths if any(p != sp.segments[0][0] for c in sp.segments for p in c)]
         if not subpaths:
             return
         inst = self.instance
