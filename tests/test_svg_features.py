@@ -413,3 +413,11 @@ def test_zero_length_subpaths_draw_nothing_with_butt_caps():
     assert sk.num_paths == 2
     close(bbox(paths(sk)[0]), [20, 20, 30, 20])
     close(bbox(paths(sk)[1]), [60, 60, 60, 60])
+
+
+def test_group_opacity_warns_only_where_shapes_overlap():
+    apart = load('<g opacity="0.5"><rect width="10" height="10"/><rect x="50" width="10" height="10"/></g>')
+    assert apart.warnings == []  # per-path opacity is exact for shapes that do not overlap
+    close(apart.sketch.style.fill_opacity, [0.5, 0.5])
+    overlapping = load('<g opacity="0.5"><rect width="10" height="10"/><rect x="5" width="10" height="10"/></g>')
+    assert [w.split(":")[0] for w in overlapping.warnings] == ["unsupported group opacity"]

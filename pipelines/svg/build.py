@@ -67,6 +67,26 @@ def _has_corner(subpaths) -> bool:
     return False
 
 
+def _overlap(paths: List[RawPath], limit: int = 200) -> bool:
+    """Do two of these shapes (fill groups) overlap? Opacity applied per path is exact for a group whose
+    shapes do not overlap (bounding boxes with half the stroke width); more than `limit` shapes: assumed."""
+    boxes: Dict[int, List[float]] = {}
+    for p in paths:
+        if p.fill_rgb is None and p.stroke_rgb is None:
+            continue
+        pad = p.stroke_width / 2
+        xs, ys = [q[0] for q in p.points], [q[1] for q in p.points]
+        box = [min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad]
+        old = boxes.setdefault(p.group, box)
+        if old is not box:
+            boxes[p.group] = [min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3])]
+    if len(boxes) > limit:
+        return True
+    items = list(boxes.values())
+    return any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+               for i, a in enumerate(items) for b in items[i + 1:])
+
+
 @dataclass
 class _Context:
     ctm: Matrix
@@ -187,7 +207,7 @@ class Builder:
         if name in SHAPES:
             self.shape(elem, name, style, inner)
             return
-        groups_before = self.shapes  # shapes drawn inside: overlaps between them are where group opacity differs
+        groups_before, paths_before = self.shapes, len(self.paths)
         if name == "svg":
             self.nested_svg(elem, style, inner, elem)
         elif name == "use":
@@ -207,7 +227,7 @@ class Builder:
             for child in elem:
                 if isinstance(child.tag, str):
                     self.walk(child, style, inner)
-        if style.opacity < 1 and self.shapes - groups_before > 1:
+        if style.opacity < 1 and self.shapes - groups_before > 1 and _overlap(self.paths[paths_before:]):
             self.report.add("group opacity", elem, self.instance)
 
     def nested_svg(self, elem: ET.Element, style: Style, ctx: _Context, source: ET.Element,
@@ -529,7 +549,7 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
     except Exception as exc:  # a bug of ours: still the loader's error, naming the element being built
         where = describe(builder.current) if builder.current is not None else "the document"
         raise SVGLoadError(f"internal error while building {where}: {type(exc).__name__}: {exc}") from exc
-    if style.opacity < 1 and builder.shapes > 1:
+    if style.opacity < 1 and builder.shapes > 1 and _overlap(builder.paths):
         builder.report.add("group opacity", root)
     return builder.paths, (width, height), builder.report, declared
 
