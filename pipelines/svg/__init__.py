@@ -25,8 +25,17 @@ kept only as the path-data lexer of the clean-up's validation (parse.py).
 
 Everything the caller can get wrong raises SVGLoadError (a ValueError) with a message naming the problem.
 """
-from .limits import (MAX_ABS_COORD, MAX_BYTES, MAX_CANVAS, MAX_CSS_RULES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK,
-                     MAX_SEGMENTS, SVGLoadError)
+from .limits import (
+                     MAX_ABS_COORD,
+                     MAX_BYTES,
+                     MAX_CANVAS,
+                     MAX_CSS_RULES,
+                     MAX_DEPTH,
+                     MAX_ELEMENTS,
+                     MAX_PARSE_WORK,
+                     MAX_SEGMENTS,
+                     SVGLoadError,
+)
 from .load import SVGLoadResult, load_svg_sketch
 
 __all__ = ["load_svg_sketch", "SVGLoadError", "SVGLoadResult", "MAX_BYTES", "MAX_ELEMENTS", "MAX_DEPTH",

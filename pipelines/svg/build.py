@@ -19,9 +19,26 @@ from . import clip as clipping
 from .canvas import root_viewport
 from .css import cascade
 from .dashes import MAX_DASHES, count_dashes, dash, dash_pattern
-from .geometry import (DEFAULT_FONT_SIZE, IDENTITY, Matrix, Point2, Subpath, apply, ellipse, invert, line_cubic,
-                       multiply, parse_numbers, parse_path_data, parse_viewbox, polyline, rect, same_point,
-                       translate, viewbox_transform)
+from .geometry import (
+    DEFAULT_FONT_SIZE,
+    IDENTITY,
+    Matrix,
+    Point2,
+    Subpath,
+    apply,
+    ellipse,
+    invert,
+    line_cubic,
+    multiply,
+    parse_numbers,
+    parse_path_data,
+    parse_viewbox,
+    polyline,
+    rect,
+    same_point,
+    translate,
+    viewbox_transform,
+)
 from .limits import MAX_ABS_COORD, SVGLoadError
 from .paint import Paint, PaintServer
 from .paths import RawPath

@@ -12,6 +12,7 @@ from .geometry import parse_length, parse_viewbox
 from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, MAX_CANVAS, SVGLoadError
 from .paths import RawPath
 
+
 def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) -> Tuple[float, float, bool]:
     """(width, height, declared) of the outermost viewport. Missing or % width/height resolve against
     `reference` (the canvas) if given, else against the viewBox size (or 100 x 100 without one), as resvg does.

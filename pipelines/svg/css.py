@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .limits import MAX_CSS_RULES, MAX_PARSE_WORK, SVGLoadError
-from .xmlutil import SVG_NS, split_tag as _split_tag
+from .xmlutil import SVG_NS
+from .xmlutil import split_tag as _split_tag
 
 Declaration = Tuple[str, str, bool]  # property, value, !important
 

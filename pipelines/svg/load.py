@@ -11,7 +11,7 @@ from .build import ANIMATIONS, build_paths
 from .canvas import root_viewport, to_canvas
 from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
-from .parse import _Cleaner, _check_source, _parse_xml
+from .parse import _check_source, _Cleaner, _parse_xml
 
 log = logging.getLogger("VideoPriors")
 
@@ -34,10 +34,11 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         This is the mode to compare with other renderers (use fit=False with it).
     fit: True fits the content (control points plus half stroke width) into the canvas with a 5 % margin,
         centred, keeping aspect ratio (the document's viewport does not matter: content outside it is
-        included). False maps the document viewport onto the canvas: the viewBox is mapped into the viewport by preserveAspectRatio; width/height missing or in %
-        resolve against the canvas; a viewport that is not square is scaled uniformly and centred, and content
-        outside the viewport is clipped (fills exactly, strokes cut where they leave it) so that it is not drawn
-        in the margins. A square viewport fills the canvas: content outside it lies off-canvas and is kept.
+        included). False maps the document viewport onto the canvas: the viewBox is mapped into the viewport by
+        preserveAspectRatio; width/height missing or in % resolve against the canvas; a viewport that is not
+        square is scaled uniformly and centred, and content outside the viewport is clipped (fills exactly,
+        strokes cut where they leave it) so that it is not drawn in the margins. A square viewport fills the
+        canvas: content outside it lies off-canvas and is kept.
     stroke_width: > 0 overrides the width (canvas px) of every stroked path; 0 keeps the document's widths.
     force_black: LiveSketch convention, black opaque strokes and no fills; unstroked paths get a stroke
         (stroke_width if > 0, else 1.5).

@@ -14,7 +14,8 @@ from PIL import ImageColor
 
 from .css import parse_declarations
 from .limits import PATTERN_FALLBACK_RGB
-from .xmlutil import SVG_NS, XLINK_HREF, split_tag as _split_tag
+from .xmlutil import SVG_NS, XLINK_HREF
+from .xmlutil import split_tag as _split_tag
 
 RGB = Tuple[float, float, float]
 _GRADIENTS = {"linearGradient", "radialGradient"}

@@ -55,8 +55,8 @@ class Style:
 
 
 _INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
-                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size", "markers",
-                     "paint_order_normal")
+                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size",
+                     "markers", "paint_order_normal")
 
 
 class StyleResolver:
