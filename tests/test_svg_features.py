@@ -303,13 +303,12 @@ def test_invalid_or_empty_dasharray_draws_a_solid_stroke(dashes):
 
 def test_every_unsupported_feature_gives_one_warning_with_its_count(caplog):
     body = ('<defs><filter id="f"/><mask id="m"/><clipPath id="c"><circle r="5"/></clipPath>'
-            '<marker id="k"/><pattern id="p" width="2" height="2"/>'
+            '<pattern id="p" width="2" height="2"/>'
             '<linearGradient id="g"><stop stop-color="#ff0000"/><stop stop-color="#0000ff"/></linearGradient>'
             '<text id="unused">never drawn: in defs</text></defs>'
             '<rect width="10" height="10" filter="url(#f)"/><circle r="5" style="filter: url(#f)"/>'
             '<rect width="10" height="10" mask="url(#m)"/>'
             '<rect width="10" height="10" clip-path="url(#c)"/>'
-            '<path d="M0 0 L10 10 L20 0" marker-mid="url(#k)" fill="none" stroke="black"/>'
             '<rect width="10" height="10" fill="url(#p)"/>'
             '<rect width="10" height="10" fill="url(#g)"/><rect width="10" height="10" stroke="url(#g)"/>'
             '<text>a</text><text>b</text><g><text>c</text></g>'
@@ -323,7 +322,7 @@ def test_every_unsupported_feature_gives_one_warning_with_its_count(caplog):
         feature, _, rest = w[len("unsupported "):].partition(": ")
         assert feature not in counts  # one warning per feature
         counts[feature] = int(rest.split()[0])
-    assert counts == {"filter": 2, "mask": 1, "clip-path": 1, "marker": 1, "pattern": 1, "gradient": 2,
+    assert counts == {"filter": 2, "mask": 1, "clip-path": 1, "pattern": 1, "gradient": 2,
                       "<text>": 3, "<image>": 1, "<foreignObject>": 1}
     assert len(caplog.records) == len(result.warnings)
     # gradients keep their fallback: the mean of the stop colours
@@ -421,3 +420,44 @@ def test_group_opacity_warns_only_where_shapes_overlap():
     close(apart.sketch.style.fill_opacity, [0.5, 0.5])
     overlapping = load('<g opacity="0.5"><rect width="10" height="10"/><rect x="5" width="10" height="10"/></g>')
     assert [w.split(":")[0] for w in overlapping.warnings] == ["unsupported group opacity"]
+
+
+ARROW = ('<marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="4" markerHeight="4" orient="auto">'
+         '<path d="M0 0 L10 5 L0 10 Z"/></marker>')
+
+
+def test_marker_end_arrow_is_placed_scaled_and_oriented():
+    sk = load(ARROW + '<path d="M10 50 H90" stroke="black" stroke-width="2" marker-end="url(#a)" fill="none"/>'
+              '<path d="M150 10 V90" stroke="black" stroke-width="2" marker-end="url(#a)" fill="none"/>').sketch
+    assert sk.num_paths == 4
+    # viewBox 10 -> 4 px viewport (x0.4), markerUnits=strokeWidth (x2); the tip (refX, refY) sits on the end
+    close(bbox(paths(sk)[1]), [82, 46, 90, 54])
+    close(bbox(paths(sk)[3]), [146, 82, 154, 90])  # orient="auto" on a downward line: rotated 90 degrees
+    close(sk.style.fill_opacity[[1, 3]], [1, 1])  # the marker's content inherits from the document, not the path
+
+
+def test_marker_start_mid_end_and_auto_start_reverse():
+    marker = ARROW.replace('orient="auto"', 'orient="auto-start-reverse"')
+    sk = load(marker + '<polyline points="10 10 50 10 50 50" stroke="black" fill="none" stroke-width="1" '
+              'marker-start="url(#a)" marker-mid="url(#a)" marker-end="url(#a)"/>').sketch
+    assert sk.num_paths == 4
+    close(bbox(paths(sk)[1]), [10, 8, 14, 12])  # start, reversed: the tip points back along -x onto (10, 10)
+    close(bbox(paths(sk)[3]), [48, 46, 52, 50])  # end: pointing down onto (50, 50)
+    # the corner: oriented along the bisector of east and south (45 degrees), the tip on (50, 10) and the body
+    # up-left of it: back corners (-4, -2) and (-4, 2) (after the x0.4 viewBox scale) rotated by 45 degrees
+    r = math.sqrt(0.5)
+    close(bbox(paths(sk)[2]), [50 - 6 * r, 10 - 6 * r, 50, 10])
+
+
+def test_marker_shorthand_and_budget():
+    dots = '<marker id="d" markerWidth="2" markerHeight="2" refX="1" refY="1"><circle cx="1" cy="1" r="1"/></marker>'
+    sk = load(dots + '<path d="M0 0 L10 0 L20 0" style="marker: url(#d)" stroke="black" fill="none"/>').sketch
+    assert sk.num_paths == 1 + 3  # start, mid and end from the 'marker' shorthand
+    plain = load(dots + '<path d="M0 0 L10 0 L20 0" marker="url(#d)" stroke="black" fill="none"/>').sketch
+    assert plain.num_paths == 1  # 'marker' is a CSS shorthand, not a presentation attribute
+    oriented = load(ARROW.replace('orient="auto"', 'orient="0.25turn"') +
+                    '<path d="M10 50 H90" stroke="black" stroke-width="2" marker-end="url(#a)" fill="none"/>').sketch
+    close(bbox(paths(oriented)[1]), [86, 42, 94, 50])  # a quarter turn: pointing down onto (90, 50)
+    many = " ".join(f"L{i % 200} {i // 200}" for i in range(1, 6000))
+    result = load(dots + f'<path d="M0 0 {many}" marker-mid="url(#d)" stroke="black" fill="none"/>')
+    assert any(w.startswith("unsupported marker:") for w in result.warnings)  # over the marker budget

@@ -40,6 +40,7 @@ from .geometry import (
     viewbox_transform,
 )
 from .limits import MAX_ABS_COORD, SVGLoadError
+from .markers import vertices
 from .paint import Paint, PaintServer
 from .paths import RawPath
 from .report import Report
@@ -54,6 +55,8 @@ NEVER_DRAWN = {"defs", "symbol", "clipPath", "mask", "marker", "pattern", "linea
                "filter", "style", "title", "desc", "metadata", "script", "view", "cursor", "font", "font-face",
                "glyph", "missing-glyph", "meshgradient", "hatch", "solidcolor", "animate", "animateMotion",
                "animateTransform", "animateColor", "set", "mpath", "color-profile"}
+MARKABLE = {"path", "line", "polyline", "polygon", "rect", "circle", "ellipse"}  # markers apply to (SVG 2)
+MAX_MARKER_SEGMENTS = 20_000  # segments all marker instances may draw; beyond, markers are reported instead
 ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
@@ -145,7 +148,8 @@ def add_clip(clips, rect_, from_rect: Matrix):
 
 class Builder:
     def __init__(self, root: ET.Element, css: Dict, servers: Dict[str, PaintServer], ids: Dict[str, ET.Element],
-                 root_font_size: float = DEFAULT_FONT_SIZE, clip_rects: Optional[Dict] = None):
+                 root_font_size: float = DEFAULT_FONT_SIZE, clip_rects: Optional[Dict] = None,
+                 markers: Optional[Dict] = None):
         self.root = root
         self.clip_rects = clip_rects or {}
         self.css = css
@@ -156,6 +160,11 @@ class Builder:
         self.paths: List[RawPath] = []
         self.group = 0
         self.shapes = 0  # elements that emitted paths
+        self.markers: Dict[str, Optional[ET.Element]] = markers or {}
+        self.in_marker = False
+        self.marker_segments = 0  # segments drawn and elements walked by marker instances (MAX_MARKER_SEGMENTS)
+        self.marker_sizes: Dict[str, int] = {}
+        self.root_style = Style()
         self.instance = 0  # distinguishes the elements drawn through different <use>s
         self.instances = 0
         self.use_stack: List[ET.Element] = []
@@ -381,6 +390,11 @@ class Builder:
         if not style.visible:
             return
         subpaths = self.geometry(elem, name, style, ctx)
+        self._draw_shape(elem, name, style, ctx, subpaths)
+        if subpaths and name in MARKABLE and any(m is not None for m in style.markers):
+            self.draw_markers(elem, subpaths, style, ctx)
+
+    def _draw_shape(self, elem: ET.Element, name: str, style: Style, ctx: _Context, subpaths: List[Subpath]) -> None:
         if style.linecap == "butt":
             # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it (the
             # rasterizer's round caps would draw a dot)
@@ -388,8 +402,6 @@ class Builder:
         if not subpaths:
             return
         inst = self.instance
-        if style.markers and name in ("path", "line", "polyline", "polygon"):
-            self.report.add("marker", elem, inst)
         if not style.paint_order_normal:
             self.report.add("paint-order", elem, inst)
         if style.non_scaling:
@@ -460,6 +472,82 @@ class Builder:
                 stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
         self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule)
 
+    def draw_markers(self, elem: ET.Element, subpaths: List[Subpath], style: Style, ctx: _Context) -> None:
+        if self.in_marker:
+            self.report.add("marker", elem, self.instance)  # markers inside markers are not drawn
+            return
+        a, b, c, d, _, _ = ctx.ctm
+        if a * d - b * c == 0:
+            return
+        points = vertices(subpaths)
+        for i, (point, angle) in enumerate(points):
+            ident = style.markers[0 if i == 0 else 2 if i == len(points) - 1 else 1]
+            if ident is None or ident not in self.markers:
+                continue  # no marker, or a reference to a missing one: nothing is drawn
+            marker = self.markers[ident]
+            if marker is None or self.marker_segments > MAX_MARKER_SEGMENTS:
+                self.report.add("marker", elem, self.instance)
+                continue
+            if ident not in self.marker_sizes:
+                self.marker_sizes[ident] = sum(1 for _ in marker.iter())
+            self.marker_segments += self.marker_sizes[ident]  # walking its elements costs too, drawn or not
+            self.marker_instance(marker, point, angle, i == 0, style, ctx)
+
+    def marker_instance(self, marker: ET.Element, point: Point2, angle: float, is_start: bool, style: Style,
+                        ctx: _Context) -> None:
+        fs = style.font_size
+        mw = self._length(marker.get("markerWidth", "3"), ctx, "x", fs)
+        mh = self._length(marker.get("markerHeight", "3"), ctx, "y", fs)
+        if mw is None or mh is None or mw <= 0 or mh <= 0:
+            return
+        orient = marker.get("orient", "0").strip()
+        if orient == "auto-start-reverse":
+            rotation = angle + 180.0 if is_start else angle
+        elif orient == "auto":
+            rotation = angle
+        else:
+            rotation = 0.0
+            for unit, factor in (("deg", 1.0), ("grad", 0.9), ("rad", 180 / math.pi), ("turn", 360.0), ("", 1.0)):
+                if orient.endswith(unit):
+                    try:
+                        rotation = float(orient[:len(orient) - len(unit)]) * factor
+                    except ValueError:
+                        pass
+                    break
+            if not math.isfinite(rotation):
+                rotation = 0.0
+        scale = style.stroke_width if marker.get("markerUnits", "strokeWidth").strip() == "strokeWidth" else 1.0
+        if scale <= 0:
+            return
+        viewbox = parse_viewbox(marker.get("viewBox"))
+        if viewbox is not None and (viewbox[2] <= 0 or viewbox[3] <= 0):
+            return
+        to_viewport = (viewbox_transform(viewbox, marker.get("preserveAspectRatio"), mw, mh)
+                       if viewbox is not None else IDENTITY)
+        ref = apply(to_viewport, (self._length(marker.get("refX", "0"), ctx, "x", fs) or 0.0,
+                                  self._length(marker.get("refY", "0"), ctx, "y", fs) or 0.0))
+        r = math.radians(rotation)
+        place = multiply(ctx.ctm, multiply(translate(point[0], point[1]), multiply(
+            (math.cos(r), math.sin(r), -math.sin(r), math.cos(r), 0.0, 0.0),
+            multiply((scale, 0.0, 0.0, scale, 0.0, 0.0), translate(-ref[0], -ref[1])))))
+        marker_style = self.styles.style_of(marker, self.root_style, ctx.viewport)  # inherits from the document
+        clips = ctx.clips
+        if not marker_style.overflow_visible:
+            clips = add_clip(clips, (0.0, 0.0, mw, mh), place)
+            if clips is None:
+                return
+        inner = _Context(multiply(place, to_viewport), (viewbox[2], viewbox[3]) if viewbox else (mw, mh), clips,
+                         ctx.opacity * marker_style.opacity)
+        instance, self.in_marker = self.instance, True
+        self.instances += 1
+        self.instance = self.instances
+        try:
+            for child in marker:
+                if isinstance(child.tag, str):
+                    self.walk(child, marker_style, inner)
+        finally:
+            self.in_marker, self.instance = False, instance
+
     @staticmethod
     def _map(sp: Subpath, m: Matrix) -> Subpath:
         return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
@@ -497,6 +585,9 @@ class Builder:
 
         separate = stroke_geom is not None
         self.shapes += 1
+        if self.in_marker:
+            self.marker_segments += sum(len(sp.segments) for sp in fill_geom) + sum(
+                len(sp.segments) for sp in (stroke_geom or ()))
         group = self.group
         self.group += 1
         for sp in fill_geom if (fill_rgb is not None or not separate) else ():  # no empty shell beside pieces
@@ -517,7 +608,7 @@ class Builder:
 
 
 def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float, float]], clip_root: bool,
-                warnings: List[str], clip_rects: Optional[Dict] = None
+                warnings: List[str], clip_rects: Optional[Dict] = None, markers: Optional[Dict] = None
                 ) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
     """Walks the cleaned document. Returns (paths, root viewport size, report, viewport declared)."""
     width, height, declared = root_viewport(root, reference)
@@ -528,12 +619,13 @@ def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float,
         ident = elem.get("id")
         if ident and ident not in ids:
             ids[ident] = elem  # the first element with an id wins (as browsers' getElementById)
-    builder = Builder(root, css, servers, ids, clip_rects=clip_rects)
+    builder = Builder(root, css, servers, ids, clip_rects=clip_rects, markers=markers)
     builder.root_viewport = (width, height)
     base = Style()
     top = _Context(IDENTITY, (width, height), (), 1.0)
     style = builder.style_of(root, base, top)
     builder.root_font_size = style.font_size
+    builder.root_style = style
     background = cascade(root, css.get(root, ()), {"background-color"}).get("background-color", [])
     if background and background[0].strip().lower() not in ("transparent", "none", "initial"):
         builder.report.add("background-color", root)

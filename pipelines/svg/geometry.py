@@ -27,6 +27,7 @@ _ARGS = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7,
 class Subpath:
     segments: List[Cubic]
     closed: bool
+    vertex_ends: Optional[List[int]] = None  # segments that end at a path-data vertex (markers); None = every one
 
 
 # ------------------------------------------------------------------------------------------------ cubic helpers
@@ -124,11 +125,15 @@ def parse_path_data(d: str) -> Tuple[List[Subpath], Optional[int]]:
     cmd: Optional[str] = None
     started = False
 
+    ends: List[int] = []  # indices of the segments that end a command (an arc is split into several cubics)
+
     def flush(closed: bool):
-        nonlocal segs
+        nonlocal segs, ends
         if segs:
-            subpaths.append(Subpath(segs, closed))
-        segs = []
+            if closed and (not ends or ends[-1] != len(segs) - 1):
+                ends.append(len(segs) - 1)  # the closing line
+            subpaths.append(Subpath(segs, closed, ends))
+        segs, ends = [], []
 
     while True:
         m = _CMD_RE.match(d, pos)
@@ -215,6 +220,8 @@ def parse_path_data(d: str) -> Tuple[List[Subpath], Optional[int]]:
             end = (args[5] + ox, args[6] + oy)
             segs.extend(arc_cubics(cur, args[0], args[1], args[2], bool(args[3]), bool(args[4]), end))
             ctrl = None
+        if segs and (not ends or ends[-1] != len(segs) - 1):
+            ends.append(len(segs) - 1)
         cur = end
         last_ctrl = ctrl
         last_kind = "C" if upper in "CS" else "Q" if upper in "QT" else upper

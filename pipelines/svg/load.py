@@ -11,6 +11,7 @@ from .build import ANIMATIONS, build_paths
 from .canvas import root_viewport, to_canvas
 from .clip import collect_clip_rects
 from .limits import MAX_CANVAS, SVGLoadError
+from .markers import collect_markers
 from .parse import _check_source, _Cleaner, _parse_xml
 
 log = logging.getLogger("VideoPriors")
@@ -58,7 +59,8 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
-    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath>
+    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath> and <marker>
+    markers = collect_markers(root)
     cleaner = _Cleaner(root)
     cleaner.run()
     warnings = list(cleaner.warnings)
@@ -73,7 +75,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         clip_root = not fit and canvas_size is not None and abs(vw - vh) > 1e-9 * max(vw, vh)
         raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, reference,
                                                clip_root=clip_root, warnings=warnings,
-                                               clip_rects=clip_rects)
+                                               clip_rects=clip_rects, markers=markers)
     except SVGLoadError:
         raise
     except Exception as exc:  # a bug of ours must still surface as the loader's error

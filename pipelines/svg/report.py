@@ -10,7 +10,7 @@ FEATURES = {
     "filter": "drawn without the filter",
     "mask": "drawn unmasked",
     "clip-path": "drawn unclipped (only a single plain <rect> in userSpaceOnUse units clips)",
-    "marker": "markers are not drawn",
+    "marker": "markers not drawn (content too large, nested in a marker, or over the marker budget)",
     "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
     "stroke-linecap": "butt/square caps drawn round (the rasterizer draws round caps; butt-capped dashes are "

@@ -36,7 +36,7 @@ class Style:
     cap_join_declared: bool = False
     visible: bool = True
     font_size: float = DEFAULT_FONT_SIZE
-    markers: bool = False
+    markers: Tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)  # start, mid, end ids
     paint_order_normal: bool = True
     # not inherited
     opacity: float = 1.0
@@ -70,8 +70,13 @@ class StyleResolver:
         self.current = elem
         s = parent.child()
         declared = cascade(elem, self.css.get(elem, ()), PROPERTIES)
-        if "marker" in declared and not any(k in declared for k in ("marker-start", "marker-mid", "marker-end")):
-            declared["marker-start"] = declared["marker"]
+        if "marker" in declared and elem.get("marker") is not None:
+            declared["marker"] = declared["marker"][:-1]  # 'marker' is a CSS shorthand only, not an attribute
+            if not declared["marker"]:
+                del declared["marker"]
+        if "marker" in declared:  # the shorthand sets the three, below any of them declared on the element
+            for key in ("marker-start", "marker-mid", "marker-end"):
+                declared.setdefault(key, declared["marker"])
         for prop, values in declared.items():
             for value in values:
                 if value.lower() == "inherit":
@@ -162,7 +167,16 @@ class StyleResolver:
                     return False
                 s.font_size = v
         elif prop in ("marker-start", "marker-mid", "marker-end"):
-            s.markers = s.markers or low != "none"
+            ref = value.strip()
+            if low == "none":
+                ident = None
+            elif low.startswith("url(") and ref.endswith(")"):
+                ident = ref[4:-1].strip().strip("'\"").strip()
+                ident = ident[1:] if ident.startswith("#") else ""
+            else:
+                return False
+            k = ("marker-start", "marker-mid", "marker-end").index(prop)
+            s.markers = s.markers[:k] + (ident,) + s.markers[k + 1:]
         elif prop == "paint-order":
             s.paint_order_normal = low in ("normal", "fill", "fill stroke", "fill stroke markers", "fill markers")
         elif prop == "display":
