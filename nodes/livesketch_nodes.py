@@ -13,7 +13,7 @@ import comfy.utils
 
 from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
 from ..pipelines.sketch import PathStyle, Sketch as SketchData
-from .common import Sketch, SketchAnimation, check_choices
+from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs
 from .prior_loading import DTYPES, EMBEDDED, list_prior_folders, manage, resolve_prior_folder, torch_dtype
 
 log = logging.getLogger("VideoPriors")
@@ -45,14 +45,15 @@ class LoadVideoPrior(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, prior, dtype):
-        choice = check_choices(cls, dtype=dtype)
-        if choice is not True:
+    def validate_inputs(cls, prior, dtype, input_types=None):
+        # check_inputs: `prior` must be a name list_prior_folders() gives now (no path, no '..').
+        choice = check_inputs(cls, {"prior": prior, "dtype": dtype}, input_types)
+        if choice is not True or prior is None:
             return choice
         try:
             resolve_prior_folder(prior)
         except FileNotFoundError as e:
-            return str(e)
+            return display_path(str(e))
         return True
 
     @classmethod
@@ -60,7 +61,11 @@ class LoadVideoPrior(io.ComfyNode):
         from ..pipelines.embedded.prior import load_embedded_prior
         from ..pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorLoadError
 
-        path = resolve_prior_folder(prior)
+        ensure_inputs(cls, prior=prior, dtype=dtype)
+        try:
+            path = resolve_prior_folder(prior)
+        except FileNotFoundError as e:
+            raise ValueError(f"VP_LoadVideoPrior: {display_path(str(e))}") from None
         offload = mm.unet_offload_device()
         load = load_embedded_prior if prior == EMBEDDED else DiffusersVideoPrior.from_folder
         # Weights made under ComfyUI's inference mode could not take part in SDS's backward pass.
@@ -68,7 +73,7 @@ class LoadVideoPrior(io.ComfyNode):
             try:
                 model = load(path, dtype=torch_dtype(dtype, mm.get_torch_device()), device=offload)
             except PriorLoadError as e:
-                raise ValueError(f"VP_LoadVideoPrior: {e}") from None
+                raise ValueError(f"VP_LoadVideoPrior: {display_path(str(e))}") from None
         return io.NodeOutput(manage(model, {"unet": model.unet, "vae": model.vae}, label=prior))
 
 
@@ -98,8 +103,19 @@ class SketchMotionModel(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale, local_lr,
+                        global_lr):
+        # Every FLOAT is named (finite, within its range: check_inputs); INTs keep ComfyUI's own range check.
+        return check_inputs(cls, dict(dropout=dropout, lambda_translation=lambda_translation,
+                                      lambda_rotation=lambda_rotation, lambda_shear=lambda_shear,
+                                      lambda_scale=lambda_scale, local_lr=local_lr, global_lr=global_lr))
+
+    @classmethod
     def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
                 local_lr, global_lr, local_motion, global_motion):
+        ensure_inputs(cls, frames=frames, hidden=hidden, dropout=dropout, lambda_translation=lambda_translation,
+                      lambda_rotation=lambda_rotation, lambda_shear=lambda_shear, lambda_scale=lambda_scale,
+                      local_lr=local_lr, global_lr=global_lr)
         if not (local_motion or global_motion):
             raise ValueError("VP_SketchMotionModel: enable local_motion, global_motion or both")
         return io.NodeOutput(MotionModelConfig(
@@ -137,15 +153,26 @@ class SDSGuidanceNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t_min, t_max):
-        # Named arguments only, so ComfyUI still checks min/max of every input.
-        if t_min >= t_max:
+    def validate_inputs(cls, t_min, t_max, guidance_local, guidance_global, perspective_distortion, crop_min_scale):
+        # Naming t_min/t_max turns ComfyUI's min/max check off for them: check_inputs checks the schema's ranges.
+        values = dict(t_min=t_min, t_max=t_max, guidance_local=guidance_local, guidance_global=guidance_global,
+                      perspective_distortion=perspective_distortion, crop_min_scale=crop_min_scale)
+        result = check_inputs(cls, values)
+        if result is True and t_min is not None and t_max is not None and t_min >= t_max:
             return f"t_min ({t_min}) must be below t_max ({t_max})"
-        return True
+        return result
 
     @classmethod
     def execute(cls, prior, prompt, negative_prompt, guidance_local, guidance_global, t_min, t_max, augment,
                 perspective_distortion, crop_min_scale, positive=None, negative=None):
+        ensure_inputs(cls, guidance_local=guidance_local, guidance_global=guidance_global, t_min=t_min, t_max=t_max,
+                      perspective_distortion=perspective_distortion, crop_min_scale=crop_min_scale)
+        if t_min >= t_max:
+            raise ValueError(f"VP_SDSGuidance: t_min ({t_min}) must be below t_max ({t_max})")
+        steps = int(prior.prior.alphas_cumprod().shape[0])
+        if t_max > steps:
+            raise ValueError(f"VP_SDSGuidance: t_max ({t_max}) is above the {steps} timesteps of "
+                             f"{getattr(prior.prior, 'name', 'the prior')}'s noise schedule; lower t_max to {steps} or less")
         cfg = SDSConfig(prompt=prompt, negative_prompt=negative_prompt, guidance_local=guidance_local,
                         guidance_global=guidance_global, t_min=t_min, t_max=t_max, augment=augment,
                         perspective_distortion=perspective_distortion, crop_scale=(crop_min_scale, 1.0))
@@ -209,7 +236,12 @@ class AnimateSketch(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, fps):
+        return check_inputs(cls, {"fps": fps})
+
+    @classmethod
     def execute(cls, sketch, motion_model, guidance, iterations, seed, fused, fps, render_size, preview_every):
+        ensure_inputs(cls, fps=fps)
         if sketch.num_paths == 0:
             raise ValueError("VP_AnimateSketch: the sketch has no paths")
         managed = guidance["prior"]

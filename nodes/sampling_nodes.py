@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from PIL import Image
 
 from ..pipelines.sampling import SamplingError, check_clip_options, sample_video
+from .common import check_inputs, ensure_inputs
 
 VideoPrior = io.Custom("VP_VIDEO_PRIOR")
 CATEGORY = "VideoPriors/sampling"
@@ -74,7 +75,12 @@ class SampleVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, eta, guidance):
+        return check_inputs(cls, {"eta": eta, "guidance": guidance})
+
+    @classmethod
     def execute(cls, prior, prompt, negative_prompt, steps, eta, guidance, seed, frames, width, height, preview):
+        ensure_inputs(cls, steps=steps, eta=eta, guidance=guidance, frames=frames, width=width, height=height)
         model = prior.prior
         if hasattr(model, "embeds_from_conditioning"):
             raise ValueError(f"VP_SampleVideo: {getattr(model, 'name', 'this prior')} is a ComfyUI model whose text "

@@ -18,8 +18,8 @@ from ..pipelines.sketch import SketchAnimation as AnimationData
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
 from ..pipelines.svg_loader import MAX_BYTES as MAX_SVG_BYTES
 from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
-from .common import (Sketch, SketchAnimation, check_choices, check_color, file_digest, first_error, list_svg_files,
-                     resolve_svg_path)
+from .common import (Sketch, SketchAnimation, check_color, check_filename_prefix, check_inputs, display_path,
+                     ensure_inputs, file_digest, first_error, list_svg_files, resolve_svg_path)
 
 CATEGORY = "VideoPriors/sketch"
 # Frames are rendered in chunks of about this many output pixels so that the progress bar moves and an
@@ -98,14 +98,18 @@ class LoadSVGSketch(io.ComfyNode):
             return f.read(MAX_SVG_BYTES + 1)
 
     @classmethod
-    def validate_inputs(cls, svg, svg_text=""):
-        # Named arguments only: a **kwargs signature makes ComfyUI skip its min/max checks on every input.
-        if svg_text and svg_text.strip():
-            return True
+    def validate_inputs(cls, svg, stroke_width, input_types=None, svg_text=""):
+        # Named arguments only (check_inputs checks what they name; ComfyUI keeps its range check on the INTs).
+        values = {"stroke_width": stroke_width}
+        if not (svg_text and svg_text.strip()):
+            values["svg"] = svg  # must be a name list_svg_files() gives now: no path, no '..'
+        result = check_inputs(cls, values, input_types)
+        if result is not True or "svg" not in values or svg is None:
+            return result
         try:
             resolve_svg_path(svg)
         except FileNotFoundError as e:
-            return str(e)
+            return display_path(str(e))
         return True
 
     @classmethod
@@ -119,12 +123,16 @@ class LoadSVGSketch(io.ComfyNode):
 
     @classmethod
     def execute(cls, svg, canvas_size, fit_to_canvas, stroke_width, force_black, max_paths, svg_text=""):
-        source = cls._source(svg, svg_text)
+        ensure_inputs(cls, canvas_size=canvas_size, stroke_width=stroke_width, max_paths=max_paths)
+        try:
+            source = cls._source(svg, svg_text)
+        except FileNotFoundError as e:
+            raise ValueError(f"VP_LoadSVGSketch: {display_path(str(e))}") from None
         try:
             result = load_svg_sketch(source, canvas_size=canvas_size, fit=fit_to_canvas, stroke_width=stroke_width,
                                      force_black=force_black, max_paths=max_paths)
         except SVGLoadError as e:
-            raise ValueError(f"VP_LoadSVGSketch: {e}") from None
+            raise ValueError(f"VP_LoadSVGSketch: {display_path(str(e))}") from None
         # The loader has logged its warnings once already.
         sketch = result.sketch
         preview = render_frames(sketch.as_animation(1), sketch.width, sketch.height, (1.0, 1.0, 1.0))
@@ -155,11 +163,12 @@ class RasterizeSketch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, background, backend):
-        return first_error(check_color("background", background), check_choices(cls, backend=backend))
+    def validate_inputs(cls, background, backend, input_types=None):
+        return first_error(check_color("background", background), check_inputs(cls, {"backend": backend}, input_types))
 
     @classmethod
     def execute(cls, sketch, width, height, background, quality, backend):
+        ensure_inputs(cls, width=width, height=height, quality=quality, backend=backend)
         anim = _as_animation(sketch)
         bg = _background(background)
         if bg is None:
@@ -194,11 +203,12 @@ class ProceduralMotion(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, preset):
-        return check_choices(cls, preset=preset)
+    def validate_inputs(cls, preset, fps, amplitude, input_types=None):
+        return check_inputs(cls, {"preset": preset, "fps": fps, "amplitude": amplitude}, input_types)
 
     @classmethod
     def execute(cls, sketch, preset, frames, fps, amplitude, cycles, seed):
+        ensure_inputs(cls, preset=preset, frames=frames, fps=fps, amplitude=amplitude, cycles=cycles)
         return io.NodeOutput(procedural_motion(sketch, preset, frames, fps, amplitude, cycles, seed % (2 ** 63)))
 
 
@@ -250,11 +260,17 @@ class SaveAnimatedSVG(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, background, interpolation):
-        return first_error(check_color("background", background), check_choices(cls, interpolation=interpolation))
+    def validate_inputs(cls, background, interpolation, filename_prefix, input_types=None):
+        return first_error(check_color("background", background),
+                           check_filename_prefix("filename_prefix", filename_prefix),
+                           check_inputs(cls, {"interpolation": interpolation}, input_types))
 
     @classmethod
     def execute(cls, animation, filename_prefix, background, interpolation):
+        ensure_inputs(cls, interpolation=interpolation)
+        prefix_ok = check_filename_prefix("filename_prefix", filename_prefix)
+        if prefix_ok is not True:
+            raise ValueError(f"VP_SaveAnimatedSVG: {prefix_ok}")
         doc = animated_svg(animation, _background(background), interpolation)
         out_dir = folder_paths.get_output_directory()
         full_dir, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
