@@ -50,6 +50,33 @@ def resolve_svg_path(name: str) -> str:
         f"({BUNDLED_SKETCH_DIR}). Upload it with the node's upload button or copy it into the input folder.")
 
 
+# A request may use at most this fraction of the memory the machine has free when it starts.
+MEMORY_FRACTION = 0.5
+
+
+def free_memory_bytes(device=None) -> int:
+    """Free memory of `device` (a GPU's, through ComfyUI), or the machine's available RAM."""
+    import psutil
+
+    if device is not None and getattr(device, "type", str(device)) not in ("cpu", "meta"):
+        import comfy.model_management as mm
+
+        return int(mm.get_free_memory(device))
+    return int(psutil.virtual_memory().available)
+
+
+def require_memory(node_id: str, nbytes: int, what: str, knob: str, device=None) -> None:
+    """Refuse (ValueError) before allocating when `nbytes` exceeds MEMORY_FRACTION of the free memory.
+
+    The message states the figure and the input to turn (`knob`)."""
+    from ..pipelines.render_budget import gib
+
+    free = free_memory_bytes(device)
+    if nbytes > MEMORY_FRACTION * free:
+        raise ValueError(f"{node_id}: {what} needs {gib(nbytes)}, more than {int(MEMORY_FRACTION * 100)} % of the "
+                         f"{gib(free)} of memory free on this machine; {knob}")
+
+
 def file_digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -13,7 +13,7 @@ import comfy.utils
 
 from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
 from ..pipelines.sketch import PathStyle, Sketch as SketchData
-from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs
+from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs, require_memory
 from .prior_loading import DTYPES, EMBEDDED, list_prior_folders, manage, resolve_prior_folder, torch_dtype
 
 log = logging.getLogger("VideoPriors")
@@ -209,6 +209,24 @@ def _strip(frames: torch.Tensor, count: int = 6) -> Image.Image:
     return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
 
 
+def _check_animation_memory(prior, embeds, frames: int, render_size: int, device) -> None:
+    """Refuse an optimisation that cannot fit before it starts: the prior's pass on the rendered clip
+    (measured on the prior, see estimate_sampling_bytes) plus the frames and their gradients."""
+    from ..pipelines.sampling import estimate_sampling_bytes
+
+    pixel_space = getattr(prior, "vae", True) is None  # frames are resized to the prior's own size
+    h, w = (prior.height, prior.width) if pixel_space else (render_size, render_size)
+    try:
+        with torch.no_grad():
+            need = estimate_sampling_bytes(prior, embeds, frames, h, w)
+    except Exception as e:  # a prior whose probe fails still runs; only the early refusal is lost
+        log.warning("VP_AnimateSketch: could not estimate the memory of the prior's pass (%s)", e)
+        return
+    need += frames * 3 * render_size * render_size * 4 * 12  # frames, augmentations and their gradients
+    require_memory("VP_AnimateSketch", need, f"{frames} frames at render_size {render_size}",
+                   "lower render_size or the motion model's frames", device)
+
+
 class AnimateSketch(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -253,10 +271,14 @@ class AnimateSketch(io.ComfyNode):
 
         cfg = AnimateConfig(iterations=iterations, seed=seed, fused=fused, render_size=render_size, fps=fps)
         device = getattr(managed.prior, "device", torch.device("cpu"))
+        _check_animation_memory(managed.prior, guidance["embeds"], motion_model.num_frames, render_size, device)
         with torch.inference_mode(False), torch.enable_grad():
             result = animate_sketch(_trainable_copy(sketch), managed.prior, guidance["embeds"], motion_model,
                                     guidance["config"], cfg, callback=progress, preview_every=preview_every,
                                     check_interrupt=mm.throw_exception_if_processing_interrupted, device=device)
+        if not (bool(torch.isfinite(result.animation.points).all()) and bool(torch.isfinite(result.frames).all())):
+            raise ValueError("VP_AnimateSketch: the optimisation produced NaN or infinite points (the prior's "
+                             "predictions or the learning rates are broken); lower local_lr/global_lr or the guidance")
         t = result.times
         log.info("VP_AnimateSketch: %d iterations, %d prior passes; seconds: model %.2f, rasterize %.2f, encode %.2f, "
                  "prior %.2f, backward %.2f", t.iterations, t.passes, t.model, t.rasterize, t.encode, t.prior,
