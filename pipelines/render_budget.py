@@ -33,9 +33,9 @@ from . import raster
 from .sketch import PathStyle
 
 # Bytes of working memory per unit, measured on CPU float32 with LiveTensorMemory
-# (strokes ~55 B per estimated pair, fills ~60 B per bounding-box pixel) and rounded up.
+# (strokes ~55 B per estimated pair, fills up to ~110 B per estimated span pixel) and rounded up.
 BYTES_PER_STROKE_PAIR = 64
-BYTES_PER_FILL_PIXEL = 96
+BYTES_PER_FILL_PIXEL = 128
 BYTES_PER_LAYER_PIXEL = 12  # the compositing table: depth x touched pixels (alpha + weight + index)
 BYTES_PER_OUTPUT_VALUE = 4
 DEFAULT_BUDGET = 512 * 1024 ** 2  # working memory of one tile; the output itself is counted apart
