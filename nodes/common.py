@@ -205,7 +205,7 @@ def display_path(text: str) -> str:
 
 
 # An absolute POSIX path not inside a URL or another path (one or more components).
-_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[\w.+@-]+/)*[\w.+@-]+/?")
+_ABS_PATH = re.compile(r"(?<![\w:/.~<>-])/(?:\.?\w[\w.+@-]*/)*\.?\w[\w.+@-]*/?")
 
 
 def check_color(name: str, text) -> bool | str:

@@ -46,15 +46,14 @@ class LoadVideoPrior(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, prior, dtype, input_types=None):
-        # check_inputs: `prior` must be a name list_prior_folders() gives now (no path, no '..').
-        choice = check_inputs(cls, {"prior": prior, "dtype": dtype}, input_types)
-        if choice is not True or prior is None:
-            return choice
-        try:
-            resolve_prior_folder(prior)
-        except FileNotFoundError as e:
-            return display_path(str(e))
-        return True
+        # `prior` must be a name list_prior_folders() gives now (no path, no '..'): resolve_prior_folder says
+        # where such folders go; check_inputs does the rest (null, dtype, link types).
+        if isinstance(prior, str):
+            try:
+                resolve_prior_folder(prior)
+            except FileNotFoundError as e:
+                return display_path(str(e))
+        return check_inputs(cls, {"prior": prior, "dtype": dtype}, input_types)
 
     @classmethod
     def execute(cls, prior, dtype):
