@@ -208,10 +208,18 @@ def _strip(frames: torch.Tensor, count: int = 6) -> Image.Image:
     return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
 
 
-def _check_animation_memory(prior, embeds, frames: int, render_size: int, device) -> None:
+def _check_animation_memory(prior, embeds, sketch, frames: int, render_size: int, device) -> None:
     """Refuse an optimisation that cannot fit before it starts: the prior's pass on the rendered clip
-    (measured on the prior, see estimate_sampling_bytes) plus the frames and their gradients."""
+    (measured on the prior, see estimate_sampling_bytes), the differentiable render of every frame
+    (its saved tensors about double the forward's working memory) and the frames with their gradients."""
+    from ..pipelines.render_budget import estimate_render_bytes
     from ..pipelines.sampling import estimate_sampling_bytes
+
+    render = 2 * estimate_render_bytes(sketch.points, sketch.style, (sketch.width, sketch.height),
+                                       (render_size, render_size), frames)
+    require_memory("VP_AnimateSketch", render, f"rendering {frames} frames of {sketch.num_paths} paths at "
+                   f"render_size {render_size} with gradients", "lower render_size, the motion model's frames or "
+                   "the sketch's paths (VP_LoadSVGSketch max_paths)", device)
 
     pixel_space = getattr(prior, "vae", True) is None  # frames are resized to the prior's own size
     h, w = (prior.height, prior.width) if pixel_space else (render_size, render_size)
@@ -221,7 +229,7 @@ def _check_animation_memory(prior, embeds, frames: int, render_size: int, device
     except Exception as e:  # a prior whose probe fails still runs; only the early refusal is lost
         log.warning("VP_AnimateSketch: could not estimate the memory of the prior's pass (%s)", e)
         return
-    need += frames * 3 * render_size * render_size * 4 * 12  # frames, augmentations and their gradients
+    need += render + frames * 3 * render_size * render_size * 4 * 12  # frames, augmentations and their gradients
     require_memory("VP_AnimateSketch", need, f"{frames} frames at render_size {render_size}",
                    "lower render_size or the motion model's frames", device)
 
@@ -270,7 +278,7 @@ class AnimateSketch(io.ComfyNode):
 
         cfg = AnimateConfig(iterations=iterations, seed=seed, fused=fused, render_size=render_size, fps=fps)
         device = getattr(managed.prior, "device", torch.device("cpu"))
-        _check_animation_memory(managed.prior, guidance["embeds"], motion_model.num_frames, render_size, device)
+        _check_animation_memory(managed.prior, guidance["embeds"], sketch, motion_model.num_frames, render_size, device)
         with torch.inference_mode(False), torch.enable_grad():
             result = animate_sketch(_trainable_copy(sketch), managed.prior, guidance["embeds"], motion_model,
                                     guidance["config"], cfg, callback=progress, preview_every=preview_every,

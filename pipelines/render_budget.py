@@ -47,7 +47,8 @@ class RenderTooLarge(ValueError):
 
 
 def gib(nbytes: float) -> str:
-    return f"{nbytes / 1024 ** 3:.2f} GB" if nbytes >= 1024 ** 3 / 10 else f"{nbytes / 1024 ** 2:.0f} MB"
+    """Bytes for a message, in decimal units (GB = 10^9 bytes)."""
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.0f} MB"
 
 
 def output_bytes(frames: int, width: int, height: int, channels: int = 3) -> int:
@@ -194,6 +195,18 @@ def estimate_tile_bytes(costs: _Costs, frames: slice, paths: slice, y0: int, y1:
                + pixels * 4 * BYTES_PER_OUTPUT_VALUE)
 
 
+def estimate_render_bytes(points: torch.Tensor, style: PathStyle, canvas_size: tuple[int, int],
+                          out_size: tuple[int, int], frames: int = 1, quality: int = 1) -> int:
+    """Working bytes of one `raster.rasterize` call on `frames` frames like `points` ([N, 2]), untiled."""
+    (cw, ch), (ow, oh) = canvas_size, out_size
+    sx, sy = ow * quality / cw, oh * quality / ch
+    style_out = replace(style, stroke_width=style.stroke_width.detach() * math.sqrt(sx * sy))
+    pts = points.detach().float().reshape(1, -1, 2) * torch.tensor([sx, sy])
+    costs = _path_costs(pts, style_out, 1.0, max(4.0, max(ow, oh) * quality / GRID))
+    one = estimate_tile_bytes(costs, slice(0, 1), slice(0, style.num_paths), 0, oh * quality, ow * quality)
+    return one * int(frames)
+
+
 def _units(style: PathStyle) -> list[int]:
     """Start index of every fill group (paths of one group are rendered together), plus the end."""
     groups = style.groups()
@@ -289,4 +302,4 @@ def render_bounded(points: torch.Tensor, style: PathStyle, canvas_size: tuple[in
     return out
 
 
-__all__ = ["render_bounded", "estimate_tile_bytes", "output_bytes", "RenderTooLarge", "DEFAULT_BUDGET", "gib"]
+__all__ = ["render_bounded", "estimate_render_bytes", "estimate_tile_bytes", "output_bytes", "RenderTooLarge", "DEFAULT_BUDGET", "gib"]

@@ -396,3 +396,18 @@ def test_many_lines_preview_loads_or_fails_cleanly_and_the_server_keeps_serving(
     if entry["status"]["status_str"] != "success":
         assert _execution_error(entry)["node_type"] == "VP_LoadSVGSketch"
     assert comfy_server.get("/system_stats").ok
+
+
+def test_animate_sketch_beyond_memory_is_refused_before_optimising(comfy_server):
+    lines = "".join(f'<line x1="{i % 97}" y1="{(i * 7) % 89}" x2="{(i * 13) % 100}" y2="{(i * 31) % 100}" '
+                    'stroke="black"/>' for i in range(2000))
+    prompt = full_prompt(comfy_server.object_info())
+    node_id = _node_of(prompt, "VP_AnimateSketch")
+    prompt = _only(prompt, node_id)
+    prompt["1"]["inputs"]["svg_text"] = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{lines}</svg>'
+    prompt[_node_of(prompt, "VP_SketchMotionModel")]["inputs"]["frames"] = 128
+    prompt[node_id]["inputs"].update(render_size=2048, iterations=100000)
+    error = _execution_error(comfy_server.run(prompt, timeout=600))
+    msg = error["exception_message"]
+    assert error["node_type"] == "VP_AnimateSketch"
+    assert "GB" in msg and "render_size" in msg, msg
