@@ -9,7 +9,8 @@ Tiles, split in this order until the estimate fits (`render_bounded`):
 1. frames (frames are independent);
 2. paths, in drawing order, never splitting a fill group: each group of paths is rendered on a
    transparent background and composited with "over" in premultiplied alpha (associative, so the
-   result equals the single call up to rounding);
+   result equals the single call up to rounding; with quality > 1 the rasterizer has already
+   averaged each group's straight alpha, which differs slightly at anti-aliased edges);
 3. rows of the output (coverage of a pixel only depends on the geometry, so a horizontal strip of
    the image is the image of the shifted drawing).
 The estimate (`estimate_tile_bytes`) is computed per frame and path from the geometry, without
@@ -110,7 +111,8 @@ def _path_costs(pts: torch.Tensor, style: PathStyle, scale: float, cell: float) 
     own = torch.ones(pts.shape[1], dtype=torch.bool)
     own[last] = False  # the roll's term at a path's last point pairs it with the next path's first
     shoelace = (torch.zeros(K, P).index_add_(1, owner, cross * own) + closing).abs() * 0.5
-    single = torch.tensor([n_seg == 1 and not c for n_seg, c in zip(style.num_segments, style.closed)]).view(1, -1)
+    single = torch.tensor([n_seg == 1 and not c for n_seg, c in zip(style.num_segments, style.closed)],
+                          dtype=torch.bool).view(1, -1)
     floor = torch.where(single, torch.zeros_like(bw), 0.25 * bw * bh)
     encloses = filled.view(1, -1) & ~(single & (shoelace < 1))  # [K, P]; a straight <line> encloses nothing
     fill = torch.minimum(torch.maximum(shoelace, floor) + 2 * (bw + bh), bw * bh) * encloses
