@@ -9,8 +9,8 @@ Tiles, split in this order until the estimate fits (`render_bounded`):
 1. frames (frames are independent);
 2. paths, in drawing order, never splitting a fill group: each group of paths is rendered on a
    transparent background and composited with "over" in premultiplied alpha (associative, so the
-   result equals the single call up to rounding; with quality > 1 the rasterizer has already
-   averaged each group's straight alpha, which differs slightly at anti-aliased edges);
+   result equals the single call up to rounding; with quality > 1 this happens at the sampling
+   resolution, strip by strip, before averaging, as the rasterizer does);
 3. rows of the output (coverage of a pixel only depends on the geometry, so a horizontal strip of
    the image is the image of the shifted drawing).
 The estimate (`estimate_tile_bytes`) is computed per frame and path from the geometry, without
@@ -278,6 +278,20 @@ def render_bounded(points: torch.Tensor, style: PathStyle, canvas_size: tuple[in
         if f1 - f0 > 1:
             m = (f0 + f1) // 2
             return torch.cat([render(f0, m, u0, u1, y0, y1, opaque, base), render(m, f1, u0, u1, y0, y1, opaque, base)], 0)
+        if u1 - u0 > 1 and s > 1:
+            # Supersampled: split the paths at the sampling resolution (quality 1) and average the
+            # composited strips, as the rasterizer itself averages (exact; the strips bound the memory).
+            p0, p1 = units[u0], units[u1]
+            sub = style_out.select(list(range(p0, p1)))
+            offs = style.path_offsets() + [int(pts.shape[1])]
+            rows = max(1, min(y1 - y0, budget // max(1, 64 * (f1 - f0) * ow * s * s)))
+            parts = []
+            for a in range(y0, y1, rows):
+                b = min(y1, a + rows)
+                q = scaled[f0 + base:f1 + base, offs[p0]:offs[p1]] - torch.tensor([0.0, float(a)])
+                hi = render_bounded(q, sub, (ow, b - a), (ow * s, (b - a) * s), bg, 1, "torch", budget, check_interrupt)
+                parts.append(torch.nn.functional.avg_pool2d(hi.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1))
+            return torch.cat(parts, 1)
         if u1 - u0 > 1:
             m = (u0 + u1) // 2
             back = render(f0, f1, u0, m, y0, y1, False, base)
