@@ -553,6 +553,12 @@ class DiffusersVideoPrior(VideoPrior):
         prior = cls(unet, vae, text_encoder, tokenizer, scheduler, folder=path, name=os.path.basename(path),
                     dtype=dtype, vae_dtype=vae_dtype, device=device, **kwargs)
         prior._te_source = (te_dir, te_w)
+        limits = CONFIG_LIMITS["clip"]
+        if prior.num_frames > limits["num_frames"] or max(prior.height, prior.width) > limits["height"]:
+            raise PriorLoadError(f"{path}: its clip of {prior.num_frames} frames of {prior.width}x{prior.height} "
+                                 f"(unet/config.json sample_size x the VAE factor, or model_index.json "
+                                 f"videopriors_clip) is above {limits['num_frames']} frames of "
+                                 f"{limits['width']}x{limits['height']}")
         return prior
 
     @staticmethod
