@@ -35,13 +35,13 @@ def _animation(sketch, frames: int):
     return sketch.points.unsqueeze(0) + shift
 
 
-@pytest.mark.parametrize("budget", [1 << 40, 4 << 20, 256 << 10, 1])
+@pytest.mark.parametrize("budget", [1 << 40, 4 << 20, 1 << 20, 1])
 def test_bounded_render_equals_one_call_whatever_the_tiling(budget):
     """Frames, path groups (composited 'over') and row strips: the same pixels as one rasterize call
     (budget 1: every row of every path group of every frame on its own)."""
-    s = _scene("mixed", 12 if budget == 1 else 40, size=96)
+    s = _scene("mixed", 8 if budget == 1 else 40, size=96)
     pts = _animation(s, 2 if budget == 1 else 3)
-    out = (80, 48) if budget == 1 else (160, 128)
+    out = (64, 32) if budget == 1 else (160, 128)
     want = rasterize(pts, s.style, (96, 96), out, background=(0.9, 0.95, 1.0))
     got = rb.render_bounded(pts, s.style, (96, 96), out, background=(0.9, 0.95, 1.0), budget=budget)
     assert got.shape == want.shape
@@ -82,14 +82,14 @@ def test_estimate_bounds_the_measured_peak(kind, n, out):
 
 def test_bounded_render_peak_stays_near_its_budget():
     """A drawing whose single call would need several times the budget stays near the budget."""
-    s = _scene("lines", 3000, size=256)
+    s = _scene("lines", 1500, size=256)
     costs = rb._path_costs(s.points.unsqueeze(0), s.style, 1.0, 4.0)
     whole = rb.estimate_tile_bytes(costs, slice(0, 1), slice(0, s.num_paths), 0, 256, 256)
-    budget = 32 << 20
+    budget = 16 << 20
     assert whole > 4 * budget
     with torch.no_grad(), LiveTensorMemory() as mem:
         rb.render_bounded(s.points, s.style, (256, 256), budget=budget)
-    print(f"3000 lines at 256: one call estimated {rb.gib(whole)}, bounded peak {rb.gib(mem.peak)}")
+    print(f"1500 lines at 256: one call estimated {rb.gib(whole)}, bounded peak {rb.gib(mem.peak)}")
     assert mem.peak <= budget + rb.output_bytes(1, 256, 256, 4) * 4
 
 
@@ -107,7 +107,7 @@ def priors(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["embedded", "tiny"])
-@pytest.mark.parametrize("frames,size", [(8, 64), (16, 64), (4, 128)])
+@pytest.mark.parametrize("frames,size", [(8, 64), (4, 128)])
 def test_sampling_estimate_bounds_the_measured_peak(priors, name, frames, size):
     from pipelines.sampling import estimate_sampling_bytes, sample_video
 
