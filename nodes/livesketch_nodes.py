@@ -103,11 +103,13 @@ class SketchMotionModel(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale, local_lr,
-                        global_lr):
+                        global_lr, shape_preservation=None, smoothness=None):
         # Every FLOAT is named (finite, within its range: check_inputs); INTs keep ComfyUI's own range check.
+        # shape_preservation / smoothness: the anchoring work's inputs, checked once they are in the schema.
         return check_inputs(cls, dict(dropout=dropout, lambda_translation=lambda_translation,
                                       lambda_rotation=lambda_rotation, lambda_shear=lambda_shear,
-                                      lambda_scale=lambda_scale, local_lr=local_lr, global_lr=global_lr))
+                                      lambda_scale=lambda_scale, local_lr=local_lr, global_lr=global_lr,
+                                      shape_preservation=shape_preservation, smoothness=smoothness))
 
     @classmethod
     def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
