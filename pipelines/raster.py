@@ -54,8 +54,6 @@ FLATTEN_TOLERANCE = 0.1
 # Maximum length (output pixels) of one flattened piece: keeps the stroke bounding boxes tight.
 MAX_PIECE_LENGTH = 16.0
 MAX_PIECES_PER_CUBIC = 1024
-# Horizontal bands per pixel row in the fill scan conversion (vertical anti-aliasing of slanted edges).
-FILL_BANDS = 4
 # Frames are rendered in chunks of at most this many pixels (bounds the memory of big renders).
 CHUNK_PIXELS = 1 << 22
 
@@ -163,21 +161,30 @@ def _check_args(points, style, canvas_size, out_size, background, quality):
 
 @dataclass
 class _Scene:
-    """Frame-independent layout: cubics, which paths stroke / fill, and the layer stack.
+    """Frame-independent layout: cubics, which paths stroke, which fill groups fill, the layer stack.
 
-    Layers are numbered back to front (path 0 fill, path 0 stroke, path 1 fill, ...), skipping
-    strokes of width 0 and fills of open paths or of opacity 0.
+    Layers are numbered back to front: a fill group's fill, then the strokes of its paths, then the
+    next group (skipping strokes of width 0 and fills of opacity 0). A group's fill uses its first
+    path's colour, opacity and rule. Every path of a filled group is filled as if closed: an open
+    path gets a straight closing edge (last point -> first point) for its fill only.
     """
 
     cubic_points: torch.Tensor  # [C, 4] indices into the point tensor
     cubic_path: torch.Tensor  # [C] path of each cubic
     stroke_layer: torch.Tensor  # [P] layer of each path's stroke, -1 = none
-    fill_layer: torch.Tensor  # [P] layer of each path's fill, -1 = none
-    fill_slot: torch.Tensor  # [P] index among the filled paths, -1 = none
-    num_fills: int
+    fill_slot: torch.Tensor  # [P] index of the path's filled group among the filled groups, -1 = none
+    fill_layer: torch.Tensor  # [F] layer of each filled group
+    fill_evenodd: torch.Tensor  # [F] bool: the group's fill rule is even-odd (else non-zero)
+    close_from: torch.Tensor  # [Q] last point of each open path of a filled group
+    close_to: torch.Tensor  # [Q] its first point (the fill's closing edge runs close_from -> close_to)
+    close_path: torch.Tensor  # [Q] its path
     half_width: torch.Tensor  # [P] half stroke width in output pixels
     layer_opacity: torch.Tensor  # [L]
     layer_color: torch.Tensor  # [L, 3]
+
+    @property
+    def num_fills(self) -> int:
+        return int(self.fill_layer.shape[0])
 
     @property
     def num_layers(self) -> int:
@@ -197,19 +204,31 @@ class _Scene:
             stroke_on = [True] * style.num_paths if width.requires_grad else (width > 0).tolist()
             fill_on = [True] * style.num_paths if fill_opacity.requires_grad else (fill_opacity > 0).tolist()
         P = style.num_paths
-        stroke_layer, fill_layer, fill_slot = [-1] * P, [-1] * P, [-1] * P
+        groups, rules = style.groups(), style.rules()
+        offsets, counts = style.path_offsets(), style.points_per_path()
+        stroke_layer, fill_slot = [-1] * P, [-1] * P
+        fill_layer, fill_evenodd, close_from, close_to, close_path = [], [], [], [], []
         pick = []  # per layer: index into the concatenated [fill attributes, stroke attributes]
-        num_fills = 0
+        first = 0  # first path of the current group
         for p in range(P):
-            if style.closed[p] and fill_on[p]:
-                fill_slot[p], fill_layer[p] = num_fills, len(pick)
-                pick.append(p)
-                num_fills += 1
+            if p == 0 or groups[p] != groups[p - 1]:
+                first = p
+                if fill_on[p]:
+                    fill_layer.append(len(pick))
+                    fill_evenodd.append(rules[p] == "evenodd")
+                    pick.append(p)
+            if fill_on[first]:
+                fill_slot[p] = len(fill_layer) - 1
+                if not style.closed[p]:
+                    close_from.append(offsets[p] + counts[p] - 1)
+                    close_to.append(offsets[p])
+                    close_path.append(p)
             if stroke_on[p]:
                 stroke_layer[p] = len(pick)
                 pick.append(P + p)
         opacity = torch.cat([fill_opacity, style.stroke_opacity.to(**cast).reshape(-1)])
         color = torch.cat([style.fill_color.to(**cast).reshape(-1, 3), style.stroke_color.to(**cast).reshape(-1, 3)])
+
         def as_index(values):
             return torch.tensor(values, dtype=torch.long, device=device)
 
@@ -218,9 +237,12 @@ class _Scene:
             cubic_points=style.segment_index(device),
             cubic_path=style.segment_path(device),
             stroke_layer=as_index(stroke_layer),
-            fill_layer=as_index(fill_layer),
             fill_slot=as_index(fill_slot),
-            num_fills=num_fills,
+            fill_layer=as_index(fill_layer),
+            fill_evenodd=torch.tensor(fill_evenodd, dtype=torch.bool, device=device),
+            close_from=as_index(close_from),
+            close_to=as_index(close_to),
+            close_path=as_index(close_path),
             half_width=(width * 0.5).clamp_min(0),
             layer_opacity=opacity[pick_t].clamp(0, 1),
             layer_color=color[pick_t],
@@ -246,13 +268,20 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
             pixels.append(pixel)
             layers.append(_take(scene.stroke_layer, _take(kpath, piece)))
             coverages.append(cov)
-        keep = torch.nonzero(_take(scene.fill_layer, path) >= 0).squeeze(1)
-        if keep.numel():
-            slot = _take(frame, keep) * scene.num_fills + _take(scene.fill_slot, _take(path, keep))
-            slot, yx, cov = _fill_coverage(_take(a, keep), _take(b, keep), slot, K * scene.num_fills, H, W)
-            fill_layers = scene.fill_layer[scene.fill_layer >= 0]
-            pixels.append(torch.div(slot, scene.num_fills, rounding_mode="floor") * (H * W) + yx)
-            layers.append(_take(fill_layers, slot % scene.num_fills))
+        if scene.num_fills:
+            keep = torch.nonzero(_take(scene.fill_slot, path) >= 0).squeeze(1)
+            fa, fb, fframe, fpath = _take(a, keep), _take(b, keep), _take(frame, keep), _take(path, keep)
+            Q = scene.close_path.shape[0]
+            if Q:  # closing edges of the open paths' fills, for every frame
+                fa = torch.cat([fa, pts[:, scene.close_from].reshape(K * Q, 2)])
+                fb = torch.cat([fb, pts[:, scene.close_to].reshape(K * Q, 2)])
+                fframe = torch.cat([fframe, torch.arange(K, device=pts.device).repeat_interleave(Q)])
+                fpath = torch.cat([fpath, scene.close_path.repeat(K)])
+            F_ = scene.num_fills
+            slot = fframe * F_ + _take(scene.fill_slot, fpath)
+            slot, yx, cov = _fill_coverage(fa, fb, slot, scene.fill_evenodd.repeat(K), K * F_, H, W)
+            pixels.append(torch.div(slot, F_, rounding_mode="floor") * (H * W) + yx)
+            layers.append(_take(scene.fill_layer, slot % F_))
             coverages.append(cov)
     if not pixels:
         return _composite(pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0, dtype=torch.long), pts.new_zeros(0),
@@ -436,69 +465,213 @@ def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
     return c, density, d_wide, d_narrow
 
 
-def _fill_coverage(a, b, slot, num_slots: int, H: int, W: int, bands: int = FILL_BANDS):
-    """Non-zero-rule coverage of closed polygons (edges a -> b, grouped by slot: one polygon per slot).
+def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
+    """Exact-area coverage of filled shapes (edges a -> b; the edges of one slot form one shape) under
+    each slot's fill rule (evenodd [num_slots] bool, else non-zero).
 
-    Signed-area scan conversion, sparse: every edge piece inside a band adds its signed height
-    at its mid x into a difference array of its pixel row, split between the two pixels around
-    x; the cumulative sum along the row is the winding-weighted area of each pixel. Only the span
-    of each row between its first and last crossing is materialised.
+    1. Slabs: each pixel row of a slot is cut at the y of every vertex of the slot's edges, so that
+       every edge crossing a slab spans its full height: the winding number left and right of
+       all the edges in a slab is then an integer.
+    2. Cells: each edge's piece in a slab is a trapezoid; for every pixel column it crosses, its
+       exact area to the right within the column (`_fill_cells`). Per (slab, column) cell, in
+       float64: the winding-weighted area of the cell, and the cover of the edges that end in it.
+    3. Rule: a run of adjacent crossed cells lies between integer windings p (left) and q (right).
+       If they differ, the cell's windings are taken as {p, q} and its covered area follows from
+       its winding-weighted area by linear interpolation (exact for one edge or coincident edges,
+       e.g. a path wound twice); if not, as {p, p +- 1} (a thin sliver). Uncrossed cells have
+       one winding w: covered area = rule(w) x slab height.
+    4. Rows: the per-cell values enter a difference array of the pixel row (cell value at its
+       column, the uncrossed value after it from the next column on); a cumulative sum over the
+       span between the row's first and last cell gives every pixel's covered area.
     Returns (slot [E], yx [E] = y * W + x, coverage [E]) for the pixels with coverage > 0.
     """
     dtype, device = a.dtype, a.device
+    none = torch.zeros(0, dtype=torch.long, device=device)
     with torch.no_grad():
-        y0, y1 = a[:, 1].detach(), b[:, 1].detach()
-        ymin, ymax = torch.minimum(y0, y1), torch.maximum(y0, y1)
-        # Band m covers y in [m / bands, (m + 1) / bands).
-        m_first = torch.floor(ymin * bands).clamp(0, H * bands)
-        m_end = torch.ceil(ymax * bands).clamp(0, H * bands)
-        counts = torch.where(ymax > ymin, m_end - m_first, torch.zeros_like(m_end)).long()
-        edge, m = _ragged_range(counts)
-        m += _take(m_first.long(), edge)
-        band_top = m.to(dtype) / bands
-        direction = _take(torch.sign(y1 - y0), edge)
-        row = _take(slot, edge) * H + torch.div(m, bands, rounding_mode="floor")  # pixel row of a slot
+        ya, yb = a[:, 1].detach(), b[:, 1].detach()
+        y_top = torch.minimum(ya, yb).clamp(0, H).double()
+        y_bot = torch.maximum(ya, yb).clamp(0, H).double()
+        live = torch.nonzero(y_bot > y_top).squeeze(1)  # horizontal edges add no area
+        if not live.numel():
+            return none, none, a.new_zeros(0)
+        y_top, y_bot = _take(y_top, live), _take(y_bot, live)
+        base_key = _take(slot, live).double() * (H + 1)  # y of slot s lives in [s * (H + 1), s * (H + 1) + H]
+        # Slab borders: every vertex, and every row border inside an edge's y range.
+        row_first = torch.floor(y_top) + 1
+        owner, local = _ragged_range((torch.ceil(y_bot) - row_first).clamp_min(0).long())
+        row_y = _take(row_first, owner) + local.double()
+        border_keys = torch.cat([base_key + y_top, base_key + y_bot, _take(base_key, owner) + row_y])
+        borders, inverse = torch.unique(border_keys, sorted=True, return_inverse=True)
+        # Each border's y is taken from one vertex at that y (a row border only if no vertex is on it),
+        # so that every edge crossing a slab sees the same, differentiable, slab borders.
+        source = torch.full_like(borders, border_keys.shape[0], dtype=torch.long).scatter_reduce(
+            0, inverse, torch.arange(border_keys.shape[0], device=device), reduce="amin")
+        j_first = _take(inverse, torch.arange(live.shape[0], device=device))
+        j_end = _take(inverse, torch.arange(live.shape[0], 2 * live.shape[0], device=device))
+        pair_edge, local = _ragged_range(j_end - j_first)  # (edge, slab) pairs
+        slab = _take(j_first, pair_edge) + local
+        is_first, is_last = local == 0, slab == _take(j_end, pair_edge) - 1
+        pair_edge = _take(live, pair_edge)
 
-    ax, ay, bx, by = _gather_columns(torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]), edge)
-    # Clip the edge to the band; on a tie the gradient goes to the edge (its end is on a band border).
-    y_min, y_max = torch.minimum(ay, by), torch.maximum(ay, by)
-    lo = torch.where(y_min >= band_top, y_min, band_top)
-    hi = torch.where(y_max <= band_top + 1.0 / bands, y_max, band_top + 1.0 / bands)
-    height = (hi - lo).clamp_min(0) * direction  # signed area weight of this piece of the edge
-    t = (0.5 * (lo + hi) - ay) / (by - ay)
-    x = (ax + t * (bx - ax)).clamp(0, W)  # a crossing left of the image covers the whole row
+    y_lo, y_hi = torch.minimum(a[:, 1], b[:, 1]).clamp(0, H), torch.maximum(a[:, 1], b[:, 1]).clamp(0, H)
+    border_y = _take(torch.cat([_take(y_lo, live), _take(y_hi, live), row_y.to(dtype)]), source)
+    ax, ay, bx, by = _gather_columns(torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]), pair_edge)
+    # The piece of the edge inside the slab; at its own ends the edge's own y (if another vertex has
+    # the same y, the edge's end keeps its own gradient).
+    lo = torch.where(is_first, _take(y_lo, pair_edge), _take(border_y, slab))
+    hi = torch.where(is_last, _take(y_hi, pair_edge), _take(border_y, slab + 1))
+    dy = by - ay
+    x_lo = ax + (lo - ay) / dy * (bx - ax)
+    x_hi = ax + (hi - ay) / dy * (bx - ax)
+    height = (hi - lo) * torch.sign(dy.detach())  # signed: edges going down add +1 to the winding on their right
+    xa, xb = torch.minimum(x_lo, x_hi), torch.maximum(x_lo, x_hi)
+    cell_slab, col, area, cover, entry_first, entry_height = _fill_cells(xa, xb, height, slab, W)
+
     with torch.no_grad():
-        col = torch.floor(x.detach()).long()
-    frac = x - col.to(dtype)
-    values = torch.cat([height * (1 - frac), height * frac])
+        # Cells: (slab, column) sorted; column -1 holds everything left of the image, W everything right.
+        key, inverse = torch.unique(cell_slab * (W + 2) + (col + 1), sorted=True, return_inverse=True)
+        cell_slab = torch.div(key, W + 2, rounding_mode="floor")
+        col = key - cell_slab * (W + 2) - 1
+        U = key.shape[0]
+        starts_slab = torch.ones(U, dtype=torch.bool, device=device)
+        starts_slab[1:] = cell_slab[1:] != cell_slab[:-1]
+        starts_run = starts_slab.clone()
+        starts_run[1:] |= col[1:] != col[:-1] + 1
+        starts_run |= col == 0  # the cell left of the image is a run of its own
+        slab_start = torch.nonzero(starts_slab).squeeze(1)
+        slab_of_cell = torch.cumsum(starts_slab, 0) - 1
+        run_start = torch.nonzero(starts_run).squeeze(1)
+        run_of_cell = torch.cumsum(starts_run, 0) - 1
+        run_end = torch.cat([run_start[1:] - 1, run_start.new_full((1,), U - 1)])
+        top_key = _take(borders, cell_slab)
+        cell_slot = torch.floor(top_key / (H + 1))
+        cell_row = torch.floor(top_key - cell_slot * (H + 1)).long()
+        cell_slot = cell_slot.long()
+        cell_evenodd = _take(evenodd, cell_slot)
+        # Integer winding at each cell's right and left border: edges span their slabs, so counting
+        # the directions of the edges that ended is exact (no division by a possibly tiny slab height).
+        turns = torch.zeros(U, dtype=torch.long, device=device).index_add_(
+            0, inverse, torch.sign(cover.detach()).long())
+        turns = turns.cumsum(0)
+        wind_right = turns - _take(torch.cat([turns.new_zeros(1), turns]), _take(slab_start, slab_of_cell))
+        wind_left = torch.cat([wind_right.new_zeros(1), wind_right[:-1]]).masked_fill(starts_slab, 0)
+        wind_right, wind_left = wind_right.double(), wind_left.double()
+    area = area.double().new_zeros(U).index_add(0, inverse, area.double())
+    cover = cover.double().new_zeros(U).index_add(0, inverse, cover.double())
+    # Winding-weighted cover at each cell's right border (cumulative sum per slab), and at its left border.
+    prefix = cover.cumsum(0)
+    right = prefix - _take(torch.cat([prefix.new_zeros(1), prefix]), _take(slab_start, slab_of_cell))
+    left = torch.cat([right.new_zeros(1), right[:-1]]).masked_fill(starts_slab, 0.0)
+
+    # The slab's height at each run (for the clamp below): the mean height of the run's edges.
     with torch.no_grad():
-        row, col = torch.cat([row, row]), torch.cat([col, col + 1])
-        # Span of each row: from its first delta to its last one; a delta right of the image
-        # changes no pixel but extends the span to the row's end (the winding stays non-zero).
-        span_col = col.clamp(max=W - 1)
+        first_entry = torch.nonzero(entry_first).squeeze(1)
+        entry_run = _take(_take(run_of_cell, inverse), first_entry)
+        num_runs = run_start.shape[0]
+        run_edges = torch.zeros(num_runs, dtype=torch.float64, device=device).index_add_(
+            0, entry_run, torch.ones_like(entry_run, dtype=torch.float64))
+        run_height = torch.zeros(num_runs, dtype=torch.float64, device=device).index_add_(
+            0, entry_run, _take(entry_height.detach(), first_entry).abs().double()) / run_edges.clamp_min(1)
+
+    def rule(w):  # w integer-valued
+        return torch.where(run_evenodd, torch.remainder(w.abs(), 2), w.abs().clamp(max=1))
+
+    def ratio(w, fallback):  # covered area / winding-weighted area of a stretch of winding w
+        return torch.where(w != 0, rule(w) / torch.where(w != 0, w, torch.ones_like(w)), fallback)
+
+    # Per run: windings p (left) and q (right), slope of the covered area against the winding-weighted
+    # area of its edges, and the factors for the uncrossed stretches before and after it. A stretch
+    # of winding 0 has no area, but the gradient of its winding-weighted area is kept with the
+    # neighbouring run's slope: the pieces of one edge in the slabs of a pixel then all count with
+    # the same factor, so the result does not depend on where the slabs are cut (vertices of
+    # different edges at the same y).
+    c_p = _take(left, run_start)
+    relative = left - _take(c_p, run_of_cell) + area  # winding-weighted area due to the run's own edges
+    with torch.no_grad():
+        run_evenodd = _take(cell_evenodd, run_start)
+        p = _take(wind_left, run_start)
+        q = _take(wind_right, run_end)
+        side = torch.zeros_like(p).index_add_(0, run_of_cell, relative.detach())
+        qq = torch.where(q != p, q, p + torch.where(side >= 0, 1.0, -1.0))  # a sliver: windings {p, p +- 1}
+        rp, rq = rule(p), rule(qq)
+        slope = (rq - rp) / (qq - p)
+        enter = ratio(p, slope)
+        leave = ratio(q, slope)
+    covered = _take(enter * c_p, run_of_cell) + _take(slope, run_of_cell) * relative
+    # Clamp to the run's range, but not on rounding noise (a fully covered cell sits on the bound and
+    # must keep its gradient).
+    with torch.no_grad():
+        run_height = _take(run_height, run_of_cell)
+        low = _take(torch.minimum(rp, rq), run_of_cell) * run_height
+        high = _take(torch.maximum(rp, rq), run_of_cell) * run_height
+        tolerance = 1e-7 * run_height + 1e-9
+        out = covered.detach()
+        clamp_to = torch.where(out > high + tolerance, high, torch.where(out < low - tolerance, low, out))
+        clamped = clamp_to != out
+    covered = torch.where(clamped, clamp_to, covered).masked_fill(col < 0, 0.0)  # column -1 is not drawn
+    after = leave * _take(right, run_end)  # covered area of the uncrossed stretch after each run
+    before = torch.cat([after.new_zeros(1), after[:-1]]).masked_fill(_take(starts_slab, run_start), 0.0)
+
+    with torch.no_grad():
+        row = cell_slot * H + cell_row
+        run_row, run_first, run_last = _take(row, run_start), _take(col, run_start), _take(col, run_end)
+        all_rows = torch.cat([row, row])
+        span_col = torch.cat([col, col + 1]).clamp(0, W - 1)
         first = torch.full((num_slots * H,), W, dtype=torch.long, device=device).scatter_reduce(
-            0, row, span_col, reduce="amin")
+            0, all_rows, span_col, reduce="amin")
         last = torch.full((num_slots * H,), -1, dtype=torch.long, device=device).scatter_reduce(
-            0, row, span_col, reduce="amax")
-        inside = torch.nonzero(col < W).squeeze(1)
-        row, col = _take(row, inside), _take(col, inside)
+            0, all_rows, span_col, reduce="amax")
         length = (last - first + 1).clamp_min(0)
-        start = torch.cumsum(length, 0) - length
+        span_start = torch.cumsum(length, 0) - length
         span_row, x_of = _ragged_range(length)
         x_of += _take(first, span_row)
-        position = _take(start, row) + col - _take(first, row)
-    # Cumulative sum per span, in float64: a global prefix sum minus its value before the span.
-    acc = torch.zeros(span_row.shape[0], dtype=torch.float64, device=device).index_add(
-        0, position, _take(values, inside).double())
+        # Difference array entries: a cell's covered area at its column and minus it after; the
+        # uncrossed value after a run from the next column on (minus the one before it at its start).
+        d_row = torch.cat([row, row, run_row, run_row])
+        d_col = torch.cat([col, col + 1, run_first, run_last + 1])
+        inside = torch.nonzero((d_col >= 0) & (d_col < W)).squeeze(1)
+        d_row, d_col = _take(d_row, inside), _take(d_col, inside)
+        position = _take(span_start, d_row) + d_col - _take(first, d_row)
+    delta = _take(torch.cat([covered, -covered, -before, after]), inside)
+    acc = delta.new_zeros(span_row.shape[0]).index_add(0, position, delta)
     prefix = acc.cumsum(0)
-    base = _take(torch.cat([prefix.new_zeros(1), prefix]), start)
-    winding = (prefix - _take(base, span_row)).to(dtype)
-    coverage = winding.abs().clamp(max=1)
+    coverage = (prefix - _take(_take(torch.cat([prefix.new_zeros(1), prefix]), span_start), span_row))
+    coverage = coverage.to(dtype).clamp(0, 1)
     with torch.no_grad():
-        hit = torch.nonzero(coverage.detach() > 1e-12).squeeze(1)
+        hit = torch.nonzero(coverage.detach() > 1e-9).squeeze(1)
         span_row, x_of = _take(span_row, hit), _take(x_of, hit)
     slot_of = torch.div(span_row, H, rounding_mode="floor")
     return slot_of, (span_row - slot_of * H) * W + x_of, _take(coverage, hit)
+
+
+def _fill_cells(xa, xb, height, slab, W: int):
+    """Trapezoid pieces (x from xa to xb, linear in y, over a slab, signed height) -> per crossed
+    column c: (slab, c, winding-weighted area right of the piece inside column c, cover).
+
+    The piece's area right of it inside [c, c + 1] is height * (M(c + 1) - M(c)) with
+    M(u) = mean over the piece of max(u - x, 0) (x uniform on [xa, xb]):
+    M(u) = G^2 / (2 (xb - xa)) + max(u - xb, 0), G = clamp(u, xa, xb) - xa (G / (xb - xa) <= 1, so
+    a near-vertical piece stays stable). Columns are clipped to -1..W (-1 / W: all of x < 0 / x >= W);
+    the piece's cover (its signed height) is counted in the column where it ends.
+    """
+    with torch.no_grad():
+        fa, fb = torch.floor(xa.detach()), torch.floor(xb.detach())
+        c_last = fb.clamp(-1, W)
+        c_first = torch.where(fb < 0, torch.full_like(fa, -1), fa.clamp(0, W))
+        piece, local = _ragged_range((c_last - c_first + 1).clamp_min(0).long())
+        col = _take(c_first.long(), piece) + local
+        ends = col == _take(fb.clamp(-1, W + 1).long(), piece)  # fb is >= W + 1 if the piece ends right of W
+    xa, xb, h = _take(xa, piece), _take(xb, piece), _take(height, piece)
+    width = (xb - xa).clamp_min(1e-30)
+    u = col.to(xa.dtype)
+
+    def mean_ramp(u):
+        g = torch.minimum(torch.maximum(u, xa), xb) - xa
+        return 0.5 * g * (g / width) + (u - xb).clamp_min(0)
+
+    area = h * (mean_ramp(u + 1) - mean_ramp(u))
+    cover = h * ends
+    return _take(slab, piece), col, area, cover, local == 0, h
 
 
 def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg: Background) -> torch.Tensor:
