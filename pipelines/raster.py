@@ -496,25 +496,16 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
             return none, none, a.new_zeros(0)
         y_top, y_bot = _take(y_top, live), _take(y_bot, live)
         base_key = _take(slot, live).double() * (H + 1)  # y of slot s lives in [s * (H + 1), s * (H + 1) + H]
-        # Slab borders: every vertex, and every row border inside an edge's y range.
-        row_first = torch.floor(y_top) + 1
-        owner, local = _ragged_range((torch.ceil(y_bot) - row_first).clamp_min(0).long())
-        row_y = _take(row_first, owner) + local.double()
-        border_keys = torch.cat([base_key + y_top, base_key + y_bot, _take(base_key, owner) + row_y])
-        borders, inverse = torch.unique(border_keys, sorted=True, return_inverse=True)
-        # Each border's y is taken from one vertex at that y (a row border only if no vertex is on it),
-        # so that every edge crossing a slab sees the same, differentiable, slab borders.
-        source = torch.full_like(borders, border_keys.shape[0], dtype=torch.long).scatter_reduce(
-            0, inverse, torch.arange(border_keys.shape[0], device=device), reduce="amin")
-        j_first = _take(inverse, torch.arange(live.shape[0], device=device))
-        j_end = _take(inverse, torch.arange(live.shape[0], 2 * live.shape[0], device=device))
-        pair_edge, local = _ragged_range(j_end - j_first)  # (edge, slab) pairs
-        slab = _take(j_first, pair_edge) + local
-        is_first, is_last = local == 0, slab == _take(j_end, pair_edge) - 1
+        line = [_take(v.detach(), live).double() for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1])]
+        slabs = _slabs(y_top, y_bot, base_key, None)
+        crossings = _crossings(slabs, line, base_key)
+        if crossings is not None and crossings[0].numel():  # cut the slabs where edges cross as well
+            slabs = _slabs(y_top, y_bot, base_key, crossings)
+        borders, source, fixed_y, pair_edge, slab, is_first, is_last = slabs
         pair_edge = _take(live, pair_edge)
 
     y_lo, y_hi = torch.minimum(a[:, 1], b[:, 1]).clamp(0, H), torch.maximum(a[:, 1], b[:, 1]).clamp(0, H)
-    border_y = _take(torch.cat([_take(y_lo, live), _take(y_hi, live), row_y.to(dtype)]), source)
+    border_y = _take(torch.cat([_take(y_lo, live), _take(y_hi, live), fixed_y.to(dtype)]), source)
     ax, ay, bx, by = _gather_columns(torch.stack([a[:, 0], a[:, 1], b[:, 0], b[:, 1]]), pair_edge)
     # The piece of the edge inside the slab; at its own ends the edge's own y (if another vertex has
     # the same y, the edge's end keeps its own gradient).
@@ -525,117 +516,48 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
     x_hi = ax + (hi - ay) / dy * (bx - ax)
     height = (hi - lo) * torch.sign(dy.detach())  # signed: edges going down add +1 to the winding on their right
     xa, xb = torch.minimum(x_lo, x_hi), torch.maximum(x_lo, x_hi)
-    cell_slab, col, area, cover, entry_first, entry_height = _fill_cells(xa, xb, height, slab, W)
+    with torch.no_grad():
+        top_key = _take(borders, slab)
+        pair_slot = torch.floor(top_key / (H + 1))
+        row = pair_slot.long() * H + torch.floor(top_key - pair_slot * (H + 1)).long()  # pixel row of its slot
+        # Left-to-right order of the pieces in each slab (they do not cross inside it), the winding
+        # on each side of a piece, and the rule's step across it: weight = d rule / d winding.
+        x_mid = (xa + xb).detach()
+        order = torch.argsort(x_mid, stable=True)
+        order = _take(order, torch.argsort(_take(slab, order), stable=True))
+        direction = torch.sign(height.detach()).long()
+        turns = torch.cumsum(_take(direction, order), 0)
+        sorted_slab = _take(slab, order)
+        starts = torch.ones_like(sorted_slab, dtype=torch.bool)
+        starts[1:] = sorted_slab[1:] != sorted_slab[:-1]
+        first_of = torch.cumsum(starts, 0) - 1
+        before = _take(torch.cat([turns.new_zeros(1), turns])[torch.nonzero(starts).squeeze(1)], first_of)
+        wind_right = torch.empty_like(turns).index_copy_(0, order, turns - before)
+        wind_left = wind_right - direction
+        evenodd_pair = _take(evenodd, pair_slot.long())
+
+        def rule(w):
+            return torch.where(evenodd_pair, torch.remainder(w, 2), (w != 0).long())
+
+        weight = ((rule(wind_right) - rule(wind_left)) * direction).to(dtype)
+        useful = torch.nonzero(weight != 0).squeeze(1)
+    col, value, entry_row, span_row, span_first, span_last = _fill_cells(
+        _take(xa, useful), _take(xb, useful), _take(height * weight, useful), _take(row, useful), W)
 
     with torch.no_grad():
-        # Cells: (slab, column) sorted; column -1 holds everything left of the image, W everything right.
-        key, inverse = torch.unique(cell_slab * (W + 2) + (col + 1), sorted=True, return_inverse=True)
-        cell_slab = torch.div(key, W + 2, rounding_mode="floor")
-        col = key - cell_slab * (W + 2) - 1
-        U = key.shape[0]
-        starts_slab = torch.ones(U, dtype=torch.bool, device=device)
-        starts_slab[1:] = cell_slab[1:] != cell_slab[:-1]
-        starts_run = starts_slab.clone()
-        starts_run[1:] |= col[1:] != col[:-1] + 1
-        starts_run |= col == 0  # the cell left of the image is a run of its own
-        slab_start = torch.nonzero(starts_slab).squeeze(1)
-        slab_of_cell = torch.cumsum(starts_slab, 0) - 1
-        run_start = torch.nonzero(starts_run).squeeze(1)
-        run_of_cell = torch.cumsum(starts_run, 0) - 1
-        run_end = torch.cat([run_start[1:] - 1, run_start.new_full((1,), U - 1)])
-        top_key = _take(borders, cell_slab)
-        cell_slot = torch.floor(top_key / (H + 1))
-        cell_row = torch.floor(top_key - cell_slot * (H + 1)).long()
-        cell_slot = cell_slot.long()
-        cell_evenodd = _take(evenodd, cell_slot)
-        # Integer winding at each cell's right and left border: edges span their slabs, so counting
-        # the directions of the edges that ended is exact (no division by a possibly tiny slab height).
-        turns = torch.zeros(U, dtype=torch.long, device=device).index_add_(
-            0, inverse, torch.sign(cover.detach()).long())
-        turns = turns.cumsum(0)
-        wind_right = turns - _take(torch.cat([turns.new_zeros(1), turns]), _take(slab_start, slab_of_cell))
-        wind_left = torch.cat([wind_right.new_zeros(1), wind_right[:-1]]).masked_fill(starts_slab, 0)
-        wind_right, wind_left = wind_right.double(), wind_left.double()
-    area = area.double().new_zeros(U).index_add(0, inverse, area.double())
-    cover = cover.double().new_zeros(U).index_add(0, inverse, cover.double())
-    # Winding-weighted cover at each cell's right border (cumulative sum per slab), and at its left border.
-    prefix = cover.cumsum(0)
-    right = prefix - _take(torch.cat([prefix.new_zeros(1), prefix]), _take(slab_start, slab_of_cell))
-    left = torch.cat([right.new_zeros(1), right[:-1]]).masked_fill(starts_slab, 0.0)
-
-    # The slab's height at each run (for the clamp below): the mean height of the run's edges.
-    with torch.no_grad():
-        first_entry = torch.nonzero(entry_first).squeeze(1)
-        entry_run = _take(_take(run_of_cell, inverse), first_entry)
-        num_runs = run_start.shape[0]
-        run_edges = torch.zeros(num_runs, dtype=torch.float64, device=device).index_add_(
-            0, entry_run, torch.ones_like(entry_run, dtype=torch.float64))
-        run_height = torch.zeros(num_runs, dtype=torch.float64, device=device).index_add_(
-            0, entry_run, _take(entry_height.detach(), first_entry).abs().double()) / run_edges.clamp_min(1)
-
-    def rule(w):  # w integer-valued
-        return torch.where(run_evenodd, torch.remainder(w.abs(), 2), w.abs().clamp(max=1))
-
-    def ratio(w, fallback):  # covered area / winding-weighted area of a stretch of winding w
-        return torch.where(w != 0, rule(w) / torch.where(w != 0, w, torch.ones_like(w)), fallback)
-
-    # Per run: windings p (left) and q (right), slope of the covered area against the winding-weighted
-    # area of its edges, and the factors for the uncrossed stretches before and after it. A stretch
-    # of winding 0 has no area, but the gradient of its winding-weighted area is kept with the
-    # neighbouring run's slope: the pieces of one edge in the slabs of a pixel then all count with
-    # the same factor, so the result does not depend on where the slabs are cut (vertices of
-    # different edges at the same y).
-    c_p = _take(left, run_start)
-    relative = left - _take(c_p, run_of_cell) + area  # winding-weighted area due to the run's own edges
-    with torch.no_grad():
-        run_evenodd = _take(cell_evenodd, run_start)
-        p = _take(wind_left, run_start)
-        q = _take(wind_right, run_end)
-        side = torch.zeros_like(p).index_add_(0, run_of_cell, relative.detach())
-        qq = torch.where(q != p, q, p + torch.where(side >= 0, 1.0, -1.0))  # a sliver: windings {p, p +- 1}
-        rp, rq = rule(p), rule(qq)
-        slope = (rq - rp) / (qq - p)
-        enter = ratio(p, slope)
-        leave = ratio(q, slope)
-    covered = _take(enter * c_p, run_of_cell) + _take(slope, run_of_cell) * relative
-    # Clamp to the run's range, but not on rounding noise (a fully covered cell sits on the bound and
-    # must keep its gradient).
-    with torch.no_grad():
-        run_height = _take(run_height, run_of_cell)
-        low = _take(torch.minimum(rp, rq), run_of_cell) * run_height
-        high = _take(torch.maximum(rp, rq), run_of_cell) * run_height
-        tolerance = 1e-7 * run_height + 1e-9
-        out = covered.detach()
-        clamp_to = torch.where(out > high + tolerance, high, torch.where(out < low - tolerance, low, out))
-        clamped = clamp_to != out
-    covered = torch.where(clamped, clamp_to, covered).masked_fill(col < 0, 0.0)  # column -1 is not drawn
-    after = leave * _take(right, run_end)  # covered area of the uncrossed stretch after each run
-    before = torch.cat([after.new_zeros(1), after[:-1]]).masked_fill(_take(starts_slab, run_start), 0.0)
-
-    with torch.no_grad():
-        row = cell_slot * H + cell_row
-        run_row, run_first, run_last = _take(row, run_start), _take(col, run_start), _take(col, run_end)
-        all_rows = torch.cat([row, row])
-        span_col = torch.cat([col, col + 1]).clamp(0, W - 1)
         first = torch.full((num_slots * H,), W, dtype=torch.long, device=device).scatter_reduce(
-            0, all_rows, span_col, reduce="amin")
+            0, span_row, span_first, reduce="amin")
         last = torch.full((num_slots * H,), -1, dtype=torch.long, device=device).scatter_reduce(
-            0, all_rows, span_col, reduce="amax")
+            0, span_row, span_last, reduce="amax")
         length = (last - first + 1).clamp_min(0)
         span_start = torch.cumsum(length, 0) - length
         span_row, x_of = _ragged_range(length)
         x_of += _take(first, span_row)
-        # Difference array entries: a cell's covered area at its column and minus it after; the
-        # uncrossed value after a run from the next column on (minus the one before it at its start).
-        d_row = torch.cat([row, row, run_row, run_row])
-        d_col = torch.cat([col, col + 1, run_first, run_last + 1])
-        inside = torch.nonzero((d_col >= 0) & (d_col < W)).squeeze(1)
-        d_row, d_col = _take(d_row, inside), _take(d_col, inside)
-        position = _take(span_start, d_row) + d_col - _take(first, d_row)
-    delta = _take(torch.cat([covered, -covered, -before, after]), inside)
-    acc = delta.new_zeros(span_row.shape[0]).index_add(0, position, delta)
+        position = _take(span_start, entry_row) + col - _take(first, entry_row)
+    # Cumulative sum per span, in float64: a global prefix sum minus its value before the span.
+    acc = torch.zeros(span_row.shape[0], dtype=torch.float64, device=device).index_add(0, position, value.double())
     prefix = acc.cumsum(0)
-    coverage = (prefix - _take(_take(torch.cat([prefix.new_zeros(1), prefix]), span_start), span_row))
+    coverage = prefix - _take(_take(torch.cat([prefix.new_zeros(1), prefix]), span_start), span_row)
     coverage = coverage.to(dtype).clamp(0, 1)
     with torch.no_grad():
         hit = torch.nonzero(coverage.detach() > 1e-9).squeeze(1)
@@ -644,23 +566,97 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
     return slot_of, (span_row - slot_of * H) * W + x_of, _take(coverage, hit)
 
 
-def _fill_cells(xa, xb, height, slab, W: int):
-    """Trapezoid pieces (x from xa to xb, linear in y, over a slab, signed height) -> per crossed
-    column c: (slab, c, winding-weighted area right of the piece inside column c, cover).
+def _slabs(y_top, y_bot, base_key, extra):
+    """Cut every pixel row of every slot at the y of the edges' ends (and at extra = (keys, y) cuts,
+    key = slot key + y). Returns the borders (sorted keys), each border's source in
+    [edge tops, edge bottoms, fixed_y], fixed_y (y of the row borders and extra cuts), and the
+    (edge, slab) pairs with flags for the slabs where the edge starts / ends (edges: indices into y_top).
+    """
+    device = y_top.device
+    row_first = torch.floor(y_top) + 1
+    owner, local = _ragged_range((torch.ceil(y_bot) - row_first).clamp_min(0).long())
+    fixed_y = _take(row_first, owner) + local.double()
+    border_keys = torch.cat([base_key + y_top, base_key + y_bot, _take(base_key, owner) + fixed_y])
+    if extra is not None:
+        border_keys = torch.cat([border_keys, extra[0]])
+        fixed_y = torch.cat([fixed_y, extra[1]])
+    borders, inverse = torch.unique(border_keys, sorted=True, return_inverse=True)
+    # Each border's y comes from one vertex at that y (a row border or a cut only if no vertex is on
+    # it), so that every edge crossing a slab sees the same, differentiable, slab borders.
+    source = torch.full_like(borders, border_keys.shape[0], dtype=torch.long).scatter_reduce(
+        0, inverse, torch.arange(border_keys.shape[0], device=device), reduce="amin")
+    n = y_top.shape[0]
+    j_first, j_end = inverse[:n], inverse[n:2 * n]
+    pair_edge, local = _ragged_range(j_end - j_first)
+    slab = _take(j_first, pair_edge) + local
+    return borders, source, fixed_y, pair_edge, slab, local == 0, slab == _take(j_end, pair_edge) - 1
 
-    The piece's area right of it inside [c, c + 1] is height * (M(c + 1) - M(c)) with
-    M(u) = mean over the piece of max(u - x, 0) (x uniform on [xa, xb]):
+
+def _lexsort(*keys):
+    """Indices sorting by keys[0], then keys[1], ... (stable argsorts from the last key)."""
+    order = torch.argsort(keys[-1], stable=True)
+    for k in keys[-2::-1]:
+        order = _take(order, torch.argsort(_take(k, order), stable=True))
+    return order
+
+
+def _crossings(slabs, line, base_key):
+    """(keys, y) of the points where two edges of a slab cross inside it. Only the slabs whose
+    left-to-right order of edges differs between their top and bottom are searched, pair by pair."""
+    borders, _, _, pair_edge, slab, _, _ = slabs
+    ax, ay, bx, by = (_take(v, pair_edge) for v in line)
+    base = _take(base_key, pair_edge)
+    y0, y1 = _take(borders, slab) - base, _take(borders, slab + 1) - base
+    x0 = ax + (y0 - ay) / (by - ay) * (bx - ax)
+    x1 = ax + (y1 - ay) / (by - ay) * (bx - ax)
+    by_top, by_bottom = _lexsort(slab, x0, x1), _lexsort(slab, x1, x0)
+    if torch.equal(by_top, by_bottom):
+        return None
+    swapped = torch.unique(_take(slab, _take(by_top, torch.nonzero(by_top != by_bottom).squeeze(1))))
+    members = _take(by_top, torch.nonzero(torch.isin(_take(slab, by_top), swapped)).squeeze(1))
+    group = _take(slab, members)
+    starts = torch.ones_like(group, dtype=torch.bool)
+    starts[1:] = group[1:] != group[:-1]
+    start_at = torch.nonzero(starts).squeeze(1)
+    size = torch.diff(torch.cat([start_at, start_at.new_full((1,), group.shape[0])]))
+    index = torch.arange(group.shape[0], device=group.device)
+    group_of = torch.cumsum(starts, 0) - 1
+    rest = _take(start_at + size, group_of) - index - 1  # members after this one in its slab
+    i, local = _ragged_range(rest)
+    j = _take(members, i + 1 + local)
+    i = _take(members, i)
+    d0, d1 = _take(x0, i) - _take(x0, j), _take(x1, i) - _take(x1, j)
+    cross = torch.nonzero(d0 * d1 < 0).squeeze(1)
+    i, d0, d1 = _take(i, cross), _take(d0, cross), _take(d1, cross)
+    top, bottom = _take(y0, i), _take(y1, i)
+    y = top + d0 / (d0 - d1) * (bottom - top)
+    inside = torch.nonzero((y > top) & (y < bottom)).squeeze(1)
+    y = _take(y, inside)
+    return _take(_take(base, i), inside) + y, y
+
+
+def _fill_cells(xa, xb, height, row, W: int):
+    """Trapezoid pieces (x from xa to xb, linear in y, over a slab of pixel row `row`, with a signed
+    weighted height) -> entries of the row's difference array whose cumulative sum is, in every
+    column c, height x the area fraction of [c, c + 1] x slab right of the piece, A(c).
+
+    A(c) = M(c + 1) - M(c) with M(u) = mean over the piece of max(u - x, 0) (x uniform on [xa, xb]):
     M(u) = G^2 / (2 (xb - xa)) + max(u - xb, 0), G = clamp(u, xa, xb) - xa (G / (xb - xa) <= 1, so
-    a near-vertical piece stays stable). Columns are clipped to -1..W (-1 / W: all of x < 0 / x >= W);
-    the piece's cover (its signed height) is counted in the column where it ends.
+    a near-vertical piece stays stable). Entries: A at the first visible column e0 (everything left
+    of the image is summed into column 0), A(c) - A(c - 1) after it, up to floor(xb) + 1 (A = 1
+    from there on). Also returns each piece's span (row, first, last column) to materialise.
     """
     with torch.no_grad():
         fa, fb = torch.floor(xa.detach()), torch.floor(xb.detach())
-        c_last = fb.clamp(-1, W)
-        c_first = torch.where(fb < 0, torch.full_like(fa, -1), fa.clamp(0, W))
-        piece, local = _ragged_range((c_last - c_first + 1).clamp_min(0).long())
-        col = _take(c_first.long(), piece) + local
-        ends = col == _take(fb.clamp(-1, W + 1).long(), piece)  # fb is >= W + 1 if the piece ends right of W
+        e0 = fa.clamp(0, W)
+        e1 = (fb + 1).clamp(0, W - 1)  # a piece left of the image: one entry, A(0) = 1
+        piece, local = _ragged_range((e1 - e0 + 1).clamp_min(0).long())
+        col = _take(e0.long(), piece) + local
+        entry_row = _take(row, piece)
+        later = (local > 0).to(xa.dtype)
+        # A piece reaching the right border keeps its value to the end of the row.
+        span_first = e0.clamp(max=W - 1).long()
+        span_last = torch.where(fb + 1 >= W, torch.full_like(fb, W - 1), e1).long()
     xa, xb, h = _take(xa, piece), _take(xb, piece), _take(height, piece)
     width = (xb - xa).clamp_min(1e-30)
     u = col.to(xa.dtype)
@@ -669,9 +665,10 @@ def _fill_cells(xa, xb, height, slab, W: int):
         g = torch.minimum(torch.maximum(u, xa), xb) - xa
         return 0.5 * g * (g / width) + (u - xb).clamp_min(0)
 
-    area = h * (mean_ramp(u + 1) - mean_ramp(u))
-    cover = h * ends
-    return _take(slab, piece), col, area, cover, local == 0, h
+    m0, m1 = mean_ramp(u), mean_ramp(u + 1)
+    value = h * ((m1 - m0) - later * (m0 - mean_ramp(u - 1)))
+    return col, value, entry_row, torch.cat([row, row]), torch.cat([span_first, span_first]), \
+        torch.cat([span_first, span_last])
 
 
 def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg: Background) -> torch.Tensor:
