@@ -466,23 +466,23 @@ def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
 
 
 def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
-    """Exact-area coverage of filled shapes (edges a -> b; the edges of one slot form one shape) under
-    each slot's fill rule (evenodd [num_slots] bool, else non-zero).
+    """Exact-area coverage of filled shapes (edges a -> b; the edges of one slot form one shape)
+    under each slot's fill rule (evenodd [num_slots] bool, else non-zero).
 
-    1. Slabs: each pixel row of a slot is cut at the y of every vertex of the slot's edges, so that
-       every edge crossing a slab spans its full height: the winding number left and right of
-       all the edges in a slab is then an integer.
-    2. Cells: each edge's piece in a slab is a trapezoid; for every pixel column it crosses, its
-       exact area to the right within the column (`_fill_cells`). Per (slab, column) cell, in
-       float64: the winding-weighted area of the cell, and the cover of the edges that end in it.
-    3. Rule: a run of adjacent crossed cells lies between integer windings p (left) and q (right).
-       If they differ, the cell's windings are taken as {p, q} and its covered area follows from
-       its winding-weighted area by linear interpolation (exact for one edge or coincident edges,
-       e.g. a path wound twice); if not, as {p, p +- 1} (a thin sliver). Uncrossed cells have
-       one winding w: covered area = rule(w) x slab height.
-    4. Rows: the per-cell values enter a difference array of the pixel row (cell value at its
-       column, the uncrossed value after it from the next column on); a cumulative sum over the
-       span between the row's first and last cell gives every pixel's covered area.
+    1. Slabs (`_slabs`): every pixel row of a slot is cut at the y of every end of its edges and
+       of every crossing of two of its edges inside the row (`_crossings`). Inside a slab every
+       edge spans the full height and no two edges cross, so they have one left-to-right order.
+    2. Rule weights: along that order the winding number left and right of each edge piece is an
+       integer; the covered area of any cell of the slab is sum over pieces of
+       weight x (area of the cell right of the piece), weight = rule(right) - rule(left) over the
+       piece's direction (+1 / 0 / -1): the non-zero or even-odd rule becomes linear per slab, so
+       multiply wound paths, holes and self-intersections are exact.
+    3. Trapezoids (`_fill_cells`): each weighted piece is a trapezoid; its exact area right of
+       it in every pixel column it crosses (and the full height after it) enters a difference
+       array of the pixel row; a cumulative sum over the span between the row's first and last
+       entry gives every pixel's covered area, in float64.
+    Gradients flow through the pieces' ends, their x at the slab borders and the borders (a
+    border's y is the y of a vertex on it, so every piece of a slab sees the same border).
     Returns (slot [E], yx [E] = y * W + x, coverage [E]) for the pixels with coverage > 0.
     """
     dtype, device = a.dtype, a.device
@@ -491,17 +491,41 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
         ya, yb = a[:, 1].detach(), b[:, 1].detach()
         y_top = torch.minimum(ya, yb).clamp(0, H).double()
         y_bot = torch.maximum(ya, yb).clamp(0, H).double()
-        live = torch.nonzero(y_bot > y_top).squeeze(1)  # horizontal edges add no area
+        live = torch.nonzero(y_bot > y_top).squeeze(1)  # horizontal edges bound no area
         if not live.numel():
             return none, none, a.new_zeros(0)
         y_top, y_bot = _take(y_top, live), _take(y_bot, live)
         base_key = _take(slot, live).double() * (H + 1)  # y of slot s lives in [s * (H + 1), s * (H + 1) + H]
         line = [_take(v.detach(), live).double() for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1])]
         slabs = _slabs(y_top, y_bot, base_key, None)
-        crossings = _crossings(slabs, line, base_key)
-        if crossings is not None and crossings[0].numel():  # cut the slabs where edges cross as well
+        order, x0, x1 = _slab_order(slabs, line, base_key)
+        crossings = _crossings(slabs, order, x0, x1, base_key)
+        if crossings is not None:  # cut the slabs where edges cross as well
             slabs = _slabs(y_top, y_bot, base_key, crossings)
+            order = _slab_order(slabs, line, base_key)[0]
         borders, source, fixed_y, pair_edge, slab, is_first, is_last = slabs
+        base = _take(base_key, pair_edge)
+        top_key = _take(borders, slab)
+        pair_slot = torch.div(base, H + 1, rounding_mode="floor")
+        row = (pair_slot * H + torch.floor(top_key - base)).long()  # pixel row within the slot's rows
+        # Winding on each side of each piece along the slab's order, and the rule's step across it.
+        direction = torch.sign(_take(line[3] - line[1], pair_edge)).long()
+        turns = torch.cumsum(_take(direction, order), 0)
+        sorted_slab = _take(slab, order)
+        starts = torch.ones_like(sorted_slab, dtype=torch.bool)
+        starts[1:] = sorted_slab[1:] != sorted_slab[:-1]
+        before = _take(torch.cat([turns.new_zeros(1), turns]), _take(torch.nonzero(starts).squeeze(1),
+                                                                        torch.cumsum(starts, 0) - 1))
+        wind_right = torch.empty_like(turns).index_copy_(0, order, turns - before)
+        wind_left = wind_right - direction
+        odd = _take(evenodd, pair_slot.long())
+        rule_right = torch.where(odd, torch.remainder(wind_right, 2), (wind_right != 0).long())
+        rule_left = torch.where(odd, torch.remainder(wind_left, 2), (wind_left != 0).long())
+        # (rule step / winding step) x signed height = rule step x unsigned height
+        weight = (rule_right - rule_left).to(dtype)
+        useful = torch.nonzero(weight != 0).squeeze(1)
+        pair_edge, slab, is_first, is_last = (_take(t, useful) for t in (pair_edge, slab, is_first, is_last))
+        row, weight = _take(row, useful), _take(weight, useful)
         pair_edge = _take(live, pair_edge)
 
     y_lo, y_hi = torch.minimum(a[:, 1], b[:, 1]).clamp(0, H), torch.maximum(a[:, 1], b[:, 1]).clamp(0, H)
@@ -511,38 +535,10 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
     # the same y, the edge's end keeps its own gradient).
     lo = torch.where(is_first, _take(y_lo, pair_edge), _take(border_y, slab))
     hi = torch.where(is_last, _take(y_hi, pair_edge), _take(border_y, slab + 1))
-    dy = by - ay
-    x_lo = ax + (lo - ay) / dy * (bx - ax)
-    x_hi = ax + (hi - ay) / dy * (bx - ax)
-    height = (hi - lo) * torch.sign(dy.detach())  # signed: edges going down add +1 to the winding on their right
-    xa, xb = torch.minimum(x_lo, x_hi), torch.maximum(x_lo, x_hi)
-    with torch.no_grad():
-        top_key = _take(borders, slab)
-        pair_slot = torch.floor(top_key / (H + 1))
-        row = pair_slot.long() * H + torch.floor(top_key - pair_slot * (H + 1)).long()  # pixel row of its slot
-        # Left-to-right order of the pieces in each slab (they do not cross inside it), the winding
-        # on each side of a piece, and the rule's step across it: weight = d rule / d winding.
-        x_mid = (xa + xb).detach()
-        order = torch.argsort(x_mid, stable=True)
-        order = _take(order, torch.argsort(_take(slab, order), stable=True))
-        direction = torch.sign(height.detach()).long()
-        turns = torch.cumsum(_take(direction, order), 0)
-        sorted_slab = _take(slab, order)
-        starts = torch.ones_like(sorted_slab, dtype=torch.bool)
-        starts[1:] = sorted_slab[1:] != sorted_slab[:-1]
-        first_of = torch.cumsum(starts, 0) - 1
-        before = _take(torch.cat([turns.new_zeros(1), turns])[torch.nonzero(starts).squeeze(1)], first_of)
-        wind_right = torch.empty_like(turns).index_copy_(0, order, turns - before)
-        wind_left = wind_right - direction
-        evenodd_pair = _take(evenodd, pair_slot.long())
-
-        def rule(w):
-            return torch.where(evenodd_pair, torch.remainder(w, 2), (w != 0).long())
-
-        weight = ((rule(wind_right) - rule(wind_left)) * direction).to(dtype)
-        useful = torch.nonzero(weight != 0).squeeze(1)
+    step = (bx - ax) / (by - ay)
+    x_lo, x_hi = ax + (lo - ay) * step, ax + (hi - ay) * step
     col, value, entry_row, span_row, span_first, span_last = _fill_cells(
-        _take(xa, useful), _take(xb, useful), _take(height * weight, useful), _take(row, useful), W)
+        torch.minimum(x_lo, x_hi), torch.maximum(x_lo, x_hi), (hi - lo) * weight, row, W)
 
     with torch.no_grad():
         first = torch.full((num_slots * H,), W, dtype=torch.long, device=device).scatter_reduce(
@@ -592,82 +588,86 @@ def _slabs(y_top, y_bot, base_key, extra):
     return borders, source, fixed_y, pair_edge, slab, local == 0, slab == _take(j_end, pair_edge) - 1
 
 
-def _lexsort(*keys):
-    """Indices sorting by keys[0], then keys[1], ... (stable argsorts from the last key)."""
-    order = torch.argsort(keys[-1], stable=True)
-    for k in keys[-2::-1]:
-        order = _take(order, torch.argsort(_take(k, order), stable=True))
-    return order
-
-
-def _crossings(slabs, line, base_key):
-    """(keys, y) of the points where two edges of a slab cross inside it. Only the slabs whose
-    left-to-right order of edges differs between their top and bottom are searched, pair by pair."""
+def _slab_order(slabs, line, base_key):
+    """Order of the (edge, slab) pairs by slab, then by the piece's mid x (one sort on a float64
+    key); also the pieces' x at the slab's top and bottom."""
     borders, _, _, pair_edge, slab, _, _ = slabs
     ax, ay, bx, by = (_take(v, pair_edge) for v in line)
     base = _take(base_key, pair_edge)
-    y0, y1 = _take(borders, slab) - base, _take(borders, slab + 1) - base
-    x0 = ax + (y0 - ay) / (by - ay) * (bx - ax)
-    x1 = ax + (y1 - ay) / (by - ay) * (bx - ax)
-    by_top, by_bottom = _lexsort(slab, x0, x1), _lexsort(slab, x1, x0)
-    if torch.equal(by_top, by_bottom):
+    step = (bx - ax) / (by - ay)
+    x0 = ax + (_take(borders, slab) - base - ay) * step
+    x1 = ax + (_take(borders, slab + 1) - base - ay) * step
+    mid = 0.5 * (x0 + x1)
+    low = float(mid.min()) if mid.numel() else 0.0
+    spread = float(mid.max()) - low + 1.0 if mid.numel() else 1.0
+    return torch.argsort(slab.double() * spread + (mid - low)), x0, x1
+
+
+def _crossings(slabs, order, x0, x1, base_key):
+    """(keys, y) of the points where two pieces of a slab cross inside it, or None. A slab has a
+    crossing iff two neighbours in its mid-x order are in the other order at its top or bottom;
+    only those slabs are searched, pair by pair."""
+    borders, _, _, pair_edge, slab, _, _ = slabs
+    s, a0, a1 = _take(slab, order), _take(x0, order), _take(x1, order)
+    swapped = (s[1:] == s[:-1]) & ((a0[1:] < a0[:-1]) | (a1[1:] < a1[:-1]))
+    if not bool(swapped.any()):
         return None
-    swapped = torch.unique(_take(slab, _take(by_top, torch.nonzero(by_top != by_bottom).squeeze(1))))
-    members = _take(by_top, torch.nonzero(torch.isin(_take(slab, by_top), swapped)).squeeze(1))
+    flagged = torch.unique(_take(s[1:], torch.nonzero(swapped).squeeze(1)))
+    members = _take(order, torch.nonzero(torch.isin(s, flagged)).squeeze(1))  # sorted by slab
     group = _take(slab, members)
     starts = torch.ones_like(group, dtype=torch.bool)
     starts[1:] = group[1:] != group[:-1]
     start_at = torch.nonzero(starts).squeeze(1)
-    size = torch.diff(torch.cat([start_at, start_at.new_full((1,), group.shape[0])]))
+    end_at = torch.cat([start_at[1:], start_at.new_full((1,), group.shape[0])])
     index = torch.arange(group.shape[0], device=group.device)
-    group_of = torch.cumsum(starts, 0) - 1
-    rest = _take(start_at + size, group_of) - index - 1  # members after this one in its slab
-    i, local = _ragged_range(rest)
+    i, local = _ragged_range(_take(end_at, torch.cumsum(starts, 0) - 1) - index - 1)  # later members
     j = _take(members, i + 1 + local)
     i = _take(members, i)
     d0, d1 = _take(x0, i) - _take(x0, j), _take(x1, i) - _take(x1, j)
     cross = torch.nonzero(d0 * d1 < 0).squeeze(1)
     i, d0, d1 = _take(i, cross), _take(d0, cross), _take(d1, cross)
-    top, bottom = _take(y0, i), _take(y1, i)
+    base = _take(_take(base_key, pair_edge), i)
+    top, bottom = _take(borders, _take(slab, i)) - base, _take(borders, _take(slab, i) + 1) - base
     y = top + d0 / (d0 - d1) * (bottom - top)
     inside = torch.nonzero((y > top) & (y < bottom)).squeeze(1)
-    y = _take(y, inside)
-    return _take(_take(base, i), inside) + y, y
+    if not inside.numel():
+        return None
+    return _take(base, inside) + _take(y, inside), _take(y, inside)
 
 
 def _fill_cells(xa, xb, height, row, W: int):
     """Trapezoid pieces (x from xa to xb, linear in y, over a slab of pixel row `row`, with a signed
-    weighted height) -> entries of the row's difference array whose cumulative sum is, in every
-    column c, height x the area fraction of [c, c + 1] x slab right of the piece, A(c).
+    weighted height) -> entries (col, value, row) of the row's difference array whose cumulative
+    sum is, in every column c, height x A(c), the area fraction of [c, c + 1] x slab right of the
+    piece; also each piece's span (row, first, last column) to materialise.
 
     A(c) = M(c + 1) - M(c) with M(u) = mean over the piece of max(u - x, 0) (x uniform on [xa, xb]):
     M(u) = G^2 / (2 (xb - xa)) + max(u - xb, 0), G = clamp(u, xa, xb) - xa (G / (xb - xa) <= 1, so
-    a near-vertical piece stays stable). Entries: A at the first visible column e0 (everything left
-    of the image is summed into column 0), A(c) - A(c - 1) after it, up to floor(xb) + 1 (A = 1
-    from there on). Also returns each piece's span (row, first, last column) to materialise.
+    a near-vertical piece stays stable). Entries: A(e0) at the first visible column e0 (all of the
+    piece left of the image adds to column 0), A(c) - A(c - 1) after it up to floor(xb) + 1, from
+    where A = 1. M is evaluated once per column, from e0 - 1 to the last entry + 1.
     """
     with torch.no_grad():
         fa, fb = torch.floor(xa.detach()), torch.floor(xb.detach())
         e0 = fa.clamp(0, W)
         e1 = (fb + 1).clamp(0, W - 1)  # a piece left of the image: one entry, A(0) = 1
-        piece, local = _ragged_range((e1 - e0 + 1).clamp_min(0).long())
-        col = _take(e0.long(), piece) + local
-        entry_row = _take(row, piece)
-        later = (local > 0).to(xa.dtype)
+        count = (e1 - e0 + 1).clamp_min(0).long()
+        piece, local = _ragged_range(count + 3 * (count > 0))  # M at e0 - 1 .. e1 + 1
+        u = (_take(e0, piece) - 1 + local.to(e0.dtype)).to(xa.dtype)
+        offset = torch.cumsum(count + 3 * (count > 0), 0) - (count + 3 * (count > 0))  # first M of each piece
+        entry_piece, entry_local = _ragged_range(count)
+        at = _take(offset, entry_piece) + entry_local + 1  # M index of the entry's column
+        col = _take(e0.long(), entry_piece) + entry_local
+        later = (entry_local > 0).to(xa.dtype)
         # A piece reaching the right border keeps its value to the end of the row.
         span_first = e0.clamp(max=W - 1).long()
         span_last = torch.where(fb + 1 >= W, torch.full_like(fb, W - 1), e1).long()
-    xa, xb, h = _take(xa, piece), _take(xb, piece), _take(height, piece)
-    width = (xb - xa).clamp_min(1e-30)
-    u = col.to(xa.dtype)
-
-    def mean_ramp(u):
-        g = torch.minimum(torch.maximum(u, xa), xb) - xa
-        return 0.5 * g * (g / width) + (u - xb).clamp_min(0)
-
-    m0, m1 = mean_ramp(u), mean_ramp(u + 1)
-    value = h * ((m1 - m0) - later * (m0 - mean_ramp(u - 1)))
-    return col, value, entry_row, torch.cat([row, row]), torch.cat([span_first, span_first]), \
+    xa_m, xb_m = _take(xa, piece), _take(xb, piece)
+    g = torch.minimum(torch.maximum(u, xa_m), xb_m) - xa_m
+    m = g * (g * _take(0.5 / (xb - xa).clamp_min(1e-30), piece)) + (u - xb_m).clamp_min(0)
+    m_prev, m_here, m_next = _take(m, at - 1), _take(m, at), _take(m, at + 1)
+    value = _take(height, entry_piece) * ((m_next - m_here) - later * (m_here - m_prev))
+    return col, value, _take(row, entry_piece), torch.cat([row, row]), torch.cat([span_first, span_first]), \
         torch.cat([span_first, span_last])
 
 
