@@ -64,6 +64,15 @@ MAX_PIECE_LENGTH = 16.0
 MAX_PIECES_PER_CUBIC = 1024
 # Frames are rendered in chunks of at most this many pixels (bounds the memory of big renders).
 CHUNK_PIXELS = 1 << 22
+# Fills cut every pixel row at the y of every vertex (exact coverage). A shape with many vertices in
+# the same rows (a zigzag of thousands of edges) would make that quadratic: beyond this many
+# (edge, slab) pieces per (edge, row) pair, rows are cut into FILL_BANDS fixed bands instead, where
+# an edge counts if it crosses a band's mid-height (exact across, sampled at 1/FILL_BANDS along y
+# near vertices). Crossings are cut too unless that means more than FILL_CROSSING_BUDGET x as many
+# candidate pairs as pieces.
+FILL_SLAB_BUDGET = 8
+FILL_BANDS = 8
+FILL_CROSSING_BUDGET = 4
 
 Background = Sequence[float] | None
 
@@ -506,11 +515,16 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
         base_key = _take(slot, live).double() * (H + 1)  # y of slot s lives in [s * (H + 1), s * (H + 1) + H]
         line = [_take(v.detach(), live).double() for v in (a[:, 0], a[:, 1], b[:, 0], b[:, 1])]
         slabs = _slabs(y_top, y_bot, base_key, None)
+        banded = slabs is None
+        if banded:  # too many vertices in the same rows: fixed bands
+            slabs = _bands(y_top, y_bot, base_key, H)
         order, x0, x1 = _slab_order(slabs, line, base_key)
-        crossings = _crossings(slabs, order, x0, x1, base_key)
+        crossings = None if banded else _crossings(slabs, order, x0, x1, base_key)
         if crossings is not None:  # cut the slabs where edges cross as well
-            slabs = _slabs(y_top, y_bot, base_key, crossings)
-            order = _slab_order(slabs, line, base_key)[0]
+            extra = _slabs(y_top, y_bot, base_key, crossings)
+            if extra is not None:
+                slabs = extra
+                order = _slab_order(slabs, line, base_key)[0]
         borders, source, fixed_y, pair_edge, slab, is_first, is_last = slabs
         base = _take(base_key, pair_edge)
         top_key = _take(borders, slab)
@@ -591,9 +605,30 @@ def _slabs(y_top, y_bot, base_key, extra):
         0, inverse, torch.arange(border_keys.shape[0], device=device), reduce="amin")
     n = y_top.shape[0]
     j_first, j_end = inverse[:n], inverse[n:2 * n]
+    if int((j_end - j_first).sum()) > FILL_SLAB_BUDGET * (n + owner.shape[0]):
+        return None
     pair_edge, local = _ragged_range(j_end - j_first)
     slab = _take(j_first, pair_edge) + local
     return borders, source, fixed_y, pair_edge, slab, local == 0, slab == _take(j_end, pair_edge) - 1
+
+
+def _bands(y_top, y_bot, base_key, H: int, bands: int = FILL_BANDS):
+    """Slabs of fixed height 1 / bands (the fallback of `_slabs`, same outputs): an edge takes part
+    in the bands whose mid-height it crosses, as if it spanned them."""
+    first = torch.ceil(y_top * bands - 0.5)
+    count = (torch.ceil(y_bot * bands - 0.5) - first).clamp_min(0).long()
+    pair_edge, local = _ragged_range(count)
+    band = _take(first, pair_edge) + local.double()
+    base = _take(base_key, pair_edge)
+    border_keys = torch.cat([base + band / bands, base + (band + 1) / bands])
+    borders, inverse = torch.unique(border_keys, sorted=True, return_inverse=True)
+    fixed_y = torch.cat([band, band + 1]) / bands
+    n = y_top.shape[0]
+    source = torch.full_like(borders, 0, dtype=torch.long).scatter_reduce(
+        0, inverse, torch.arange(border_keys.shape[0], device=y_top.device) + 2 * n, reduce="amin",
+        include_self=False)
+    no = torch.zeros_like(pair_edge, dtype=torch.bool)
+    return borders, source, fixed_y, pair_edge, inverse[:pair_edge.shape[0]], no, no
 
 
 def _slab_order(slabs, line, base_key):
@@ -628,7 +663,10 @@ def _crossings(slabs, order, x0, x1, base_key):
     start_at = torch.nonzero(starts).squeeze(1)
     end_at = torch.cat([start_at[1:], start_at.new_full((1,), group.shape[0])])
     index = torch.arange(group.shape[0], device=group.device)
-    i, local = _ragged_range(_take(end_at, torch.cumsum(starts, 0) - 1) - index - 1)  # later members
+    later = _take(end_at, torch.cumsum(starts, 0) - 1) - index - 1  # later members of the same slab
+    if int(later.sum()) > FILL_CROSSING_BUDGET * slab.shape[0] + 4096:
+        return None  # too many candidates: the crossings' pixels stay approximate
+    i, local = _ragged_range(later)
     j = _take(members, i + 1 + local)
     i = _take(members, i)
     d0, d1 = _take(x0, i) - _take(x0, j), _take(x1, i) - _take(x1, j)

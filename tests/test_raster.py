@@ -221,6 +221,25 @@ def test_fill_rules_are_exact(name, polygons, rule, centre):
     assert got.sum() == pytest.approx(ref.sum(), rel=1e-5, abs=1e-3)
 
 
+def test_many_vertices_in_the_same_rows_fall_back_to_bands(monkeypatch):
+    # Forced band mode: edges sampled at 8 mid-heights per row near vertices, exact across.
+    from pipelines import raster
+
+    monkeypatch.setattr(raster, "FILL_SLAB_BUDGET", 0)
+    for polygons, rule in [([rotated_rect(32.2, 31.7, 40.0, 36.0, 11.0)], "nonzero"), ([STAR], "evenodd")]:
+        partial, err, ref, got = fill_errors(polygons, rule, (64, 64))
+        assert float(err.max()) < 1 / 16 and float(partial.mean()) < 0.01
+        assert got.sum() == pytest.approx(ref.sum(), rel=0.01)
+
+
+def test_zigzag_of_many_edges_stays_linear():
+    # 20,000 edges inside two pixel rows: exact slabs would be quadratic; the bands are not.
+    xs = np.linspace(2.0, 62.0, 20000)
+    zigzag = [(float(x), 10.2 + 1.5 * (i % 2)) for i, x in enumerate(xs)] + [(62.0, 40.0), (2.0, 40.0)]
+    img = rasterize(polygon_points(zigzag), fill_style([len(zigzag)]), (64, 64))
+    assert ink(img) == pytest.approx(60.0 * (40.0 - 10.95), rel=1e-3)
+
+
 def test_path_wound_twice_covers_once():
     # The case: one closed path going round a square twice (left edge was 1.0 for 0.70).
     square = [(10.3, 12.6), (50.8, 12.6), (50.8, 40.1), (10.3, 40.1)]
