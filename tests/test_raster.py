@@ -235,7 +235,9 @@ def test_many_vertices_in_the_same_rows_fall_back_to_bands(monkeypatch):
 def test_zigzag_of_many_edges_stays_linear():
     # 20,000 edges inside two pixel rows: exact slabs would be quadratic; the bands are not.
     xs = np.linspace(2.0, 62.0, 20000)
-    zigzag = [(float(x), 10.2 + 1.5 * (i % 2)) for i, x in enumerate(xs)] + [(62.0, 40.0), (2.0, 40.0)]
+    # Distinct y for every vertex, so each row would be cut ~10,000 times.
+    zigzag = [(float(x), 10.2 + 1.5 * (i % 2) + 1e-5 * (i % 1000)) for i, x in enumerate(xs)]
+    zigzag += [(62.0, 40.0), (2.0, 40.0)]
     img = rasterize(polygon_points(zigzag), fill_style([len(zigzag)]), (64, 64))
     assert ink(img) == pytest.approx(60.0 * (40.0 - 10.95), rel=1e-3)
 
