@@ -24,9 +24,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from exact_coverage import exact_fill_coverage  # noqa: E402  (after the sys.path lines)
-from pipelines.raster import rasterize  # noqa: E402
-from pipelines.sketch import PathStyle  # noqa: E402
+from exact_coverage import exact_fill_coverage
+
+from pipelines.raster import rasterize
+from pipelines.sketch import PathStyle
 
 
 def polygon_points(vertices):

@@ -46,8 +46,8 @@ Pipeline, vectorised over all frames and paths at once (Python loops only over l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,7 @@
 """Sketches back to SVG: one static document per frame, or one animated document (SMIL)."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
 import torch
@@ -37,7 +37,7 @@ def parse_color(text: str) -> tuple[float, float, float] | None:
         raise ValueError(f"colour {text!r} is not a valid hex colour") from None
 
 
-def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
+def path_data(style: PathStyle, points: torch.Tensor) -> list[str]:
     """SVG `d` strings, one per path, from [N, 2] points (same command structure for every frame)."""
     pts = points.detach().cpu().tolist()
     out = []
@@ -54,7 +54,7 @@ def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
     return out
 
 
-def _stroke_attrs(style: PathStyle, i: int) -> List[str]:
+def _stroke_attrs(style: PathStyle, i: int) -> list[str]:
     width = float(style.stroke_width[i])
     if width > 0 and float(style.stroke_opacity[i]) > 0:
         attrs = [f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"']
@@ -64,7 +64,7 @@ def _stroke_attrs(style: PathStyle, i: int) -> List[str]:
     return ['stroke="none"']
 
 
-def _fill_attrs(style: PathStyle, i: int) -> List[str]:
+def _fill_attrs(style: PathStyle, i: int) -> list[str]:
     """Fill of path i's group (i = its first path). Open paths are filled too: SVG, like the
     rasterizer, fills an open subpath as if closed."""
     if float(style.fill_opacity[i]) <= 0:
@@ -77,7 +77,7 @@ def _fill_attrs(style: PathStyle, i: int) -> List[str]:
     return attrs
 
 
-def _elements(style: PathStyle) -> List[Tuple[List[int], str]]:
+def _elements(style: PathStyle) -> list[tuple[list[int], str]]:
     """The `<path>` elements of a sketch: (paths whose subpaths it draws, attributes), in paint order.
 
     A fill group is one element with one subpath per path, its fill and fill rule. If its paths
@@ -104,7 +104,7 @@ def _elements(style: PathStyle) -> List[Tuple[List[int], str]]:
     return out
 
 
-def _header(width: int, height: int, background) -> List[str]:
+def _header(width: int, height: int, background) -> list[str]:
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
     if background is not None:
@@ -122,7 +122,7 @@ def frame_svg(style: PathStyle, points: torch.Tensor, width: int, height: int,
     return "\n".join(lines) + "\n"
 
 
-def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> List[str]:
+def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> list[str]:
     return [frame_svg(anim.style, anim.points[k], anim.width, anim.height, background) for k in range(anim.num_frames)]
 
 

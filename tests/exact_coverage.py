@@ -4,6 +4,7 @@ pipelines/raster.py: float64 numpy, strips between every event y.
 
 Hand-written: shapely is not a dependency here, and this needs only a few lines.
 """
+import itertools
 import math
 
 import numpy as np
@@ -39,7 +40,7 @@ def exact_fill_coverage(polygons, rule, width, height):
     events = np.unique(np.clip(np.concatenate([np.asarray(events), np.arange(height + 1.0)]), 0, height))
     cov = np.zeros((height, width))
     cols = np.arange(width, dtype=np.float64)
-    for y0, y1 in zip(events[:-1], events[1:]):
+    for y0, y1 in itertools.pairwise(events):
         ym = 0.5 * (y0 + y1)
         xs, dirs = [], []
         for p, q in edges:
@@ -53,5 +54,5 @@ def exact_fill_coverage(polygons, rule, width, height):
         inside = winding != 0 if rule == "nonzero" else winding % 2 == 1
         left, right = xs[:-1][inside[:-1]], xs[1:][inside[:-1]]
         overlap = np.clip(np.minimum(right[:, None], cols + 1) - np.maximum(left[:, None], cols), 0, None)
-        cov[int(math.floor(ym))] += (y1 - y0) * overlap.sum(0)
+        cov[math.floor(ym)] += (y1 - y0) * overlap.sum(0)
     return cov

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from exact_coverage import exact_fill_coverage
+
 from pipelines.raster import diffvg_available, rasterize, rasterize_sketch
 from pipelines.sketch import PathStyle, Sketch, SketchAnimation, make_style
 
