@@ -172,7 +172,10 @@ def _trainable_copy(sketch: SketchData) -> SketchData:
     style = PathStyle(list(s.num_segments), list(s.closed), s.stroke_width.clone(), s.stroke_color.clone(),
                       s.stroke_opacity.clone(), s.fill_color.clone(), s.fill_opacity.clone(),
                       None if s.fill_rule is None else list(s.fill_rule),
-                      None if s.fill_group is None else list(s.fill_group))
+                      None if s.fill_group is None else list(s.fill_group),
+                      None if s.stroke_linecap is None else list(s.stroke_linecap),
+                      None if s.stroke_linejoin is None else list(s.stroke_linejoin),
+                      None if s.stroke_miterlimit is None else list(s.stroke_miterlimit))
     return SketchData(sketch.points.clone(), style, sketch.width, sketch.height)
 
 
