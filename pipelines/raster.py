@@ -338,7 +338,8 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     return _composite(torch.cat(pixels), torch.cat(layers), torch.cat(coverages), scene, K, H, W, bg)
 
 
-def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor, detail: bool = False):
+def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor, detail: bool = False,
+             max_piece: float = MAX_PIECE_LENGTH):
     """Cubics of every frame -> line pieces a[M, 2] -> b[M, 2], with their frame[M] and path[M].
 
     The number of pieces of each cubic depends only on that cubic (so a batch renders exactly
@@ -351,7 +352,7 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
         second = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=-1),
                                (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=-1))
         polygon = (ctrl[:, 1:] - ctrl[:, :-1]).norm(dim=-1).sum(-1)
-        n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / MAX_PIECE_LENGTH)
+        n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / max_piece)
         n = torch.nan_to_num(n, nan=1.0).ceil().clamp(1, MAX_PIECES_PER_CUBIC).long()
         cubic, j = _ragged_range(n)
         nn = _take(n, cubic).to(pts.dtype)
@@ -520,6 +521,9 @@ def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
 # Outlined strokes (a cap or a join that is not round). Flattening tolerance of the round arcs of
 # round caps and joins drawn as polygons, in output pixels.
 ARC_TOLERANCE = 0.05
+# Joints between cubics turning by less than 2 atan(SMOOTH_TURN) are drawn as miters whatever their join
+# (miter, bevel and round differ there by less than hw x SMOOTH_TURN^2 / 2 = 0.00125 hw).
+SMOOTH_TURN = 0.05
 _BUTT, _ROUND_CAP, _SQUARE = (LINECAPS.index(c) for c in ("butt", "round", "square"))
 _MITER, _ROUND_JOIN, _BEVEL = (LINEJOINS.index(j) for j in ("miter", "round", "bevel"))
 
@@ -528,22 +532,27 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     """Exact coverage of the strokes drawn as outlines (SVG stroke shape: the union of one rectangle
     per flattened piece, the joins and the caps), for every frame.
 
+    Cubics are flattened by the tolerance alone (a straight cubic is one piece: collinear pieces would
+    meet at joints with no turn, where the outer side of a join is undefined and gradients are not).
     Each outline path of each frame is one slot of `_fill_coverage` under the non-zero rule, so the
     union of its polygons is exact and seamless (every polygon is oriented the same way, so
     overlaps add up and never cancel):
-    - a rectangle of the stroke width over every piece (flat ends);
+    - a rectangle of the stroke width over every piece (flat ends); at a smooth joint (inside a
+      cubic, or between cubics with almost no turn) the two rectangles share one end cut along the
+      bisector instead (a miter, exact to within hw x turn^2 / 8 of a round join);
     - at a joint between two cubics (and the closing joint of a closed path), the path's join on
       the outer side: miter (P, outer corner 1, tip, outer corner 2) while the miter ratio
       1 / cos(turn / 2) is within the limit, else bevel (the triangle); round as a pie polygon;
-    - at a joint inside one cubic (a smooth turn of its flattening) a bevel triangle, which for the
-      small turns of a flattening is the round join to within a fraction of the tolerance;
+    - at a joint inside one cubic where the rectangles cannot share their end (the stroke's half
+      width exceeds the curve's radius there), a bevel triangle;
     - caps of open paths: butt nothing, square a half-square rectangle, round a half-disc polygon;
       a path of zero length has its caps along +x (SVG).
     Returns (slot [E] = frame * R + outline rank, yx [E], coverage [E]).
     """
     K, R = pts.shape[0], scene.outline_paths.shape[0]
     a, b, frame, path, cubic_start, _ = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
-                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True)
+                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True,
+                                                 max_piece=math.inf)
     rank = _take(scene.outline_rank, path)
     slot = frame * R + rank
     hw = _take(scene.half_width, path)
@@ -551,8 +560,7 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     length = (d * d).sum(-1).clamp_min(1e-18).sqrt()
     u = d / length.unsqueeze(-1)  # unit direction, 0 for a piece of zero length
     n = torch.stack([-u[:, 1], u[:, 0]], -1)
-    polygons = [(torch.stack([a + hw.unsqueeze(-1) * n, b + hw.unsqueeze(-1) * n, b - hw.unsqueeze(-1) * n,
-                              a - hw.unsqueeze(-1) * n], 1), slot)]
+    polygons = []
     with torch.no_grad():
         M = slot.shape[0]
         first = torch.ones(M, dtype=torch.bool, device=slot.device)
@@ -576,12 +584,33 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     dot = (u1 * u2).sum(-1)
     side = torch.where(cross.detach() > 0, -1.0, 1.0).to(a.dtype).unsqueeze(-1)  # the outer side of the turn
     o1, o2 = p_j + side * hw_j * n1, p_j + side * hw_j * n2
+    miter_vector = (n1 + n2) / (1 + dot).clamp_min(1e-6).unsqueeze(-1)
     with torch.no_grad():
         limit = _take(scene.outline_miter, _take(rank, j1))
         miter = (join == _MITER) & ((1 + dot) * limit * limit >= 2)
-        sharp = torch.nonzero(join != _ROUND_JOIN).squeeze(1)
-        pie = torch.nonzero(join == _ROUND_JOIN).squeeze(1)
-    tip = p_j + side * hw_j * (n1 + n2) / (1 + dot).clamp_min(1e-6).unsqueeze(-1)
+        # Smooth joints: the two rectangles share their end, cut along the bisector (a miter), with
+        # no join polygon: seamless, and no undefined outer side at a joint without turn. Only where
+        # the inner corner stays within both pieces (else the rectangles would fold), and at joints
+        # between cubics only for turns whose joins differ by less than hw x SMOOTH_TURN^2 / 2.
+        half_turn = cross.abs() / (1 + dot).clamp_min(1e-12)  # tan(turn / 2)
+        smooth = (1 + dot > 1e-6) & (_take(hw, j1) * half_turn <= 0.5 * torch.minimum(_take(length, j1),
+                                                                                       _take(length, j2)))
+        smooth &= ~true_joint | (half_turn <= SMOOTH_TURN)
+        soft = torch.nonzero(smooth).squeeze(1)
+        sharp = torch.nonzero(~smooth & (join != _ROUND_JOIN)).squeeze(1)
+        pie = torch.nonzero(~smooth & (join == _ROUND_JOIN)).squeeze(1)
+    # One rectangle per piece, its ends shared with the neighbour at smooth joints.
+    side_n = hw.unsqueeze(-1) * n
+    start_plus, start_minus, end_plus, end_minus = a + side_n, a - side_n, b + side_n, b - side_n
+    if soft.numel():
+        shared = _take(hw_j * miter_vector, soft)
+        corner_plus, corner_minus = _take(p_j, soft) + shared, _take(p_j, soft) - shared
+        s1, s2 = _take(j1, soft), _take(j2, soft)
+        end_plus, end_minus = end_plus.index_copy(0, s1, corner_plus), end_minus.index_copy(0, s1, corner_minus)
+        start_plus = start_plus.index_copy(0, s2, corner_plus)
+        start_minus = start_minus.index_copy(0, s2, corner_minus)
+    polygons.append((torch.stack([start_plus, end_plus, end_minus, start_minus], 1), slot))
+    tip = p_j + side * hw_j * miter_vector
     tip = torch.where(miter.unsqueeze(-1), tip, 0.5 * (o1 + o2))
     polygons.append((_take(torch.stack([p_j, o1, tip, o2], 1), sharp), _take(_take(slot, j1), sharp)))
     if pie.numel():
@@ -630,13 +659,17 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
 
 
 def _arc_polygon(centre, radius, start, sweep, steps: int):
-    """Pie polygons [X, steps + 2, 2]: the centre, then centre + radius x (unit vector `start` turned
-    by sweep x k / steps, k = 0..steps); with |sweep| = pi (a half disc) the centre lies on the chord."""
+    """Pie polygons [X, steps + 2, 2]: the centre, then centre + r x (unit vector `start` turned by
+    sweep x k / steps, k = 0..steps); with |sweep| = pi (a half disc) the centre lies on the chord.
+    r = radius x sqrt(phi / sin phi), phi = |sweep| / steps, gives the polygon the sector's area."""
     k = torch.arange(steps + 1, dtype=centre.dtype, device=centre.device) / steps
     angle = sweep.unsqueeze(-1) * k  # [X, steps + 1]
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = start[:, :1], start[:, 1:]
-    ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * radius.unsqueeze(-1)
+    with torch.no_grad():
+        phi = (sweep.abs() / steps).clamp_min(1e-6)
+        grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
+    ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * (radius * grow).unsqueeze(-1)
     return torch.cat([centre.unsqueeze(1), centre.unsqueeze(1) + ring], 1)
 
 
