@@ -278,11 +278,33 @@ def test_dashes_follow_curves_by_arc_length_and_restart_per_subpath():
     close(lines, [[0, 10], [20, 30], [0, 10], [20, 30]], tol=1e-3)
 
 
-def test_butt_capped_dashes_are_shortened_by_half_the_width_and_warn():
-    result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none"/>')
-    ends = [bbox(p)[0::2] for p in paths(result.sketch)]
-    close(ends, [[2, 18], [32, 48], [62, 78], [92, 98]], tol=0.05)  # round caps reach the butt ends
-    assert any(w.startswith("unsupported stroke-linecap: 1 element(s)") for w in result.warnings)
+def test_dashes_keep_the_elements_caps_and_joins():
+    result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none" '
+                  'stroke-linejoin="bevel" stroke-miterlimit="2"/>'
+                  '<path d="M0 50 H100" stroke="black" stroke-width="4" stroke-dasharray="0 10" fill="none"/>'
+                  '<path d="M0 90 H30" stroke="black" stroke-width="4" stroke-dasharray="0 10" fill="none" '
+                  'stroke-linecap="square"/>')
+    st = result.sketch.style
+    # the butt-capped zero-length dashes of the second path draw nothing; the square-capped ones are tiny pieces
+    assert st.num_paths == 4 + 3  # dots at 0, 10 and 20 (a dash starting at the very end is not drawn)
+    ends = [bbox(p)[0::2] for p in paths(result.sketch)[:4]]
+    close(ends, [[0, 20], [30, 50], [60, 80], [90, 100]], tol=0.05)  # exact dashes: the caps are drawn
+    assert st.linecaps() == ["butt"] * 4 + ["square"] * 3
+    assert st.linejoins()[:4] == ["bevel"] * 4 and st.miterlimits()[:4] == [2.0] * 4
+    assert result.warnings == []
+
+
+def test_caps_and_joins_follow_the_cascade_and_force_black_rounds_them():
+    svg = ('<g stroke-linecap="square" stroke-linejoin="bevel"><path d="M0 0 L10 10 L20 0" stroke="black"/>'
+           '<path d="M0 20 L10 30" stroke="black" style="stroke-linecap: butt; stroke-linejoin: miter-clip"/></g>'
+           '<rect width="5" height="5" stroke="black"/>')
+    result = load(svg)
+    st = result.sketch.style
+    assert st.linecaps() == ["square", "butt", "butt"] and st.linejoins() == ["bevel", "miter", "miter"]
+    assert result.warnings == ["unsupported stroke-linejoin: 1 element(s) affected, SVG 2 miter-clip / arcs joins "
+                               "drawn as miter"]
+    black = load(svg, canvas_size=64, force_black=True).sketch.style
+    assert black.linecaps() == ["round"] * 3 and black.linejoins() == ["round"] * 3
 
 
 def test_filled_dashed_shape_keeps_its_fill_group_without_stroke():

@@ -60,33 +60,6 @@ MAX_MARKER_SEGMENTS = 20_000  # segments all marker instances may draw; beyond, 
 ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
-MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
-# round differ visibly (the cap difference is ~0.4 w^2 px per end)
-
-
-def _has_corner(subpaths) -> bool:
-    """Does any join (between segments, and the closing join of closed subpaths) turn by more than ~1 degree?"""
-    def direction(a, b):
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        n = math.hypot(dx, dy)
-        return (dx / n, dy / n) if n > 0 else None
-
-    def end_dir(c):
-        return next((d for d in (direction(c[2], c[3]), direction(c[1], c[3]), direction(c[0], c[3])) if d), None)
-
-    def start_dir(c):
-        return next((d for d in (direction(c[0], c[1]), direction(c[0], c[2]), direction(c[0], c[3])) if d), None)
-
-    for sp in subpaths:
-        segs = sp.segments
-        pairs = list(zip(segs, segs[1:])) + ([(segs[-1], segs[0])] if sp.closed and len(segs) > 1 else [])
-        for c0, c1 in pairs:
-            d0, d1 = end_dir(c0), start_dir(c1)
-            if d0 and d1 and d0[0] * d1[0] + d0[1] * d1[1] < 0.99985:
-                return True
-    return False
-
-
 def _overlap(paths: List[RawPath], limit: int = 200) -> bool:
     """Do two of these shapes (fill groups) overlap? Opacity applied per path is exact for a group whose
     shapes do not overlap (bounding boxes with half the stroke width); more than `limit` shapes: assumed."""
@@ -429,14 +402,8 @@ class Builder:
             stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
         if fill_opacity <= 0:
             fill_rgb, fill_opacity = None, 0.0
-        if stroke_rgb is not None and (style.cap_join_declared or width >= MIN_VISIBLE_CAP_WIDTH):
-            # The rasterizer draws round caps and joins. Reported when the document asks for others explicitly,
-            # or when the stroke is wide enough for the difference to show (the initial butt caps / miter joins
-            # of thin strokes differ by less than a pixel); joins only where the path has a corner.
-            if style.linecap != "round" and any(not sp.closed for sp in subpaths):
-                self.report.add("stroke-linecap", elem, inst)
-            if style.linejoin != "round" and _has_corner(subpaths):
-                self.report.add("stroke-linejoin", elem, inst)
+        if style.linejoin in ("miter-clip", "arcs"):
+            self.report.add("stroke-linejoin", elem, inst)  # SVG 2 joins: drawn as miter
         if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
             self.report.add("group opacity", elem, inst)
         stroke_pieces = None  # None: the stroke follows the fill geometry
@@ -447,8 +414,6 @@ class Builder:
                     self.report.add("dashes", elem, inst)
                 else:
                     stroke_pieces = dash(subpaths, pattern, style.dashoffset, style.linecap, style.stroke_width)
-                    if style.linecap != "round":
-                        self.report.add("stroke-linecap", elem, inst)  # dash ends show the cap, whatever declared
                     self.dashes += len(stroke_pieces)
         fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
         for sp in fill_geom:
@@ -470,7 +435,7 @@ class Builder:
             fill_geom = [] if rel == "outside" else clipping.clip_fill(fill_geom, rect_, to_rect, from_rect)
             if stroke_geom is not None:
                 stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
-        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule)
+        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style)
 
     def draw_markers(self, elem: ET.Element, subpaths: List[Subpath], style: Style, ctx: _Context) -> None:
         if self.in_marker:
@@ -570,7 +535,11 @@ class Builder:
             return None, 0.0
         return server.rgb, server.alpha
 
-    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule) -> None:
+    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width,
+             style: Style) -> None:
+        rule = style.fill_rule
+        join = "miter" if style.linejoin in ("miter-clip", "arcs") else style.linejoin
+        cap = dict(linecap=style.linecap, linejoin=join, miterlimit=style.miterlimit)
         def layout(sp: Subpath) -> Tuple[List[Point2], bool]:
             segs = sp.segments
             pts = [segs[0][0]]
@@ -596,14 +565,14 @@ class Builder:
             pts, closed = layout(sp)
             self.paths.append(RawPath(pts, closed, None if separate else stroke_rgb,
                                       0.0 if separate else stroke_opacity, 0.0 if separate else width,
-                                      fill_rgb, fill_opacity, group, rule))
+                                      fill_rgb, fill_opacity, group, rule, **cap))
         if separate and stroke_rgb is not None:
             for sp in stroke_geom:
                 if not sp.segments:
                     continue
                 pts, closed = layout(sp)
                 self.paths.append(RawPath(pts, closed, stroke_rgb, stroke_opacity, width, None, 0.0, self.group,
-                                          rule))
+                                          rule, **cap))
                 self.group += 1
 
 

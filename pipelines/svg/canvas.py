@@ -101,5 +101,9 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
         fill_opacity=torch.tensor([0.0 if force_black else p.fill_opacity for p in raw], dtype=torch.float32),
         fill_rule=[p.rule for p in raw],
         fill_group=[p.group for p in raw],
+        # force_black keeps LiveSketch's (and diffvg's) round caps and joins
+        stroke_linecap=["round" if force_black else p.linecap for p in raw],
+        stroke_linejoin=["round" if force_black else p.linejoin for p in raw],
+        stroke_miterlimit=[p.miterlimit for p in raw],
     )
     return Sketch(points=out.to(torch.float32), style=style, width=out_w, height=out_h)

@@ -88,12 +88,11 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
          width: float = 0.0) -> List[Subpath]:
     """Dash pieces of every subpath (dashing restarts at each subpath, as in SVG).
 
-    The rasterizer draws round caps only. cap="butt": each dash is shortened by half the stroke width at both
-    ends, so its round caps stay inside the butt dash (a closer match than round caps on the full dash);
-    zero-length dashes draw nothing. cap="round"/"square": full dashes, zero-length ones become dots.
+    Zero-length dashes draw nothing with butt caps; with round or square caps they are kept as a tiny piece
+    along the path, so that the cap draws the dot or the square oriented along it.
     """
     period = sum(pattern)
-    trim = width / 2 if cap == "butt" else 0.0
+    trim = 0.0
     out: List[Subpath] = []
     for sp in subpaths:
         tables = [_table(c) for c in sp.segments]

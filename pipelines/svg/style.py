@@ -13,7 +13,7 @@ from .paint import Paint, parse_colour, parse_opacity, parse_paint
 from .report import Report
 
 INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray",
-             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "visibility", "color", "font-size",
+             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "stroke-miterlimit", "visibility", "color", "font-size",
              "marker-start", "marker-mid", "marker-end", "paint-order"}
 NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
                  "transform", "vector-effect"}
@@ -31,9 +31,9 @@ class Style:
     fill_rule: str = "nonzero"
     dasharray: Optional[List[float]] = None
     dashoffset: float = 0.0
-    linecap: str = "butt"  # the initial values; warned about only when a document sets them (see shape())
+    linecap: str = "butt"  # SVG's initial values
     linejoin: str = "miter"
-    cap_join_declared: bool = False
+    miterlimit: float = 4.0
     visible: bool = True
     font_size: float = DEFAULT_FONT_SIZE
     markers: Tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)  # start, mid, end ids
@@ -55,7 +55,7 @@ class Style:
 
 
 _INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
-                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size",
+                     "dasharray", "dashoffset", "linecap", "linejoin", "miterlimit", "visible", "font_size",
                      "markers", "paint_order_normal")
 
 
@@ -144,12 +144,18 @@ class StyleResolver:
             if low not in ("butt", "round", "square"):
                 return False
             s.linecap = low
-            s.cap_join_declared = True
         elif prop == "stroke-linejoin":
             if low not in ("miter", "round", "bevel", "miter-clip", "arcs"):
                 return False
             s.linejoin = low
-            s.cap_join_declared = True
+        elif prop == "stroke-miterlimit":
+            try:
+                v = float(value)
+            except ValueError:
+                return False
+            if not (math.isfinite(v) and v >= 1):
+                return False  # SVG: a miter limit below 1 is an error
+            s.miterlimit = v
         elif prop == "visibility":
             if low not in ("visible", "hidden", "collapse"):
                 return False
