@@ -46,7 +46,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
     max_paths: > 0 keeps only the first max_paths paths in document order (with a warning).
 
     Each shape is one fill group (Sketch's PathStyle.fill_group) of its subpaths, under its fill-rule.
-    Every feature that is not drawn (text, images, filters, masks, clip paths, markers, ...) gives one warning
+    Every feature that is not drawn (text, images, filters, masks, clip paths, animation, ...) gives one warning
     naming it and the number of elements it affected; gradients and patterns are drawn as one flat colour.
     """
     if canvas_size is not None and (isinstance(canvas_size, bool) or not isinstance(canvas_size, int)
@@ -59,10 +59,15 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
-    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath> and <marker>
-    markers = collect_markers(root)
     cleaner = _Cleaner(root)
-    cleaner.run()
+    try:
+        clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath> and <marker>
+        markers = collect_markers(root)
+        cleaner.run()
+    except SVGLoadError:
+        raise
+    except Exception as exc:  # a bug of ours must still surface as the loader's error
+        raise SVGLoadError(f"internal error while checking the document: {type(exc).__name__}: {exc}") from exc
     warnings = list(cleaner.warnings)
 
     reference = None if canvas_size is None else (float(canvas_size), float(canvas_size))
@@ -98,7 +103,12 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         warnings.append(f"max_paths={max_paths}: dropped {len(raw) - max_paths} of {len(raw)} paths")
         raw = raw[:max_paths]
 
-    sketch = to_canvas(raw, viewport, canvas_size, fit, float(stroke_width), force_black)
+    try:
+        sketch = to_canvas(raw, viewport, canvas_size, fit, float(stroke_width), force_black)
+    except SVGLoadError:
+        raise
+    except Exception as exc:  # as above
+        raise SVGLoadError(f"internal error while mapping onto the canvas: {type(exc).__name__}: {exc}") from exc
     for message in warnings:
         log.warning("SVG loader: %s", message)
     return SVGLoadResult(sketch=sketch, warnings=warnings, skipped=dict(cleaner.skipped))
