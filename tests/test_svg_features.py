@@ -483,3 +483,13 @@ def test_marker_shorthand_and_budget():
     many = " ".join(f"L{i % 200} {i // 200}" for i in range(1, 6000))
     result = load(dots + f'<path d="M0 0 {many}" marker-mid="url(#d)" stroke="black" fill="none"/>')
     assert any(w.startswith("unsupported marker:") for w in result.warnings)  # over the marker budget
+
+
+def test_dash_through_the_start_of_a_closed_path_is_one_piece():
+    # perimeter 400, pattern 30 on / 20 off from offset 10: the dash [390, 400] + [0, 20] runs through the start
+    sk = load('<rect x="10" y="10" width="100" height="100" fill="none" stroke="black" stroke-linejoin="round" '
+              'stroke-dasharray="30 20" stroke-dashoffset="10"/>').sketch
+    assert sk.num_paths == 8  # 400 / 50 dashes, the one through the corner (10, 10) not split in two
+    through = [p for p in paths(sk) if bbox(p)[:2] == pytest.approx([10, 10], abs=1e-6)]
+    assert len(through) == 1
+    close(bbox(through[0]), [10, 10, 30, 20], tol=0.05)

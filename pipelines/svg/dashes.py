@@ -111,6 +111,7 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
                 intervals.append((max(pos, 0.0), min(end, total)))
             pos, index = end, (index + 1) % len(pattern)
         first = 0  # intervals increase: segments that end before the current one are never visited again
+        start_count = len(out)
         for a, b in intervals:
             if cap == "butt" and b - a <= 0:
                 continue
@@ -133,4 +134,10 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
                 piece.append(split(c, _t_at(ts, lengths, lo - s0), _t_at(ts, lengths, hi - s0)))
             if piece:
                 out.append(Subpath(piece, False))
+        # A closed subpath whose pattern is "on" through its start point: the last and the first dash are one
+        # dash with a join there (as browsers and resvg draw it), not two dashes with caps.
+        if (sp.closed and len(out) - start_count >= 2 and intervals and intervals[0][0] <= 0.0
+                and intervals[-1][1] >= total and intervals[0][1] > 0.0 and intervals[-1][0] < total):
+            merged = Subpath(out[-1].segments + out[start_count].segments, False)
+            out[start_count:] = [merged] + out[start_count + 1:-1]
     return out
