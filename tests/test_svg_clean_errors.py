@@ -150,3 +150,19 @@ def test_own_viewport_canvas_is_bounded_like_canvas_size():
     doc = '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="100">' + PATH + "</svg>"
     assert load_svg_sketch(doc.format(limits.MAX_CANVAS), canvas_size=None, fit=False).sketch.width == limits.MAX_CANVAS
     refused(doc.format(limits.MAX_CANVAS + 1), "canvas limit", "width/height", canvas_size=None, fit=False)
+
+
+@pytest.mark.parametrize("stage, attribute", [("parse", "_Cleaner"), ("build", "to_canvas")])
+def test_an_internal_failure_in_any_stage_is_a_load_error(monkeypatch, stage, attribute):
+    import importlib
+
+    load = importlib.import_module("pipelines.svg.load")
+
+    def broken(*args, **kwargs):
+        raise IndexError("boom")
+
+    if attribute == "_Cleaner":
+        monkeypatch.setattr(load._Cleaner, "run", broken)
+    else:
+        monkeypatch.setattr(load, "to_canvas", broken)
+    refused(SVG + PATH + "</svg>", "internal error", "IndexError")

@@ -59,10 +59,15 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         raise SVGLoadError(f"max_paths must be a non-negative integer, got {max_paths!r}")
 
     root = _parse_xml(_check_source(source))
-    clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath> and <marker>
-    markers = collect_markers(root)
     cleaner = _Cleaner(root)
-    cleaner.run()
+    try:
+        clip_rects = collect_clip_rects(root)  # before the clean-up empties <clipPath> and <marker>
+        markers = collect_markers(root)
+        cleaner.run()
+    except SVGLoadError:
+        raise
+    except Exception as exc:  # a bug of ours must still surface as the loader's error
+        raise SVGLoadError(f"internal error while checking the document: {type(exc).__name__}: {exc}") from exc
     warnings = list(cleaner.warnings)
 
     reference = None if canvas_size is None else (float(canvas_size), float(canvas_size))
@@ -98,7 +103,12 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         warnings.append(f"max_paths={max_paths}: dropped {len(raw) - max_paths} of {len(raw)} paths")
         raw = raw[:max_paths]
 
-    sketch = to_canvas(raw, viewport, canvas_size, fit, float(stroke_width), force_black)
+    try:
+        sketch = to_canvas(raw, viewport, canvas_size, fit, float(stroke_width), force_black)
+    except SVGLoadError:
+        raise
+    except Exception as exc:  # as above
+        raise SVGLoadError(f"internal error while mapping onto the canvas: {type(exc).__name__}: {exc}") from exc
     for message in warnings:
         log.warning("SVG loader: %s", message)
     return SVGLoadResult(sketch=sketch, warnings=warnings, skipped=dict(cleaner.skipped))
