@@ -278,11 +278,32 @@ def test_dashes_follow_curves_by_arc_length_and_restart_per_subpath():
     close(lines, [[0, 10], [20, 30], [0, 10], [20, 30]], tol=1e-3)
 
 
-def test_butt_capped_dashes_are_shortened_by_half_the_width_and_warn():
+def test_butt_capped_dashes_keep_their_length_and_cap():
     result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none"/>')
     ends = [bbox(p)[0::2] for p in paths(result.sketch)]
-    close(ends, [[2, 18], [32, 48], [62, 78], [92, 98]], tol=0.05)  # round caps reach the butt ends
-    assert any(w.startswith("unsupported stroke-linecap: 1 element(s)") for w in result.warnings)
+    close(ends, [[0, 20], [30, 50], [60, 80], [90, 100]], tol=0.05)  # the rasterizer draws the butt caps
+    assert result.sketch.style.linecaps() == ["butt"] * 4 and not result.warnings
+
+
+def test_caps_joins_and_miter_limit_reach_the_sketch():
+    sk = load('<path d="M10 10 L90 20 L20 80" fill="none" stroke="black" stroke-width="6" stroke-miterlimit="7" '
+              'stroke-linejoin="bevel"/><g stroke-linecap="square" stroke-linejoin="round">'
+              '<path d="M10 90 H90" stroke="red"/></g><path d="M5 5 H9" stroke="blue" stroke-miterlimit="0.5"/>'
+              '<path d="M10 50 L50 60 L90 50" stroke="red" stroke-linejoin="miter-clip" fill="none"/>')
+    st = sk.sketch.style
+    assert st.linecaps() == ["butt", "square", "butt", "butt"]
+    assert st.linejoins() == ["bevel", "round", "miter", "miter"]  # miter-clip (SVG 2) is drawn as miter
+    assert st.miterlimits() == [7.0, 4.0, 4.0, 4.0]  # below 1 is invalid: the initial value stays
+    assert [w.split(":")[0] for w in sk.warnings] == ["unsupported stroke-linejoin"]
+
+
+def test_round_caps_and_joins_everywhere_stay_the_default_style():
+    sk = load('<path d="M10 10 L90 20 L20 80" fill="none" stroke="black" stroke-linecap="round" '
+              'stroke-linejoin="round"/>').sketch
+    assert sk.style.stroke_linecap is None and sk.style.stroke_linejoin is None
+    forced = load_svg_sketch(f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+                             '<path d="M10 10 L90 20" stroke="black"/></svg>', force_black=True).sketch
+    assert forced.style.stroke_linecap is None  # LiveSketch's normalisation keeps diffvg's round strokes
 
 
 def test_filled_dashed_shape_keeps_its_fill_group_without_stroke():
@@ -461,3 +482,21 @@ def test_marker_shorthand_and_budget():
     many = " ".join(f"L{i % 200} {i // 200}" for i in range(1, 6000))
     result = load(dots + f'<path d="M0 0 {many}" marker-mid="url(#d)" stroke="black" fill="none"/>')
     assert any(w.startswith("unsupported marker:") for w in result.warnings)  # over the marker budget
+
+
+def test_closed_dash_through_the_start_is_one_dash():
+    # 480 around, dashes of 40 with no gap: the last dash (up the left side) and the first (along the top) are one
+    # dash with a join at the start corner, as browsers and resvg draw it
+    sk = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+              'stroke-dasharray="40 0"/>').sketch
+    counts = sk.style.num_segments
+    assert len(counts) == 11 and counts[0] == 2 and not any(sk.style.closed)
+    whole = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+                 'stroke-dasharray="480 10"/>').sketch
+    assert whole.style.closed[-1]  # one dash around the whole subpath: drawn closed
+
+
+def test_zero_length_dash_at_a_corner_stays_on_one_segment():
+    sk = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+              'stroke-dasharray="0 40" stroke-linecap="square"/>').sketch
+    assert len(sk.style.num_segments) == 12 and all(n == 1 for n in sk.style.num_segments)  # a dot: one tiny segment, no join

@@ -60,8 +60,6 @@ MAX_MARKER_SEGMENTS = 20_000  # segments all marker instances may draw; beyond, 
 ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
-MIN_VISIBLE_CAP_WIDTH = 2.0  # document px: from this stroke width on, butt/square caps and miter joins drawn
-# round differ visibly (the cap difference is ~0.4 w^2 px per end)
 
 
 def _has_corner(subpaths) -> bool:
@@ -396,8 +394,7 @@ class Builder:
 
     def _draw_shape(self, elem: ET.Element, name: str, style: Style, ctx: _Context, subpaths: List[Subpath]) -> None:
         if style.linecap == "butt":
-            # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it (the
-            # rasterizer's round caps would draw a dot)
+            # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it
             subpaths = [sp for sp in subpaths if any(p != sp.segments[0][0] for c in sp.segments for p in c)]
         if not subpaths:
             return
@@ -429,14 +426,9 @@ class Builder:
             stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
         if fill_opacity <= 0:
             fill_rgb, fill_opacity = None, 0.0
-        if stroke_rgb is not None and (style.cap_join_declared or width >= MIN_VISIBLE_CAP_WIDTH):
-            # The rasterizer draws round caps and joins. Reported when the document asks for others explicitly,
-            # or when the stroke is wide enough for the difference to show (the initial butt caps / miter joins
-            # of thin strokes differ by less than a pixel); joins only where the path has a corner.
-            if style.linecap != "round" and any(not sp.closed for sp in subpaths):
-                self.report.add("stroke-linecap", elem, inst)
-            if style.linejoin != "round" and _has_corner(subpaths):
-                self.report.add("stroke-linejoin", elem, inst)
+        # The rasterizer draws every cap and join; SVG 2's miter-clip and arcs joins are drawn as miter.
+        if stroke_rgb is not None and style.linejoin in ("miter-clip", "arcs") and _has_corner(subpaths):
+            self.report.add("stroke-linejoin", elem, inst)
         if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
             self.report.add("group opacity", elem, inst)
         stroke_pieces = None  # None: the stroke follows the fill geometry
@@ -447,8 +439,6 @@ class Builder:
                     self.report.add("dashes", elem, inst)
                 else:
                     stroke_pieces = dash(subpaths, pattern, style.dashoffset, style.linecap, style.stroke_width)
-                    if style.linecap != "round":
-                        self.report.add("stroke-linecap", elem, inst)  # dash ends show the cap, whatever declared
                     self.dashes += len(stroke_pieces)
         fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
         for sp in fill_geom:
@@ -470,7 +460,9 @@ class Builder:
             fill_geom = [] if rel == "outside" else clipping.clip_fill(fill_geom, rect_, to_rect, from_rect)
             if stroke_geom is not None:
                 stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
-        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule)
+        join = "miter" if style.linejoin in ("miter-clip", "arcs") else style.linejoin
+        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule,
+                  (style.linecap, join, style.miterlimit))
 
     def draw_markers(self, elem: ET.Element, subpaths: List[Subpath], style: Style, ctx: _Context) -> None:
         if self.in_marker:
@@ -570,7 +562,8 @@ class Builder:
             return None, 0.0
         return server.rgb, server.alpha
 
-    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule) -> None:
+    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule,
+             caps: Tuple[str, str, float] = ("butt", "miter", 4.0)) -> None:
         def layout(sp: Subpath) -> Tuple[List[Point2], bool]:
             segs = sp.segments
             pts = [segs[0][0]]
@@ -596,14 +589,14 @@ class Builder:
             pts, closed = layout(sp)
             self.paths.append(RawPath(pts, closed, None if separate else stroke_rgb,
                                       0.0 if separate else stroke_opacity, 0.0 if separate else width,
-                                      fill_rgb, fill_opacity, group, rule))
+                                      fill_rgb, fill_opacity, group, rule, *caps))
         if separate and stroke_rgb is not None:
             for sp in stroke_geom:
                 if not sp.segments:
                     continue
                 pts, closed = layout(sp)
                 self.paths.append(RawPath(pts, closed, stroke_rgb, stroke_opacity, width, None, 0.0, self.group,
-                                          rule))
+                                          rule, *caps))
                 self.group += 1
 
 

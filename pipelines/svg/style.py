@@ -13,7 +13,7 @@ from .paint import Paint, parse_colour, parse_opacity, parse_paint
 from .report import Report
 
 INHERITED = {"fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray",
-             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "visibility", "color", "font-size",
+             "stroke-dashoffset", "stroke-linecap", "stroke-linejoin", "stroke-miterlimit", "visibility", "color", "font-size",
              "marker-start", "marker-mid", "marker-end", "paint-order"}
 NOT_INHERITED = {"opacity", "display", "clip-path", "mask", "filter", "overflow", "mix-blend-mode", "isolation",
                  "transform", "vector-effect"}
@@ -33,6 +33,7 @@ class Style:
     dashoffset: float = 0.0
     linecap: str = "butt"  # the initial values; warned about only when a document sets them (see shape())
     linejoin: str = "miter"
+    miterlimit: float = 4.0
     cap_join_declared: bool = False
     visible: bool = True
     font_size: float = DEFAULT_FONT_SIZE
@@ -55,7 +56,7 @@ class Style:
 
 
 _INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
-                     "dasharray", "dashoffset", "linecap", "linejoin", "cap_join_declared", "visible", "font_size",
+                     "dasharray", "dashoffset", "linecap", "linejoin", "miterlimit", "cap_join_declared", "visible", "font_size",
                      "markers", "paint_order_normal")
 
 
@@ -150,6 +151,14 @@ class StyleResolver:
                 return False
             s.linejoin = low
             s.cap_join_declared = True
+        elif prop == "stroke-miterlimit":
+            try:
+                v = float(value.strip())
+            except ValueError:
+                return False
+            if not (1.0 <= v < float("inf")):  # below 1 (or not a number) is invalid: the inherited value stays
+                return False
+            s.miterlimit = v
         elif prop == "visibility":
             if low not in ("visible", "hidden", "collapse"):
                 return False
