@@ -278,6 +278,35 @@ def test_dashes_follow_curves_by_arc_length_and_restart_per_subpath():
     close(lines, [[0, 10], [20, 30], [0, 10], [20, 30]], tol=1e-3)
 
 
+def test_dashes_keep_the_elements_caps_and_joins():
+    result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none" '
+                  'stroke-linejoin="bevel" stroke-miterlimit="2"/>'
+                  '<path d="M0 50 H100" stroke="black" stroke-width="4" stroke-dasharray="0 10" fill="none"/>'
+                  '<path d="M0 90 H30" stroke="black" stroke-width="4" stroke-dasharray="0 10" fill="none" '
+                  'stroke-linecap="square"/>')
+    st = result.sketch.style
+    # the butt-capped zero-length dashes of the second path draw nothing; the square-capped ones are tiny pieces
+    assert st.num_paths == 4 + 3  # dots at 0, 10 and 20 (a dash starting at the very end is not drawn)
+    ends = [bbox(p)[0::2] for p in paths(result.sketch)[:4]]
+    close(ends, [[0, 20], [30, 50], [60, 80], [90, 100]], tol=0.05)  # exact dashes: the caps are drawn
+    assert st.linecaps() == ["butt"] * 4 + ["square"] * 3
+    assert st.linejoins()[:4] == ["bevel"] * 4 and st.miterlimits()[:4] == [2.0] * 4
+    assert result.warnings == []
+
+
+def test_caps_and_joins_follow_the_cascade_and_force_black_rounds_them():
+    svg = ('<g stroke-linecap="square" stroke-linejoin="bevel"><path d="M0 0 L10 10 L20 0" stroke="black"/>'
+           '<path d="M0 20 L10 30 L20 20" stroke="black" '
+           'style="stroke-linecap: butt; stroke-linejoin: miter-clip"/></g>'
+           '<rect width="5" height="5" stroke="black"/>')
+    result = load(svg)
+    st = result.sketch.style
+    assert st.linecaps() == ["square", "butt", "butt"] and st.linejoins() == ["bevel", "miter", "miter"]
+    assert [w.split(":")[0] for w in result.warnings] == ["unsupported stroke-linejoin"]
+    black = load(svg, canvas_size=64, force_black=True).sketch.style
+    assert black.linecaps() == ["round"] * 3 and black.linejoins() == ["round"] * 3
+
+
 def test_butt_capped_dashes_keep_their_length_and_cap():
     result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none"/>')
     ends = [bbox(p)[0::2] for p in paths(result.sketch)]
@@ -482,6 +511,16 @@ def test_marker_shorthand_and_budget():
     many = " ".join(f"L{i % 200} {i // 200}" for i in range(1, 6000))
     result = load(dots + f'<path d="M0 0 {many}" marker-mid="url(#d)" stroke="black" fill="none"/>')
     assert any(w.startswith("unsupported marker:") for w in result.warnings)  # over the marker budget
+
+
+def test_dash_through_the_start_of_a_closed_path_is_one_piece():
+    # perimeter 400, pattern 30 on / 20 off from offset 10: the dash [390, 400] + [0, 20] runs through the start
+    sk = load('<rect x="10" y="10" width="100" height="100" fill="none" stroke="black" stroke-linejoin="round" '
+              'stroke-dasharray="30 20" stroke-dashoffset="10"/>').sketch
+    assert sk.num_paths == 8  # 400 / 50 dashes, the one through the corner (10, 10) not split in two
+    through = [p for p in paths(sk) if bbox(p)[:2] == pytest.approx([10, 10], abs=1e-6)]
+    assert len(through) == 1
+    close(bbox(through[0]), [10, 10, 30, 20], tol=0.05)
 
 
 def test_closed_dash_through_the_start_is_one_dash():
