@@ -63,7 +63,7 @@ import torch.utils.checkpoint
 
 from .sketch import LINECAPS, LINEJOINS, PathStyle, Sketch, SketchAnimation
 
-__all__ = ["diffvg_available", "rasterize", "rasterize_sketch"]
+__all__ = ["diffvg_available", "outlined_paths", "rasterize", "rasterize_sketch"]
 
 # Maximum distance (output pixels) between a cubic and its flattening polyline.
 FLATTEN_TOLERANCE = 0.1
@@ -155,6 +155,14 @@ def rasterize_sketch(sketch_or_animation: Sketch | SketchAnimation, out_size: tu
         raise TypeError(f"expected a Sketch or SketchAnimation, got {type(s).__name__}")
     return rasterize(s.points, s.style, (s.width, s.height), out_size=out_size, background=background,
                      quality=quality, backend=backend)
+
+
+def outlined_paths(style: PathStyle) -> list[bool]:
+    """Per path: is its stroke drawn as an outline (a cap of an open path, or a join at a joint between
+    cubics, that is not round), rather than as round-capped capsules."""
+    caps, joins = style.linecaps(), style.linejoins()
+    return [(caps[p] != "round" and not style.closed[p])
+            or (joins[p] != "round" and (style.closed[p] or style.num_segments[p] > 1)) for p in range(style.num_paths)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,9 +277,8 @@ class _Scene:
         # Round caps and round joins are the capsules' own shape; a path with another cap (and open)
         # or another join (and a joint between two cubics) is stroked as an outline instead.
         caps, joins, limits = style.linecaps(), style.linejoins(), style.miterlimits()
-        outline = [p for p in range(P) if stroke_layer[p] >= 0 and (
-            (caps[p] != "round" and not style.closed[p])
-            or (joins[p] != "round" and (style.closed[p] or style.num_segments[p] > 1)))]
+        outlined = outlined_paths(style)
+        outline = [p for p in range(P) if stroke_layer[p] >= 0 and outlined[p]]
         capsule_layer, rank = list(stroke_layer), [-1] * P
         for r, p in enumerate(outline):
             capsule_layer[p], rank[p] = -1, r
