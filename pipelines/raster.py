@@ -5,7 +5,8 @@ animation in one batched call, with gradients to the control points, stroke widt
 and opacities.
 
 Conventions: canvas pixel (i, j) covers [i, i+1] x [j, j+1] (centre at +0.5); stroke width is
-the full width, with round caps and round joins. Fills follow diffvg's ShapeGroup / SVG: the paths
+the full width; caps and joins are SVG's (`PathStyle.stroke_linecap` / `stroke_linejoin` /
+`stroke_miterlimit`), round caps and round joins by default (diffvg's, which LiveSketch uses). Fills follow diffvg's ShapeGroup / SVG: the paths
 of a fill group (`PathStyle.fill_group`) are filled together as one shape under the group's rule
 (non-zero or even-odd, winding counted over all their edges), every path as if closed (an open
 path's fill returns to its start with a straight line; `closed` only decides whether the stroke
@@ -14,7 +15,8 @@ strokes of its paths.
 
 Hand-written on purpose: no maintained pure-PyTorch rasterizer library fits (diffvg, the
 reference, needs a compiled build), so this module implements the geometry itself; it can be
-cross-checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed.
+cross-checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed (diffvg draws
+round caps and joins only).
 
 Pipeline, vectorised over all frames and paths at once (Python loops only over layer depth):
 1. Flatten: every cubic of every frame becomes a polyline; the number of pieces per cubic is
@@ -29,6 +31,12 @@ Pipeline, vectorised over all frames and paths at once (Python loops only over l
    and joins for free (slightly under-covering pixels at turns sharper than the pixel size).
    Forward and backward of this per-pair step are hand-written (`_StrokeCoverage`) to save
    memory and time.
+2b. Outlined strokes: a path whose cap (open paths) or join (at a joint between cubics) is not
+   round is drawn as its SVG stroke outline instead (`_outline_coverage`): one rectangle per
+   flattened piece, miter / bevel / round join polygons, butt / square / round caps, all of one
+   path filled together by the exact fill code under the non-zero rule (so the union is exact and
+   seamless, with gradients to the points and widths). The default round strokes never take this
+   route (their renders are bit-identical to a style without caps and joins).
 3. Fills: exact area coverage under the non-zero or even-odd rule (`_fill_coverage`). Each
    pixel row of a fill group is cut into slabs at every edge end and every crossing of two
    edges, so that inside a slab the edges span it, do not cross and have one left-to-right
@@ -55,7 +63,7 @@ import torch.utils.checkpoint
 
 from .sketch import LINECAPS, LINEJOINS, PathStyle, Sketch, SketchAnimation
 
-__all__ = ["diffvg_available", "rasterize", "rasterize_sketch"]
+__all__ = ["diffvg_available", "outlined_paths", "rasterize", "rasterize_sketch"]
 
 # Maximum distance (output pixels) between a cubic and its flattening polyline.
 FLATTEN_TOLERANCE = 0.1
@@ -147,6 +155,14 @@ def rasterize_sketch(sketch_or_animation: Sketch | SketchAnimation, out_size: tu
         raise TypeError(f"expected a Sketch or SketchAnimation, got {type(s).__name__}")
     return rasterize(s.points, s.style, (s.width, s.height), out_size=out_size, background=background,
                      quality=quality, backend=backend)
+
+
+def outlined_paths(style: PathStyle) -> list[bool]:
+    """Per path: is its stroke drawn as an outline (a cap of an open path, or a join at a joint between
+    cubics, that is not round), rather than as round-capped capsules."""
+    caps, joins = style.linecaps(), style.linejoins()
+    return [(caps[p] != "round" and not style.closed[p])
+            or (joins[p] != "round" and (style.closed[p] or style.num_segments[p] > 1)) for p in range(style.num_paths)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,9 +277,8 @@ class _Scene:
         # Round caps and round joins are the capsules' own shape; a path with another cap (and open)
         # or another join (and a joint between two cubics) is stroked as an outline instead.
         caps, joins, limits = style.linecaps(), style.linejoins(), style.miterlimits()
-        outline = [p for p in range(P) if stroke_layer[p] >= 0 and (
-            (caps[p] != "round" and not style.closed[p])
-            or (joins[p] != "round" and (style.closed[p] or style.num_segments[p] > 1)))]
+        outlined = outlined_paths(style)
+        outline = [p for p in range(P) if stroke_layer[p] >= 0 and outlined[p]]
         capsule_layer, rank = list(stroke_layer), [-1] * P
         for r, p in enumerate(outline):
             capsule_layer[p], rank[p] = -1, r

@@ -204,3 +204,20 @@ def test_svg_export_writes_caps_and_joins():
     assert 'stroke-linecap="round" stroke-linejoin="round"' in svg
     default = frame_svg(make_style([1], [False]), pts[:4], 8, 8)
     assert 'stroke-linecap="round" stroke-linejoin="round"' in default and "miterlimit" not in default
+
+
+def test_caps_round_trip_through_svg_export_and_the_loader():
+    from pipelines.svg import load_svg_sketch
+
+    vertices = corner(60.0)
+    style = styled(vertices, 5.0, "square", "bevel")
+    two = PathStyle([2, 2], [False, False], torch.tensor([5.0, 3.0]), torch.zeros(2, 3), torch.ones(2),
+                    torch.zeros(2, 3), torch.zeros(2), stroke_linecap=["square", "butt"],
+                    stroke_linejoin=["bevel", "miter"], stroke_miterlimit=[4.0, 9.0])
+    pts = torch.cat([polyline_points(vertices), polyline_points(vertices) + 2]).float()
+    back = load_svg_sketch(frame_svg(two, pts, SIZE, SIZE, background=None), canvas_size=SIZE, fit=False).sketch
+    assert back.style.linecaps() == ["square", "butt"] and back.style.linejoins() == ["bevel", "miter"]
+    assert back.style.miterlimits() == [4.0, 9.0]
+    one = rasterize(pts[:7], style, (SIZE, SIZE))
+    again = rasterize(back.points[:7], back.style.select([0]), (SIZE, SIZE))
+    assert (one - again).abs().max() < 0.02  # coordinates are written rounded

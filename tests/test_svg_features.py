@@ -296,15 +296,43 @@ def test_dashes_keep_the_elements_caps_and_joins():
 
 def test_caps_and_joins_follow_the_cascade_and_force_black_rounds_them():
     svg = ('<g stroke-linecap="square" stroke-linejoin="bevel"><path d="M0 0 L10 10 L20 0" stroke="black"/>'
-           '<path d="M0 20 L10 30" stroke="black" style="stroke-linecap: butt; stroke-linejoin: miter-clip"/></g>'
+           '<path d="M0 20 L10 30 L20 20" stroke="black" '
+           'style="stroke-linecap: butt; stroke-linejoin: miter-clip"/></g>'
            '<rect width="5" height="5" stroke="black"/>')
     result = load(svg)
     st = result.sketch.style
     assert st.linecaps() == ["square", "butt", "butt"] and st.linejoins() == ["bevel", "miter", "miter"]
-    assert result.warnings == ["unsupported stroke-linejoin: 1 element(s) affected, SVG 2 miter-clip / arcs joins "
-                               "drawn as miter"]
+    assert [w.split(":")[0] for w in result.warnings] == ["unsupported stroke-linejoin"]
     black = load(svg, canvas_size=64, force_black=True).sketch.style
     assert black.linecaps() == ["round"] * 3 and black.linejoins() == ["round"] * 3
+
+
+def test_butt_capped_dashes_keep_their_length_and_cap():
+    result = load('<path d="M0 10 H100" stroke="black" stroke-width="4" stroke-dasharray="20 10" fill="none"/>')
+    ends = [bbox(p)[0::2] for p in paths(result.sketch)]
+    close(ends, [[0, 20], [30, 50], [60, 80], [90, 100]], tol=0.05)  # the rasterizer draws the butt caps
+    assert result.sketch.style.linecaps() == ["butt"] * 4 and not result.warnings
+
+
+def test_caps_joins_and_miter_limit_reach_the_sketch():
+    sk = load('<path d="M10 10 L90 20 L20 80" fill="none" stroke="black" stroke-width="6" stroke-miterlimit="7" '
+              'stroke-linejoin="bevel"/><g stroke-linecap="square" stroke-linejoin="round">'
+              '<path d="M10 90 H90" stroke="red"/></g><path d="M5 5 H9" stroke="blue" stroke-miterlimit="0.5"/>'
+              '<path d="M10 50 L50 60 L90 50" stroke="red" stroke-linejoin="miter-clip" fill="none"/>')
+    st = sk.sketch.style
+    assert st.linecaps() == ["butt", "square", "butt", "butt"]
+    assert st.linejoins() == ["bevel", "round", "miter", "miter"]  # miter-clip (SVG 2) is drawn as miter
+    assert st.miterlimits() == [7.0, 4.0, 4.0, 4.0]  # below 1 is invalid: the initial value stays
+    assert [w.split(":")[0] for w in sk.warnings] == ["unsupported stroke-linejoin"]
+
+
+def test_round_caps_and_joins_everywhere_stay_the_default_style():
+    sk = load('<path d="M10 10 L90 20 L20 80" fill="none" stroke="black" stroke-linecap="round" '
+              'stroke-linejoin="round"/>').sketch
+    assert sk.style.stroke_linecap is None and sk.style.stroke_linejoin is None
+    forced = load_svg_sketch(f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+                             '<path d="M10 10 L90 20" stroke="black"/></svg>', force_black=True).sketch
+    assert forced.style.stroke_linecap is None  # LiveSketch's normalisation keeps diffvg's round strokes
 
 
 def test_filled_dashed_shape_keeps_its_fill_group_without_stroke():
@@ -483,3 +511,31 @@ def test_marker_shorthand_and_budget():
     many = " ".join(f"L{i % 200} {i // 200}" for i in range(1, 6000))
     result = load(dots + f'<path d="M0 0 {many}" marker-mid="url(#d)" stroke="black" fill="none"/>')
     assert any(w.startswith("unsupported marker:") for w in result.warnings)  # over the marker budget
+
+
+def test_dash_through_the_start_of_a_closed_path_is_one_piece():
+    # perimeter 400, pattern 30 on / 20 off from offset 10: the dash [390, 400] + [0, 20] runs through the start
+    sk = load('<rect x="10" y="10" width="100" height="100" fill="none" stroke="black" stroke-linejoin="round" '
+              'stroke-dasharray="30 20" stroke-dashoffset="10"/>').sketch
+    assert sk.num_paths == 8  # 400 / 50 dashes, the one through the corner (10, 10) not split in two
+    through = [p for p in paths(sk) if bbox(p)[:2] == pytest.approx([10, 10], abs=1e-6)]
+    assert len(through) == 1
+    close(bbox(through[0]), [10, 10, 30, 20], tol=0.05)
+
+
+def test_closed_dash_through_the_start_is_one_dash():
+    # 480 around, dashes of 40 with no gap: the last dash (up the left side) and the first (along the top) are one
+    # dash with a join at the start corner, as browsers and resvg draw it
+    sk = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+              'stroke-dasharray="40 0"/>').sketch
+    counts = sk.style.num_segments
+    assert len(counts) == 11 and counts[0] == 2 and not any(sk.style.closed)
+    whole = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+                 'stroke-dasharray="480 10"/>').sketch
+    assert whole.style.closed[-1]  # one dash around the whole subpath: drawn closed
+
+
+def test_zero_length_dash_at_a_corner_stays_on_one_segment():
+    sk = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
+              'stroke-dasharray="0 40" stroke-linecap="square"/>').sketch
+    assert len(sk.style.num_segments) == 12 and all(n == 1 for n in sk.style.num_segments)  # a dot: one tiny segment, no join

@@ -60,6 +60,31 @@ MAX_MARKER_SEGMENTS = 20_000  # segments all marker instances may draw; beyond, 
 ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
 
+
+
+def _has_corner(subpaths) -> bool:
+    """Does any join (between segments, and the closing join of closed subpaths) turn by more than ~1 degree?"""
+    def direction(a, b):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        n = math.hypot(dx, dy)
+        return (dx / n, dy / n) if n > 0 else None
+
+    def end_dir(c):
+        return next((d for d in (direction(c[2], c[3]), direction(c[1], c[3]), direction(c[0], c[3])) if d), None)
+
+    def start_dir(c):
+        return next((d for d in (direction(c[0], c[1]), direction(c[0], c[2]), direction(c[0], c[3])) if d), None)
+
+    for sp in subpaths:
+        segs = sp.segments
+        pairs = list(zip(segs, segs[1:])) + ([(segs[-1], segs[0])] if sp.closed and len(segs) > 1 else [])
+        for c0, c1 in pairs:
+            d0, d1 = end_dir(c0), start_dir(c1)
+            if d0 and d1 and d0[0] * d1[0] + d0[1] * d1[1] < 0.99985:
+                return True
+    return False
+
+
 def _overlap(paths: List[RawPath], limit: int = 200) -> bool:
     """Do two of these shapes (fill groups) overlap? Opacity applied per path is exact for a group whose
     shapes do not overlap (bounding boxes with half the stroke width); more than `limit` shapes: assumed."""
@@ -369,8 +394,7 @@ class Builder:
 
     def _draw_shape(self, elem: ET.Element, name: str, style: Style, ctx: _Context, subpaths: List[Subpath]) -> None:
         if style.linecap == "butt":
-            # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it (the
-            # rasterizer's round caps would draw a dot)
+            # a zero-length subpath has no area and, with butt caps, no stroke: SVG draws nothing for it
             subpaths = [sp for sp in subpaths if any(p != sp.segments[0][0] for c in sp.segments for p in c)]
         if not subpaths:
             return
@@ -402,8 +426,9 @@ class Builder:
             stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
         if fill_opacity <= 0:
             fill_rgb, fill_opacity = None, 0.0
-        if style.linejoin in ("miter-clip", "arcs"):
-            self.report.add("stroke-linejoin", elem, inst)  # SVG 2 joins: drawn as miter
+        # The rasterizer draws every cap and join; SVG 2's miter-clip and arcs joins are drawn as miter.
+        if stroke_rgb is not None and style.linejoin in ("miter-clip", "arcs") and _has_corner(subpaths):
+            self.report.add("stroke-linejoin", elem, inst)
         if stroke_rgb is not None and fill_opacity > 0 and ctx.opacity < 1:
             self.report.add("group opacity", elem, inst)
         stroke_pieces = None  # None: the stroke follows the fill geometry
@@ -435,7 +460,9 @@ class Builder:
             fill_geom = [] if rel == "outside" else clipping.clip_fill(fill_geom, rect_, to_rect, from_rect)
             if stroke_geom is not None:
                 stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
-        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style)
+        join = "miter" if style.linejoin in ("miter-clip", "arcs") else style.linejoin
+        self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule,
+                  (style.linecap, join, style.miterlimit))
 
     def draw_markers(self, elem: ET.Element, subpaths: List[Subpath], style: Style, ctx: _Context) -> None:
         if self.in_marker:
@@ -535,11 +562,8 @@ class Builder:
             return None, 0.0
         return server.rgb, server.alpha
 
-    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width,
-             style: Style) -> None:
-        rule = style.fill_rule
-        join = "miter" if style.linejoin in ("miter-clip", "arcs") else style.linejoin
-        cap = dict(linecap=style.linecap, linejoin=join, miterlimit=style.miterlimit)
+    def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule,
+             caps: Tuple[str, str, float] = ("butt", "miter", 4.0)) -> None:
         def layout(sp: Subpath) -> Tuple[List[Point2], bool]:
             segs = sp.segments
             pts = [segs[0][0]]
@@ -565,14 +589,14 @@ class Builder:
             pts, closed = layout(sp)
             self.paths.append(RawPath(pts, closed, None if separate else stroke_rgb,
                                       0.0 if separate else stroke_opacity, 0.0 if separate else width,
-                                      fill_rgb, fill_opacity, group, rule, **cap))
+                                      fill_rgb, fill_opacity, group, rule, *caps))
         if separate and stroke_rgb is not None:
             for sp in stroke_geom:
                 if not sp.segments:
                     continue
                 pts, closed = layout(sp)
                 self.paths.append(RawPath(pts, closed, stroke_rgb, stroke_opacity, width, None, 0.0, self.group,
-                                          rule, **cap))
+                                          rule, *caps))
                 self.group += 1
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import List, Optional, Tuple
 
 import torch
@@ -101,9 +102,11 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
         fill_opacity=torch.tensor([0.0 if force_black else p.fill_opacity for p in raw], dtype=torch.float32),
         fill_rule=[p.rule for p in raw],
         fill_group=[p.group for p in raw],
-        # force_black keeps LiveSketch's (and diffvg's) round caps and joins
-        stroke_linecap=["round" if force_black else p.linecap for p in raw],
-        stroke_linejoin=["round" if force_black else p.linejoin for p in raw],
-        stroke_miterlimit=[p.miterlimit for p in raw],
     )
+    # The document's caps and joins (force_black, LiveSketch's normalisation, keeps round ones, as diffvg draws);
+    # all round is left as the default (None).
+    if not force_black and any(p.stroke_rgb is not None and (p.linecap != "round" or p.linejoin != "round")
+                               for p in raw):
+        style = replace(style, stroke_linecap=[p.linecap for p in raw], stroke_linejoin=[p.linejoin for p in raw],
+                        stroke_miterlimit=[float(p.miterlimit) for p in raw])
     return Sketch(points=out.to(torch.float32), style=style, width=out_w, height=out_h)

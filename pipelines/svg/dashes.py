@@ -1,6 +1,7 @@
 """stroke-dasharray / stroke-dashoffset: subpaths cut into dash pieces (open subpaths), measured by arc length."""
 from __future__ import annotations
 
+import bisect
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -88,8 +89,10 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
          width: float = 0.0) -> List[Subpath]:
     """Dash pieces of every subpath (dashing restarts at each subpath, as in SVG).
 
-    Zero-length dashes draw nothing with butt caps; with round or square caps they are kept as a tiny piece
-    along the path, so that the cap draws the dot or the square oriented along it.
+    Each dash is one open subpath; the rasterizer draws its caps. On a closed subpath, a dash running through
+    the start point is one dash (the last and the first joined). cap="butt": zero-length dashes draw nothing;
+    cap="round"/"square": a zero-length dash becomes a tiny piece along the path (a dot or a square turned with
+    the path). `width` is unused (kept for callers).
     """
     period = sum(pattern)
     trim = 0.0
@@ -111,6 +114,7 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
                 intervals.append((max(pos, 0.0), min(end, total)))
             pos, index = end, (index + 1) % len(pattern)
         first = 0  # intervals increase: segments that end before the current one are never visited again
+        own: List[Tuple[float, float, Subpath]] = []  # this subpath's dashes (start, end, piece)
         for a, b in intervals:
             if cap == "butt" and b - a <= 0:
                 continue
@@ -119,6 +123,11 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
                 mid = (a + b) / 2
                 eps = max(1e-3 * width, 1e-6)
                 a2, b2 = max(0.0, mid - eps), min(total, mid + eps)
+                # inside one segment (the one starting at mid, at a corner): a dot has caps and no join
+                k = max(0, bisect.bisect_right(starts, mid) - 1)
+                lo_k, hi_k = max(a2, starts[k]), min(b2, starts[k] + tables[k][1][-1])
+                if hi_k > lo_k:
+                    a2, b2 = lo_k, hi_k
             piece = []
             while first < len(starts) - 1 and starts[first + 1] <= a2:
                 first += 1
@@ -132,5 +141,12 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
                     continue
                 piece.append(split(c, _t_at(ts, lengths, lo - s0), _t_at(ts, lengths, hi - s0)))
             if piece:
-                out.append(Subpath(piece, False))
+                own.append((a2, b2, Subpath(piece, False)))
+        if sp.closed and own and own[0][0] <= 0 and own[-1][1] >= total:
+            # a closed subpath's dash through its start point is one dash (joined there, as browsers draw it)
+            if len(own) == 1:
+                own[0] = (0.0, total, Subpath(own[0][2].segments, True))
+            else:
+                own = [(own[-1][0], total, Subpath(own[-1][2].segments + own[0][2].segments, False))] + own[1:-1]
+        out += [piece for _, _, piece in own]
     return out

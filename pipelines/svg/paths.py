@@ -18,6 +18,6 @@ class RawPath:
     fill_opacity: float
     group: int = 0
     rule: str = "nonzero"
-    linecap: str = "round"  # "butt" | "round" | "square"
-    linejoin: str = "round"  # "miter" | "round" | "bevel" (miter-clip and arcs are drawn as miter)
+    linecap: str = "butt"  # SVG's stroke-linecap
+    linejoin: str = "miter"  # stroke-linejoin: miter, round or bevel (miter-clip and arcs are drawn as miter)
     miterlimit: float = 4.0

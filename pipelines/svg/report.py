@@ -13,7 +13,7 @@ FEATURES = {
     "marker": "markers not drawn (content too large, nested in a marker, or over the marker budget)",
     "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
-    "stroke-linejoin": "SVG 2 miter-clip / arcs joins drawn as miter",
+    "stroke-linejoin": "miter-clip / arcs joins (SVG 2) drawn as miter joins",
     "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",
     "vector-effect": "non-scaling-stroke ignored (the stroke scales with the transform)",
     "paint-order": "drawn fill first, then stroke",

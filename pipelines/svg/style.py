@@ -31,9 +31,10 @@ class Style:
     fill_rule: str = "nonzero"
     dasharray: Optional[List[float]] = None
     dashoffset: float = 0.0
-    linecap: str = "butt"  # SVG's initial values
+    linecap: str = "butt"  # the initial values; warned about only when a document sets them (see shape())
     linejoin: str = "miter"
     miterlimit: float = 4.0
+    cap_join_declared: bool = False
     visible: bool = True
     font_size: float = DEFAULT_FONT_SIZE
     markers: Tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)  # start, mid, end ids
@@ -55,7 +56,7 @@ class Style:
 
 
 _INHERITED_FIELDS = ("fill", "stroke", "color", "fill_opacity", "stroke_opacity", "stroke_width", "fill_rule",
-                     "dasharray", "dashoffset", "linecap", "linejoin", "miterlimit", "visible", "font_size",
+                     "dasharray", "dashoffset", "linecap", "linejoin", "miterlimit", "cap_join_declared", "visible", "font_size",
                      "markers", "paint_order_normal")
 
 
@@ -144,17 +145,19 @@ class StyleResolver:
             if low not in ("butt", "round", "square"):
                 return False
             s.linecap = low
+            s.cap_join_declared = True
         elif prop == "stroke-linejoin":
             if low not in ("miter", "round", "bevel", "miter-clip", "arcs"):
                 return False
             s.linejoin = low
+            s.cap_join_declared = True
         elif prop == "stroke-miterlimit":
             try:
-                v = float(value)
+                v = float(value.strip())
             except ValueError:
                 return False
-            if not (math.isfinite(v) and v >= 1):
-                return False  # SVG: a miter limit below 1 is an error
+            if not (1.0 <= v < float("inf")):  # below 1 (or not a number) is invalid: the inherited value stays
+                return False
             s.miterlimit = v
         elif prop == "visibility":
             if low not in ("visible", "hidden", "collapse"):
