@@ -508,7 +508,8 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
         ya, yb = a[:, 1].detach(), b[:, 1].detach()
         y_top = torch.minimum(ya, yb).clamp(0, H).double()
         y_bot = torch.maximum(ya, yb).clamp(0, H).double()
-        live = torch.nonzero(y_bot > y_top).squeeze(1)  # horizontal edges bound no area
+        finite = torch.isfinite(a.detach()).all(1) & torch.isfinite(b.detach()).all(1)
+        live = torch.nonzero((y_bot > y_top) & finite).squeeze(1)  # horizontal edges bound no area
         if not live.numel():
             return none, none, a.new_zeros(0)
         y_top, y_bot = _take(y_top, live), _take(y_bot, live)
