@@ -39,6 +39,7 @@ Pipeline, vectorised over all frames and paths at once (Python loops only over l
    along the row gives the covered area of every pixel (float64; differentiable in x and y;
    only each row's span between its first and last entry is materialised). Exact, up to
    float rounding, at any slope, for holes, self-intersections and paths wound several times.
+   Work stays linear: rows with very many vertices fall back to fixed bands (FILL_SLAB_BUDGET).
 4. Composite: all coverage is sparse (pixel, layer, coverage) entries. They are grouped per
    pixel (one sort), padded to the largest number of layers on one pixel, and composited with
    "over" front to back; untouched pixels keep the background.
@@ -489,6 +490,7 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
     1. Slabs (`_slabs`): every pixel row of a slot is cut at the y of every end of its edges and
        of every crossing of two of its edges inside the row (`_crossings`). Inside a slab every
        edge spans the full height and no two edges cross, so they have one left-to-right order.
+       (Beyond FILL_SLAB_BUDGET pieces per edge and row, fixed bands instead: `_bands`.)
     2. Rule weights: along that order the winding number left and right of each edge piece is an
        integer; the covered area of any cell of the slab is sum over pieces of
        weight x (area of the cell right of the piece), weight = rule(right) - rule(left) over the
