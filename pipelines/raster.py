@@ -715,7 +715,7 @@ def _fill_cells(xa, xb, height, row, W: int):
     rows = [_take(row, simple)] * 2
 
     with torch.no_grad():
-        e0, e1, fb_g = _take(e0, general), _take(e1, general), _take(fb, general)
+        e0, e1 = _take(e0, general), _take(e1, general)
         count = (e1 - e0 + 1).clamp_min(0).long()
         with_m = count + 3 * (count > 0)
         piece, local = _ragged_range(with_m)  # M at e0 - 1 .. e1 + 1
