@@ -24,6 +24,11 @@ PACK_NAME = "videopriors"
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
 UI_ONLY_NODES = {"Note", "MarkdownNote"}
+# Environment every ComfyUI we start gets unless the caller's environment says otherwise. torch's OpenMP
+# runtime (libgomp) spins at barriers by default and reads this only when torch is imported, so it has
+# to be set before the server process starts: with spinning threads a LiveSketch iteration beside two
+# CPU-bound processes took 20x its quiet time, sleeping threads keep it near 2x (bench/bench_busy.py).
+SERVER_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def comfyui_dir() -> str:
@@ -54,7 +59,10 @@ def free_port() -> int:
 class ComfyServer:
     """A headless ComfyUI subprocess on a free loopback port, with the pack linked in."""
 
-    def __init__(self, base_dir: str | None = None, extra_args: list[str] | None = None, startup_timeout: float = 240):
+    def __init__(self, base_dir: str | None = None, extra_args: list[str] | None = None, startup_timeout: float = 240,
+                 env: dict[str, str | None] | None = None):
+        """env: variables to set in the server's environment (None removes one), over os.environ and
+        SERVER_ENV_DEFAULTS."""
         self._own_base = base_dir is None
         self.base_dir = prepare_base_dir(base_dir or tempfile.mkdtemp(prefix="vp-comfy-"))
         self.port = free_port()
@@ -64,13 +72,19 @@ class ComfyServer:
         self.log_path = os.path.join(self.base_dir, "comfyui.log")
         self.proc: subprocess.Popen | None = None
         self.client_id = uuid.uuid4().hex
+        self.env_overrides = dict(env or {})
 
     def start(self) -> "ComfyServer":
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--disable-api-nodes", "--base-directory", self.base_dir,
                "--database-url", "sqlite:///:memory:", *self.extra_args]
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = {**SERVER_ENV_DEFAULTS, **os.environ, "PYTHONUNBUFFERED": "1"}
+        for key, value in self.env_overrides.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + self.startup_timeout
         while time.time() < deadline:
