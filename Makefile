@@ -3,8 +3,8 @@ SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -euo pipefail -c
 # torch's OpenMP threads (libgomp) spin at every barrier by default; on a machine whose cores are busy
-# the spinning threads steal the time slices the working threads need (a LiveSketch iteration went from
-# 0.4 s to 9 s beside two CPU-bound processes; bench/bench_busy.py). libgomp reads this once, when
+# the spinning threads steal the time slices the working threads need (beside two CPU-bound processes a
+# LiveSketch iteration took 19.7 s spinning, 0.71 s sleeping; bench/bench_busy.py). libgomp reads this once, when
 # torch is imported, so it must be in the environment of every Python process we start.
 export OMP_WAIT_POLICY ?= PASSIVE
 BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"

@@ -4,8 +4,8 @@ torch's wheels run intra-op parallelism on GNU libgomp. By default its idle thre
 GOMP_SPINCOUNT = 300,000 iterations after every parallel region before they sleep; on a machine
 whose cores are busy with other processes those spins take the time slices that the thread
 doing the work needs, and the many small operations of a LiveSketch iteration each pay for it
-(one iteration of the demo's graph went from about 0.4 s to 9-11 s beside two CPU-bound
-processes; bench/bench_busy.py). OMP_WAIT_POLICY=PASSIVE makes them sleep at once (spin count 0).
+(beside two CPU-bound processes one iteration of the demo's loop took 19.7 s spinning, 0.71 s
+sleeping; bench/bench_busy.py). OMP_WAIT_POLICY=PASSIVE makes them sleep at once (spin count 0).
 libgomp reads the variable once, when it is loaded (`import torch`), so it must be in the
 environment before the process imports torch: `make`, scripts/comfy_runtime.py and the tests
 set it; a ComfyUI started by hand needs it on its command line.

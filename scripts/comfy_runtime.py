@@ -28,8 +28,8 @@ UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "file_upload")
 UI_ONLY_NODES = {"Note", "MarkdownNote"}
 # Environment every ComfyUI we start gets unless the caller's environment says otherwise. torch's OpenMP
 # runtime (libgomp) spins at barriers by default and reads this only when torch is imported, so it has
-# to be set before the server process starts: with spinning threads a LiveSketch iteration beside two
-# CPU-bound processes took 20x its quiet time, sleeping threads keep it near 2x (bench/bench_busy.py).
+# to be set before the server process starts: beside two CPU-bound processes a LiveSketch iteration took
+# 19.7 s with spinning threads, 0.71 s with sleeping ones (bench/bench_busy.py).
 SERVER_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
