@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pipelines.cpu_threads import uses_openmp, wait_policy_warning
 
 
@@ -51,3 +53,17 @@ def test_warning_when_comfyui_started_without_the_policy():
         message = wait_policy_warning(env)
         assert message and "OMP_WAIT_POLICY=PASSIVE python main.py" in message
         assert ("is not set" in message) == (env == {})
+
+
+@pytest.mark.server
+def test_pack_warns_when_comfyui_starts_without_the_policy(tmp_path):
+    from comfy_runtime import ComfyServer
+
+    server = ComfyServer(str(tmp_path / "base"), env={"OMP_WAIT_POLICY": None})
+    server.start()
+    try:
+        log = server.log()
+    finally:
+        server.stop()
+    assert "VideoPriors: OMP_WAIT_POLICY is not set: torch's OpenMP threads spin" in log, log[-3000:]
+    assert "OMP_WAIT_POLICY=PASSIVE python main.py --cpu" in log
