@@ -385,7 +385,8 @@ def test_prior_folder_problems_name_the_file_and_where_to_get_it(comfy_inproc):
     prompt[loader]["inputs"]["prior"] = "broken-t2v"
     executor = comfy_inproc.run(prompt)
     msg = _node_error(executor, "VP_LoadVideoPrior")
-    assert "vae" in msg and broken in msg and "video_priors" in msg
+    # named relative to ComfyUI's models folder, never by its absolute server path
+    assert "vae" in msg and "video_priors/broken-t2v" in msg and broken not in msg
 
     # a truncated weights file is a wrong checkpoint, reported as such
     shutil.rmtree(broken)
