@@ -254,11 +254,12 @@ def part_loop(args) -> dict:
     print(f"[loop] LiveSketch loop of the demo graph, {args.loop_iters} iterations per run, {args.rounds} rounds")
     runs = run_rounds(cases, args.rounds)
     med = medians(runs, ["seconds_per_iteration", "cpu_seconds_per_iteration"])
-    rat = ratios(med, "seconds_per_iteration", [("new", "new quiet", f"new busy{b}"), ("old", "old quiet", f"old busy{b}"),
+    rat = ratios(med, "seconds_per_iteration", [("new", "new quiet", f"new busy{b}"),
+                                                ("old", "old quiet", f"old busy{b}"),
                                                 ("new 1-thread", "new 1-thread quiet", f"new 1-thread busy{b}")])
     for name, m in med.items():
-        print(f"[loop] median {name:22s} {m['seconds_per_iteration']:.3f} s/iter, cpu {m['cpu_seconds_per_iteration']:.3f}"
-              f" s/iter (load1 mean {m['load1_mean']:.1f})")
+        print(f"[loop] median {name:22s} {m['seconds_per_iteration']:.3f} s/iter, "
+              f"cpu {m['cpu_seconds_per_iteration']:.3f} s/iter (load1 mean {m['load1_mean']:.1f})")
     print(f"[loop] busy / quiet: {rat}")
     return {"iterations_per_run": args.loop_iters, "rounds": args.rounds, "medians": med, "busy_over_quiet": rat,
             "runs": runs}

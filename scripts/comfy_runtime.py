@@ -63,9 +63,10 @@ def _pdeathsig_setter():
 
     The server runs in its own session, so that a terminal's Ctrl-C reaches only our script (which
     then interrupts the prompt and stops the server); this keeps the server from outliving a script
-    that was killed outright (Linux ties it to the thread that started the server, so that thread must
-    outlive it: start() is called from main threads here). prctl is looked up here, in the parent: between fork and exec the
-    child only calls it (no library loading, which could deadlock on a lock held by another thread)."""
+    that was killed outright (Linux ties it to the thread that started the server, so that thread
+    must outlive it: start() is called from main threads here). prctl is looked up here, in the
+    parent: between fork and exec the child only calls it (no library loading, which could deadlock
+    on a lock held by another thread)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
