@@ -9,7 +9,7 @@ SHELL := /bin/bash
 export OMP_WAIT_POLICY ?= PASSIVE
 BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"
 
-.PHONY: demo test bench bench-busy-suite eval-prior setup browser-deps workflows readme-media clean
+.PHONY: demo test bench bench-busy-suite eval-prior setup browser-deps workflows readme-media clean conformance
 
 setup:
 	@$(BOOT); echo "venv: $$VP_VENV"; echo "ComfyUI: $$VP_COMFYUI"
@@ -43,3 +43,9 @@ readme-media:
 
 clean:
 	rm -rf output bench/results/*.json
+
+# SVG loader conformance on the resvg test suite (not part of `make test`: the suite is not in this repo).
+# SUITE = a checkout's crates/resvg/tests/tests (github.com/linebender/resvg). Writes bench/results/svg_conformance.json.
+conformance:
+	@test -n "$(SUITE)" || { echo "usage: make conformance SUITE=/path/to/resvg/crates/resvg/tests/tests"; exit 2; }
+	@$(BOOT); "$$PY" scripts/svg_conformance.py "$(SUITE)" $(if $(NOTES),--notes "$(NOTES)") $(if $(CAUSES),--causes "$(CAUSES)")

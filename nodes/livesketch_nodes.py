@@ -197,10 +197,9 @@ class SDSGuidanceNode(io.ComfyNode):
 def _trainable_copy(sketch: SketchData) -> SketchData:
     """Fresh (non-inference) tensors: ComfyUI made the sketch under inference mode."""
     s = sketch.style
-    style = PathStyle(list(s.num_segments), list(s.closed), s.stroke_width.clone(), s.stroke_color.clone(),
-                      s.stroke_opacity.clone(), s.fill_color.clone(), s.fill_opacity.clone(),
-                      None if s.fill_rule is None else list(s.fill_rule),
-                      None if s.fill_group is None else list(s.fill_group))
+    # Every field, tensors cloned and lists copied (so fields added to PathStyle are carried too).
+    style = PathStyle(**{k: v.clone() if torch.is_tensor(v) else list(v) if isinstance(v, list) else v
+                         for k, v in vars(s).items()})
     return SketchData(sketch.points.clone(), style, sketch.width, sketch.height)
 
 

@@ -16,9 +16,9 @@ from ..pipelines.raster import diffvg_available
 from ..pipelines.render_budget import output_bytes, render_bounded
 from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
+from ..pipelines.svg import MAX_BYTES as MAX_SVG_BYTES
+from ..pipelines.svg import SVGLoadError, load_svg_sketch
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
-from ..pipelines.svg_loader import MAX_BYTES as MAX_SVG_BYTES
-from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
 from .common import (Sketch, SketchAnimation, check_color, check_filename_prefix, check_inputs, display_path,
                      ensure_inputs, file_digest, first_error, list_svg_files, require_memory, resolve_svg_path)
 

@@ -5,7 +5,8 @@ animation in one batched call, with gradients to the control points, stroke widt
 and opacities.
 
 Conventions: canvas pixel (i, j) covers [i, i+1] x [j, j+1] (centre at +0.5); stroke width is
-the full width, with round caps and round joins. Fills follow diffvg's ShapeGroup / SVG: the paths
+the full width; caps and joins are SVG's (`PathStyle.stroke_linecap` / `stroke_linejoin` /
+`stroke_miterlimit`), round caps and round joins by default (diffvg's, which LiveSketch uses). Fills follow diffvg's ShapeGroup / SVG: the paths
 of a fill group (`PathStyle.fill_group`) are filled together as one shape under the group's rule
 (non-zero or even-odd, winding counted over all their edges), every path as if closed (an open
 path's fill returns to its start with a straight line; `closed` only decides whether the stroke
@@ -14,7 +15,8 @@ strokes of its paths.
 
 Hand-written on purpose: no maintained pure-PyTorch rasterizer library fits (diffvg, the
 reference, needs a compiled build), so this module implements the geometry itself; it can be
-cross-checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed.
+cross-checked against diffvg via `backend="diffvg"` when `pydiffvg` is installed (diffvg draws
+round caps and joins only).
 
 Pipeline, vectorised over all frames and paths at once (Python loops only over layer depth):
 1. Flatten: every cubic of every frame becomes a polyline; the number of pieces per cubic is
@@ -29,6 +31,12 @@ Pipeline, vectorised over all frames and paths at once (Python loops only over l
    and joins for free (slightly under-covering pixels at turns sharper than the pixel size).
    Forward and backward of this per-pair step are hand-written (`_StrokeCoverage`) to save
    memory and time.
+2b. Outlined strokes: a path whose cap (open paths) or join (at a joint between cubics) is not
+   round is drawn as its SVG stroke outline instead (`_outline_coverage`): one rectangle per
+   flattened piece, miter / bevel / round join polygons, butt / square / round caps, all of one
+   path filled together by the exact fill code under the non-zero rule (so the union is exact and
+   seamless, with gradients to the points and widths). The default round strokes never take this
+   route (their renders are bit-identical to a style without caps and joins).
 3. Fills: exact area coverage under the non-zero or even-odd rule (`_fill_coverage`). Each
    pixel row of a fill group is cut into slabs at every edge end and every crossing of two
    edges, so that inside a slab the edges span it, do not cross and have one left-to-right
@@ -54,9 +62,9 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from .sketch import PathStyle, Sketch, SketchAnimation
+from .sketch import LINECAPS, LINEJOINS, PathStyle, Sketch, SketchAnimation
 
-__all__ = ["diffvg_available", "rasterize", "rasterize_sketch"]
+__all__ = ["diffvg_available", "outlined_paths", "rasterize", "rasterize_sketch"]
 
 # Maximum distance (output pixels) between a cubic and its flattening polyline.
 FLATTEN_TOLERANCE = 0.1
@@ -150,6 +158,14 @@ def rasterize_sketch(sketch_or_animation: Sketch | SketchAnimation, out_size: tu
                      quality=quality, backend=backend)
 
 
+def outlined_paths(style: PathStyle) -> list[bool]:
+    """Per path: is its stroke drawn as an outline (a cap of an open path, or a join at a joint between
+    cubics, that is not round), rather than as round-capped capsules."""
+    caps, joins = style.linecaps(), style.linejoins()
+    return [(caps[p] != "round" and not style.closed[p])
+            or (joins[p] != "round" and (style.closed[p] or style.num_segments[p] > 1)) for p in range(style.num_paths)]
+
+
 # ----------------------------------------------------------------------------------------------
 # Argument checks and scene layout
 
@@ -199,6 +215,14 @@ class _Scene:
     half_width: torch.Tensor  # [P] half stroke width in output pixels
     layer_opacity: torch.Tensor  # [L]
     layer_color: torch.Tensor  # [L, 3]
+    capsule_layer: torch.Tensor  # [P] stroke layer of the paths stroked as capsules (round caps and joins), else -1
+    outline_paths: torch.Tensor  # [R] paths whose stroke is drawn as an outline (a cap or a join not round)
+    outline_rank: torch.Tensor  # [P] index of the path among outline_paths, -1 = none
+    outline_cubics: torch.Tensor  # [C'] the cubics of the outline paths
+    outline_closed: torch.Tensor  # [R] bool
+    outline_cap: torch.Tensor  # [R] index into LINECAPS
+    outline_join: torch.Tensor  # [R] index into LINEJOINS
+    outline_miter: torch.Tensor  # [R] miter limit
 
     @property
     def num_fills(self) -> int:
@@ -251,9 +275,18 @@ class _Scene:
             return torch.tensor(values, dtype=torch.long, device=device)
 
         pick_t = as_index(pick)
+        # Round caps and round joins are the capsules' own shape; a path with another cap (and open)
+        # or another join (and a joint between two cubics) is stroked as an outline instead.
+        caps, joins, limits = style.linecaps(), style.linejoins(), style.miterlimits()
+        outlined = outlined_paths(style)
+        outline = [p for p in range(P) if stroke_layer[p] >= 0 and outlined[p]]
+        capsule_layer, rank = list(stroke_layer), [-1] * P
+        for r, p in enumerate(outline):
+            capsule_layer[p], rank[p] = -1, r
+        cubic_path = style.segment_path(device)
         return _Scene(
             cubic_points=style.segment_index(device),
-            cubic_path=style.segment_path(device),
+            cubic_path=cubic_path,
             stroke_layer=as_index(stroke_layer),
             fill_slot=as_index(fill_slot),
             fill_layer=as_index(fill_layer),
@@ -264,6 +297,14 @@ class _Scene:
             half_width=(width * 0.5).clamp_min(0),
             layer_opacity=opacity[pick_t].clamp(0, 1),
             layer_color=color[pick_t],
+            capsule_layer=as_index(capsule_layer),
+            outline_paths=as_index(outline),
+            outline_rank=as_index(rank),
+            outline_cubics=torch.nonzero(_take(as_index(rank), cubic_path) >= 0).squeeze(1),
+            outline_closed=torch.tensor([style.closed[p] for p in outline], dtype=torch.bool, device=device),
+            outline_cap=as_index([LINECAPS.index(caps[p]) for p in outline]),
+            outline_join=as_index([LINEJOINS.index(joins[p]) for p in outline]),
+            outline_miter=torch.tensor([limits[p] for p in outline], dtype=dtype, device=device),
         )
 
 
@@ -278,13 +319,19 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     pixels, layers, coverages = [], [], []
     if scene.num_layers:
         a, b, frame, path = _flatten(pts, scene.cubic_points, scene.cubic_path)
-        keep = torch.nonzero(_take(scene.stroke_layer, path) >= 0).squeeze(1)
+        keep = torch.nonzero(_take(scene.capsule_layer, path) >= 0).squeeze(1)
         if keep.numel():
             kpath = _take(path, keep)
             piece, pixel, cov = _stroke_coverage(_take(a, keep), _take(b, keep), _take(scene.half_width, kpath),
                                                  _take(frame, keep), H, W)
             pixels.append(pixel)
-            layers.append(_take(scene.stroke_layer, _take(kpath, piece)))
+            layers.append(_take(scene.capsule_layer, _take(kpath, piece)))
+            coverages.append(cov)
+        if scene.outline_paths.numel():
+            R = scene.outline_paths.shape[0]
+            slot, yx, cov = _outline_coverage(pts, scene, H, W)
+            pixels.append(torch.div(slot, R, rounding_mode="floor") * (H * W) + yx)
+            layers.append(_take(scene.stroke_layer, _take(scene.outline_paths, slot % R)))
             coverages.append(cov)
         if scene.num_fills:
             keep = torch.nonzero(_take(scene.fill_slot, path) >= 0).squeeze(1)
@@ -307,7 +354,8 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     return _composite(torch.cat(pixels), torch.cat(layers), torch.cat(coverages), scene, K, H, W, bg)
 
 
-def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor):
+def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor, detail: bool = False,
+             max_piece: float = MAX_PIECE_LENGTH):
     """Cubics of every frame -> line pieces a[M, 2] -> b[M, 2], with their frame[M] and path[M].
 
     The number of pieces of each cubic depends only on that cubic (so a batch renders exactly
@@ -320,7 +368,7 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
         second = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=-1),
                                (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=-1))
         polygon = (ctrl[:, 1:] - ctrl[:, :-1]).norm(dim=-1).sum(-1)
-        n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / MAX_PIECE_LENGTH)
+        n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / max_piece)
         n = torch.nan_to_num(n, nan=1.0).ceil().clamp(1, MAX_PIECES_PER_CUBIC).long()
         cubic, j = _ragged_range(n)
         nn = _take(n, cubic).to(pts.dtype)
@@ -328,6 +376,9 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
+    if detail:  # also: does the piece start / end its cubic
+        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), j == 0, \
+            j == _take(n, cubic) - 1
     return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
 
 
@@ -481,6 +532,161 @@ def _pixel_cdf(s, wide, narrow, derivatives: bool = False):
     d_narrow = torch.where(in_ramp, 0.5 * density - c / ns,
                            torch.where(out_ramp, (1 - c) / ns - 0.5 * density, torch.zeros_like(c)))
     return c, density, d_wide, d_narrow
+
+
+# Outlined strokes (a cap or a join that is not round). Flattening tolerance of the round arcs of
+# round caps and joins drawn as polygons, in output pixels.
+ARC_TOLERANCE = 0.05
+# Joints between cubics turning by less than 2 atan(SMOOTH_TURN) are drawn as miters whatever their join
+# (miter, bevel and round differ there by less than hw x SMOOTH_TURN^2 / 2 = 0.00125 hw).
+SMOOTH_TURN = 0.05
+_BUTT, _ROUND_CAP, _SQUARE = (LINECAPS.index(c) for c in ("butt", "round", "square"))
+_MITER, _ROUND_JOIN, _BEVEL = (LINEJOINS.index(j) for j in ("miter", "round", "bevel"))
+
+
+def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
+    """Exact coverage of the strokes drawn as outlines (SVG stroke shape: the union of one rectangle
+    per flattened piece, the joins and the caps), for every frame.
+
+    Cubics are flattened by the tolerance alone (a straight cubic is one piece: collinear pieces would
+    meet at joints with no turn, where the outer side of a join is undefined and gradients are not).
+    Each outline path of each frame is one slot of `_fill_coverage` under the non-zero rule, so the
+    union of its polygons is exact and seamless (every polygon is oriented the same way, so
+    overlaps add up and never cancel):
+    - a rectangle of the stroke width over every piece (flat ends); at a smooth joint (inside a
+      cubic, or between cubics with almost no turn) the two rectangles share one end cut along the
+      bisector instead (a miter, exact to within hw x turn^2 / 8 of a round join);
+    - at a joint between two cubics (and the closing joint of a closed path), the path's join on
+      the outer side: miter (P, outer corner 1, tip, outer corner 2) while the miter ratio
+      1 / cos(turn / 2) is within the limit, else bevel (the triangle); round as a pie polygon;
+    - at a joint inside one cubic where the rectangles cannot share their end (the stroke's half
+      width exceeds the curve's radius there), a bevel triangle;
+    - caps of open paths: butt nothing, square a half-square rectangle, round a half-disc polygon;
+      a path of zero length has its caps along +x (SVG).
+    Returns (slot [E] = frame * R + outline rank, yx [E], coverage [E]).
+    """
+    K, R = pts.shape[0], scene.outline_paths.shape[0]
+    a, b, frame, path, cubic_start, _ = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
+                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True,
+                                                 max_piece=math.inf)
+    rank = _take(scene.outline_rank, path)
+    slot = frame * R + rank
+    hw = _take(scene.half_width, path)
+    d = b - a
+    length = (d * d).sum(-1).clamp_min(1e-18).sqrt()
+    u = d / length.unsqueeze(-1)  # unit direction, 0 for a piece of zero length
+    n = torch.stack([-u[:, 1], u[:, 0]], -1)
+    polygons = []
+    with torch.no_grad():
+        M = slot.shape[0]
+        first = torch.ones(M, dtype=torch.bool, device=slot.device)
+        first[1:] = slot[1:] != slot[:-1]
+        last = torch.ones_like(first)
+        last[:-1] = first[1:]
+        first_at, last_at = torch.nonzero(first).squeeze(1), torch.nonzero(last).squeeze(1)
+        closed = _take(scene.outline_closed, _take(rank, first_at))
+        inner = torch.nonzero(~last).squeeze(1)
+        j1 = torch.cat([inner, _take(last_at, torch.nonzero(closed).squeeze(1))])
+        j2 = torch.cat([inner + 1, _take(first_at, torch.nonzero(closed).squeeze(1))])
+        true_joint = torch.cat([_take(cubic_start, inner + 1), torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
+        join = torch.where(true_joint, _take(scene.outline_join, _take(rank, j1)), torch.full_like(j1, _BEVEL))
+        max_hw = float(hw.detach().max()) if M else 0.0
+        arc = int(min(64, max(4, math.ceil(math.pi / (2 * math.acos(max(-1.0, 1 - ARC_TOLERANCE / max(max_hw, 1e-6))))))))
+    # Joins.
+    p_j, hw_j = _take(b, j1), _take(hw, j1).unsqueeze(-1)
+    n1, n2 = _take(n, j1), _take(n, j2)
+    u1, u2 = _take(u, j1), _take(u, j2)
+    cross = u1[:, 0] * u2[:, 1] - u1[:, 1] * u2[:, 0]
+    dot = (u1 * u2).sum(-1)
+    side = torch.where(cross.detach() > 0, -1.0, 1.0).to(a.dtype).unsqueeze(-1)  # the outer side of the turn
+    o1, o2 = p_j + side * hw_j * n1, p_j + side * hw_j * n2
+    miter_vector = (n1 + n2) / (1 + dot).clamp_min(1e-6).unsqueeze(-1)
+    with torch.no_grad():
+        limit = _take(scene.outline_miter, _take(rank, j1))
+        miter = (join == _MITER) & ((1 + dot) * limit * limit >= 2)
+        # Smooth joints: the two rectangles share their end, cut along the bisector (a miter), with
+        # no join polygon: seamless, and no undefined outer side at a joint without turn. Only where
+        # the inner corner stays within both pieces (else the rectangles would fold), and at joints
+        # between cubics only for turns whose joins differ by less than hw x SMOOTH_TURN^2 / 2.
+        half_turn = cross.abs() / (1 + dot).clamp_min(1e-12)  # tan(turn / 2)
+        smooth = (1 + dot > 1e-6) & (_take(hw, j1) * half_turn <= 0.5 * torch.minimum(_take(length, j1),
+                                                                                       _take(length, j2)))
+        smooth &= ~true_joint | (half_turn <= SMOOTH_TURN)
+        soft = torch.nonzero(smooth).squeeze(1)
+        sharp = torch.nonzero(~smooth & (join != _ROUND_JOIN)).squeeze(1)
+        pie = torch.nonzero(~smooth & (join == _ROUND_JOIN)).squeeze(1)
+    # One rectangle per piece, its ends shared with the neighbour at smooth joints.
+    side_n = hw.unsqueeze(-1) * n
+    start_plus, start_minus, end_plus, end_minus = a + side_n, a - side_n, b + side_n, b - side_n
+    if soft.numel():
+        shared = _take(hw_j * miter_vector, soft)
+        corner_plus, corner_minus = _take(p_j, soft) + shared, _take(p_j, soft) - shared
+        s1, s2 = _take(j1, soft), _take(j2, soft)
+        end_plus, end_minus = end_plus.index_copy(0, s1, corner_plus), end_minus.index_copy(0, s1, corner_minus)
+        start_plus = start_plus.index_copy(0, s2, corner_plus)
+        start_minus = start_minus.index_copy(0, s2, corner_minus)
+    polygons.append((torch.stack([start_plus, end_plus, end_minus, start_minus], 1), slot))
+    tip = p_j + side * hw_j * miter_vector
+    tip = torch.where(miter.unsqueeze(-1), tip, 0.5 * (o1 + o2))
+    polygons.append((_take(torch.stack([p_j, o1, tip, o2], 1), sharp), _take(_take(slot, j1), sharp)))
+    if pie.numel():
+        start = _take(side * n1, pie)
+        c, s = _take(cross, pie), _take(dot, pie)
+        flat = (c == 0) & (s == 0)  # a piece of zero length: no turn
+        sweep = torch.atan2(c, torch.where(flat, torch.ones_like(s), s))
+        polygons.append((_arc_polygon(_take(p_j, pie), _take(hw_j, pie), start, sweep, arc),
+                         _take(_take(slot, j1), pie)))
+    # Caps of open paths: outward direction -u at the start, u at the end.
+    with torch.no_grad():
+        open_ = torch.nonzero(~closed).squeeze(1)
+        cap_at = torch.cat([_take(first_at, open_), _take(last_at, open_)])
+        cap = _take(scene.outline_cap, _take(rank, cap_at))
+        zero = _take(length, cap_at) <= 1e-9
+    if cap_at.numel():
+        q = torch.cat([_take(a, _take(first_at, open_)), _take(b, _take(last_at, open_))])
+        sign = torch.cat([-torch.ones_like(open_), torch.ones_like(open_)]).to(a.dtype).unsqueeze(-1)
+        out = torch.where(zero.unsqueeze(-1), torch.tensor([1.0, 0.0], dtype=a.dtype, device=a.device) * sign,
+                          _take(u, cap_at) * sign)
+        m = torch.stack([-out[:, 1], out[:, 0]], -1)
+        hw_c = _take(hw, cap_at).unsqueeze(-1)
+        cap_slot = _take(slot, cap_at)
+        with torch.no_grad():
+            square, disc = torch.nonzero(cap == _SQUARE).squeeze(1), torch.nonzero(cap == _ROUND_CAP).squeeze(1)
+        if square.numel():
+            q_s, m_s, o_s, h_s = (_take(t, square) for t in (q, m, out, hw_c))
+            polygons.append((torch.stack([q_s + h_s * m_s, q_s + h_s * (m_s + o_s), q_s + h_s * (o_s - m_s),
+                                          q_s - h_s * m_s], 1), _take(cap_slot, square)))
+        if disc.numel():
+            polygons.append((_arc_polygon(_take(q, disc), _take(hw_c, disc), _take(m, disc),
+                                          torch.full_like(_take(hw, disc), -math.pi), arc), _take(cap_slot, disc)))
+    ea, eb, es = [], [], []
+    for verts, owner in polygons:
+        if not verts.shape[0]:
+            continue
+        with torch.no_grad():  # one orientation for all (negative shoelace area), so the union is exact
+            nxt = verts.roll(-1, 1)
+            flip = ((verts[..., 0] * nxt[..., 1] - nxt[..., 0] * verts[..., 1]).sum(1) > 0).view(-1, 1, 1)
+        verts = torch.where(flip, verts.flip(1), verts)
+        ea.append(verts.reshape(-1, 2))
+        eb.append(verts.roll(-1, 1).reshape(-1, 2))
+        es.append(owner.repeat_interleave(verts.shape[1]))
+    evenodd = torch.zeros(K * R, dtype=torch.bool, device=pts.device)
+    return _fill_coverage(torch.cat(ea), torch.cat(eb), torch.cat(es), evenodd, K * R, H, W)
+
+
+def _arc_polygon(centre, radius, start, sweep, steps: int):
+    """Pie polygons [X, steps + 2, 2]: the centre, then centre + r x (unit vector `start` turned by
+    sweep x k / steps, k = 0..steps); with |sweep| = pi (a half disc) the centre lies on the chord.
+    r = radius x sqrt(phi / sin phi), phi = |sweep| / steps, gives the polygon the sector's area."""
+    k = torch.arange(steps + 1, dtype=centre.dtype, device=centre.device) / steps
+    angle = sweep.unsqueeze(-1) * k  # [X, steps + 1]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx, sy = start[:, :1], start[:, 1:]
+    with torch.no_grad():
+        phi = (sweep.abs() / steps).clamp_min(1e-6)
+        grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
+    ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * (radius * grow).unsqueeze(-1)
+    return torch.cat([centre.unsqueeze(1), centre.unsqueeze(1) + ring], 1)
 
 
 def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):

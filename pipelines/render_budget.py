@@ -116,6 +116,12 @@ def _path_costs(pts: torch.Tensor, style: PathStyle, scale: float, cell: float) 
     floor = torch.where(single, torch.zeros_like(bw), 0.25 * bw * bh)
     encloses = filled.view(1, -1) & ~(single & (shoelace < 1))  # [K, P]; a straight <line> encloses nothing
     fill = torch.minimum(torch.maximum(shoelace, floor) + 2 * (bw + bh), bw * bh) * encloses
+    # A stroke drawn as an outline (SVG caps and joins) is filled by the fill code: its rows' spans cover the
+    # band along the path (length x (width + margin)) and what the path encloses, at most its box.
+    outlined = torch.tensor(raster.outlined_paths(style), dtype=torch.bool) & stroked
+    length = torch.zeros(K, P).index_add_(1, seg_path, polygon)
+    band = shoelace + length * (2 * reach.view(1, -1) + 2) + 2 * (bw + bh)
+    fill = fill + torch.minimum(torch.maximum(band, floor), bw * bh) * outlined.view(1, -1)
     layers = stroked.long() + filled.long()
     # Stroke cover boxes: each cubic cut into pieces about one grid cell long (at most 64), each piece's
     # chord box grown by the reach (the curve stays within its flattening tolerance of the chords).

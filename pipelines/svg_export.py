@@ -6,7 +6,7 @@ from xml.sax.saxutils import quoteattr
 
 import torch
 
-from .sketch import PathStyle, SketchAnimation
+from .sketch import DEFAULT_MITERLIMIT, PathStyle, SketchAnimation
 
 
 def _num(v: float) -> str:
@@ -64,6 +64,15 @@ def _stroke_attrs(style: PathStyle, i: int) -> list[str]:
     return ['stroke="none"']
 
 
+def _cap_attrs(style: PathStyle, i: int) -> list[str]:
+    """Cap and join of path i, always written (SVG's defaults, butt and miter, are not ours: round)."""
+    join = style.linejoins()[i]
+    attrs = [f'stroke-linecap="{style.linecaps()[i]}"', f'stroke-linejoin="{join}"']
+    if join == "miter" and style.miterlimits()[i] != DEFAULT_MITERLIMIT:
+        attrs.append(f'stroke-miterlimit="{_num(style.miterlimits()[i])}"')
+    return attrs
+
+
 def _fill_attrs(style: PathStyle, i: int) -> list[str]:
     """Fill of path i's group (i = its first path). Open paths are filled too: SVG, like the
     rasterizer, fills an open subpath as if closed."""
@@ -85,7 +94,6 @@ def _elements(style: PathStyle) -> list[tuple[list[int], str]]:
     path's stroke by one more element after it (fill="none"): the same paint order as the
     rasterizer (a group's fill, then its paths' strokes).
     """
-    caps = ['stroke-linecap="round"', 'stroke-linejoin="round"']
     groups, out, p = style.groups(), [], 0
     while p < style.num_paths:
         end = p + 1
@@ -93,12 +101,13 @@ def _elements(style: PathStyle) -> list[tuple[list[int], str]]:
             end += 1
         members = list(range(p, end))
         strokes = [_stroke_attrs(style, i) for i in members]
-        if all(st == strokes[0] for st in strokes):
-            out.append((members, " ".join(caps + strokes[0] + _fill_attrs(style, p))))
+        caps = [_cap_attrs(style, i) for i in members]
+        if all(st == strokes[0] and cp == caps[0] for st, cp in zip(strokes, caps)):
+            out.append((members, " ".join(caps[0] + strokes[0] + _fill_attrs(style, p))))
         else:
             if float(style.fill_opacity[p]) > 0:
                 out.append((members, " ".join(['stroke="none"'] + _fill_attrs(style, p))))
-            out += [([i], " ".join(caps + st + ['fill="none"'])) for i, st in zip(members, strokes)
+            out += [([i], " ".join(cp + st + ['fill="none"'])) for i, st, cp in zip(members, strokes, caps)
                     if st != ['stroke="none"']]
         p = end
     return out

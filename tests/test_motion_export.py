@@ -20,7 +20,6 @@ def square_sketch():
         pts += [a, a + (b - a) / 3, a + 2 * (b - a) / 3]
     pts += [torch.tensor([10.0, 10.0]), torch.tensor([20.0, 10.0]), torch.tensor([30.0, 10.0]), torch.tensor([40.0, 10.0])]
     style = make_style([4, 1], [True, False], stroke_width=2.0, fill_color=(1.0, 0.0, 0.0), fill_opacity=0.5)
-    style.fill_opacity[1] = 0.0  # the open stroke has no fill (an open path with a fill is filled, as in SVG)
     return Sketch(torch.stack(pts), style, 256, 256)
 
 
@@ -108,9 +107,28 @@ def test_frame_svg_is_valid_xml_with_styles():
     paths = root.findall(f"{ns}path")
     assert len(paths) == 2 and root.get("width") == "256"
     assert paths[0].get("fill") == "#ff0000" and paths[0].get("fill-opacity") == "0.5"
-    assert paths[1].get("fill") == "none" and paths[1].get("stroke-width") == "2"
+    # an open path is filled as if closed (pipelines/sketch.py), as browsers do
+    assert paths[1].get("fill") == "#ff0000" and paths[1].get("stroke-width") == "2"
     assert root.find(f"{ns}rect").get("fill") == "#ffffff"
     assert ET.fromstring(frame_svg(s.style, s.points, 256, 256, background=None)).find(f"{ns}rect") is None
+
+
+def test_fill_groups_export_as_one_compound_path_and_load_back():
+    from pipelines.svg import load_svg_sketch
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+           '<path d="M10 10 H90 V90 H10 Z M30 30 V70 H70 V30 Z" fill="#0000ff" stroke="#ff0000" stroke-width="2"/>'
+           '<path d="M0 0 L50 0 L50 50" fill="#00ff00" fill-rule="evenodd" stroke="none"/></svg>')
+    sk = load_svg_sketch(svg, canvas_size=100, fit=False).sketch
+    root = ET.fromstring(frame_svg(sk.style, sk.points, 100, 100, background=None))
+    paths = root.findall("{http://www.w3.org/2000/svg}path")
+    # group 1: one element with both subpaths (its paths' strokes are the same); group 2: one element
+    assert [(p.get("fill"), p.get("stroke"), p.get("d").count("M")) for p in paths] == [
+        ("#0000ff", "#ff0000", 2), ("#00ff00", "none", 1)]
+    assert paths[1].get("fill-rule") == "evenodd"
+    back = load_svg_sketch(frame_svg(sk.style, sk.points, 100, 100, background=None), canvas_size=100, fit=False)
+    fills = back.sketch.style
+    assert fills.rules()[:2] == ["nonzero", "nonzero"] and fills.groups()[0] == fills.groups()[1]
+    assert fills.rules()[-1] == "evenodd"
 
 
 def test_animated_svg_has_one_animate_per_path_with_every_frame():

@@ -23,6 +23,9 @@ def _scene(kind: str, n: int, size: int = 128, seed: int = 0):
     elif kind == "fills":
         els = "".join(f'<circle cx="{u(0, 100):.1f}" cy="{u(0, 100):.1f}" r="{u(2, 40):.1f}" fill="red" '
                       'fill-opacity="0.5"/>' for _ in range(n))
+    elif kind == "rings":  # strokes drawn as outlines (the default miter joins at the arcs' joints)
+        els = "".join(f'<circle cx="{u(20, 80):.1f}" cy="{u(20, 80):.1f}" r="{u(5, 60):.1f}" fill="none" '
+                      f'stroke="black" stroke-width="{u(0.5, 4):.1f}"/>' for _ in range(n))
     else:
         els = "".join(f'<rect x="{u(0, 50):.1f}" y="{u(0, 50):.1f}" width="{u(2, 50):.1f}" height="30" fill="blue" '
                       f'fill-opacity="{u(0.3, 1):.2f}" stroke="black" stroke-width="2"/>' for _ in range(n))
@@ -67,7 +70,7 @@ def test_fill_groups_are_never_split():
 
 
 @pytest.mark.parametrize("kind,n,out", [("lines", 400, 256), ("lines", 150, 768), ("fills", 40, 256),
-                                        ("fills", 15, 768), ("mixed", 60, 512)])
+                                        ("fills", 15, 768), ("mixed", 60, 512), ("rings", 30, 768)])
 def test_estimate_bounds_the_measured_peak(kind, n, out):
     s = _scene(kind, n, size=128)
     scale = out / 128
