@@ -132,20 +132,25 @@ def build_gradient(spec: GradientSpec, bbox: Optional[Tuple[float, float, float,
     colors = tuple(s[1] for s in stops)
     opacities = tuple(s[2] for s in stops)
     last_stop = ("flat", (stops[-1][1], stops[-1][2]))
+    mean = ("flat", (tuple(sum(c[i] for c in colors) / len(colors) for i in range(3)),
+                     sum(opacities) / len(opacities)))
+    if not all(math.isfinite(v) and abs(v) < 1e12 for v in matrix) or matrix[0] * matrix[3] - matrix[1] * matrix[2] == 0:
+        return mean  # absurd or singular transforms: the mean colour rather than non-finite canvas coordinates
     if spec.kind == "linearGradient":
         x1, y1, x2, y2 = (value(n) for n in _LINEAR)
+        if not all(abs(v) < 1e12 for v in (x1, y1, x2, y2)):
+            return mean
         if x1 == x2 and y1 == y2:
             return last_stop  # SVG: the area is painted with the last stop's colour
         return "gradient", Gradient("linear", tuple(offsets), colors, opacities, spread, matrix, x1=x1, y1=y1, x2=x2,
                                     y2=y2)
     cx, cy, r = value("cx"), value("cy"), value("r")
-    fx = value("fx") if attrs.get("fx") is not None else cx
-    fy = value("fy") if attrs.get("fy") is not None else cy
-    if attrs.get("fx") is not None and _coordinate(attrs.get("fx"), obb, vw) is None:
-        fx = cx
-    if attrs.get("fy") is not None and _coordinate(attrs.get("fy"), obb, vh) is None:
-        fy = cy
+    fx, fy = _coordinate(attrs.get("fx"), obb, vw), _coordinate(attrs.get("fy"), obb, vh)
+    fx = cx if fx is None or not math.isfinite(fx) else fx  # fx, fy default to cx, cy
+    fy = cy if fy is None or not math.isfinite(fy) else fy
     fr = value("fr")
+    if not all(abs(v) < 1e12 for v in (cx, cy, r, fx, fy, fr)):
+        return mean
     if r <= 0:
         return ("none", None) if r < 0 else last_stop
     if fr < 0 or fr >= r:
