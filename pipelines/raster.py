@@ -77,10 +77,11 @@ CHUNK_PIXELS = 1 << 22
 # (edge, slab) pieces per (edge, row) pair, rows are cut into FILL_BANDS fixed bands instead, where
 # an edge counts if it crosses a band's mid-height (exact across, sampled at 1/FILL_BANDS along y
 # near vertices). Crossings are cut too unless that means more than FILL_CROSSING_BUDGET x as many
-# candidate pairs as pieces.
+# candidate pairs as pieces (+ FILL_CROSSING_ALLOWANCE), decided per shape.
 FILL_SLAB_BUDGET = 8
 FILL_BANDS = 8
 FILL_CROSSING_BUDGET = 4
+FILL_CROSSING_ALLOWANCE = 4096  # candidate pairs per shape allowed beyond the budget
 
 Background = Sequence[float] | None
 
@@ -669,6 +670,9 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         ea.append(verts.reshape(-1, 2))
         eb.append(verts.roll(-1, 1).reshape(-1, 2))
         es.append(owner.repeat_interleave(verts.shape[1]))
+    if not ea:  # outline paths without any segment
+        none = torch.zeros(0, dtype=torch.long, device=pts.device)
+        return none, none, pts.new_zeros(0)
     evenodd = torch.zeros(K * R, dtype=torch.bool, device=pts.device)
     return _fill_coverage(torch.cat(ea), torch.cat(eb), torch.cat(es), evenodd, K * R, H, W)
 
@@ -870,8 +874,16 @@ def _crossings(slabs, order, x0, x1, base_key):
     end_at = torch.cat([start_at[1:], start_at.new_full((1,), group.shape[0])])
     index = torch.arange(group.shape[0], device=group.device)
     later = _take(end_at, torch.cumsum(starts, 0) - 1) - index - 1  # later members of the same slab
-    if int(later.sum()) > FILL_CROSSING_BUDGET * slab.shape[0] + 4096:
-        return None  # too many candidates: the crossings' pixels stay approximate
+    # The budget is per shape (slot), so that a batch of frames decides as each frame alone would: a shape
+    # with too many candidates keeps its crossings' pixels approximate.
+    _, shape_of = torch.unique(_take(base_key, pair_edge), return_inverse=True)
+    pieces = torch.bincount(shape_of)
+    member_shape = _take(shape_of, members)
+    candidates = torch.zeros_like(pieces).index_add_(0, member_shape, later)
+    over = candidates > FILL_CROSSING_BUDGET * pieces + FILL_CROSSING_ALLOWANCE
+    later = torch.where(_take(over, member_shape), torch.zeros_like(later), later)
+    if not int(later.sum()):
+        return None
     i, local = _ragged_range(later)
     j = _take(members, i + 1 + local)
     i = _take(members, i)

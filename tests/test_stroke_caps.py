@@ -221,3 +221,22 @@ def test_caps_round_trip_through_svg_export_and_the_loader():
     one = rasterize(pts[:7], style, (SIZE, SIZE))
     again = rasterize(back.points[:7], back.style.select([0]), (SIZE, SIZE))
     assert (one - again).abs().max() < 0.02  # coordinates are written rounded
+
+
+def test_outlines_batch_equals_frames_one_by_one():
+    pts, style = _random_scene(2)
+    P = style.num_paths
+    style = replace(style, stroke_linecap=["butt", "square"] * (P // 2), stroke_linejoin=["miter", "bevel"] * (P // 2))
+    style = replace(style, num_segments=[1] * (P - 1) + [4])
+    batch = rasterize(pts, style, (SIZE, SIZE))
+    for k in range(pts.shape[0]):  # equal up to the float64 prefix sums of the fill code
+        assert (batch[k] - rasterize(pts[k], style, (SIZE, SIZE))[0]).abs().max() < 1e-5
+
+
+def test_outline_path_without_segments_draws_nothing():
+    style = replace(make_style([0, 1], [False, False], stroke_width=3.0), stroke_linecap=["butt", "butt"])
+    pts = torch.tensor([[5.0, 5.0], [10.0, 10.0], [20.0, 10.0], [30.0, 10.0], [40.0, 10.0]])
+    img = rasterize(pts, style, (SIZE, SIZE))
+    assert float((1 - img).sum()) == pytest.approx(3 * 30 * 3, rel=1e-4)  # only the butt line, 30 x 3 px
+    alone = replace(make_style([0], [False], stroke_width=3.0), stroke_linecap=["square"])
+    assert torch.equal(rasterize(pts[:1], alone, (SIZE, SIZE)), torch.ones(1, SIZE, SIZE, 3))
