@@ -685,9 +685,8 @@ def _arc_polygon(centre, radius, start, sweep, steps: int):
     angle = sweep.unsqueeze(-1) * k  # [X, steps + 1]
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = start[:, :1], start[:, 1:]
-    with torch.no_grad():
-        phi = (sweep.abs() / steps).clamp_min(1e-6)
-        grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
+    phi = (sweep.abs() / steps).clamp_min(1e-6)
+    grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
     ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * (radius * grow).unsqueeze(-1)
     return torch.cat([centre.unsqueeze(1), centre.unsqueeze(1) + ring], 1)
 
