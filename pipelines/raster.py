@@ -376,9 +376,8 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
-    if detail:  # also: does the piece start / end its cubic
-        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), j == 0, \
-            j == _take(n, cubic) - 1
+    if detail:  # also: the cubic of each piece (index into frames x cubics)
+        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
     return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
 
 
@@ -562,13 +561,24 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     - at a joint inside one cubic where the rectangles cannot share their end (the stroke's half
       width exceeds the curve's radius there), a bevel triangle;
     - caps of open paths: butt nothing, square a half-square rectangle, round a half-disc polygon;
-      a path of zero length has its caps along +x (SVG).
+      a path of zero length has its caps along +x (SVG). Pieces of zero length (repeated points) are
+      dropped first, so that the pieces around them meet in the path's join.
     Returns (slot [E] = frame * R + outline rank, yx [E], coverage [E]).
     """
     K, R = pts.shape[0], scene.outline_paths.shape[0]
-    a, b, frame, path, cubic_start, _ = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
-                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True,
-                                                 max_piece=math.inf)
+    a, b, frame, path, cubic = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
+                                        _take(scene.cubic_path, scene.outline_cubics), detail=True, max_piece=math.inf)
+    with torch.no_grad():
+        # Pieces of zero length (repeated points, degenerate cubics) have no direction: dropped, so that the
+        # pieces around them meet in the path's join; a path of zero length keeps one for its caps.
+        slot = frame * R + _take(scene.outline_rank, path)
+        d0 = (b - a).detach()
+        moving = (d0 * d0).sum(-1) > 1e-12
+        starts_path = torch.ones_like(moving)
+        starts_path[1:] = slot[1:] != slot[:-1]
+        still = torch.zeros(K * R, dtype=torch.long, device=pts.device).index_add_(0, slot, moving.long()) == 0
+        keep = torch.nonzero(moving | (starts_path & _take(still, slot))).squeeze(1)
+    a, b, frame, path, cubic = (_take(t, keep) for t in (a, b, frame, path, cubic))
     rank = _take(scene.outline_rank, path)
     slot = frame * R + rank
     hw = _take(scene.half_width, path)
@@ -588,7 +598,8 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         inner = torch.nonzero(~last).squeeze(1)
         j1 = torch.cat([inner, _take(last_at, torch.nonzero(closed).squeeze(1))])
         j2 = torch.cat([inner + 1, _take(first_at, torch.nonzero(closed).squeeze(1))])
-        true_joint = torch.cat([_take(cubic_start, inner + 1), torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
+        true_joint = torch.cat([_take(cubic, inner + 1) != _take(cubic, inner),
+                                torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
         join = torch.where(true_joint, _take(scene.outline_join, _take(rank, j1)), torch.full_like(j1, _BEVEL))
         max_hw = float(hw.detach().max()) if M else 0.0
         arc = int(min(64, max(4, math.ceil(math.pi / (2 * math.acos(max(-1.0, 1 - ARC_TOLERANCE / max(max_hw, 1e-6))))))))

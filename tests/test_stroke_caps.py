@@ -241,3 +241,13 @@ def test_outline_path_without_segments_draws_nothing():
     assert float((1 - img).sum()) == pytest.approx(3 * 30 * 3, rel=1e-4)  # only the butt line, 30 x 3 px
     alone = replace(make_style([0], [False], stroke_width=3.0), stroke_linecap=["square"])
     assert torch.equal(rasterize(pts[:1], alone, (SIZE, SIZE)), torch.ones(1, SIZE, SIZE, 3))
+
+
+def test_repeated_point_at_a_corner_keeps_the_miter():
+    vertices = corner(70.0)
+    pts = polyline_points(vertices)
+    repeated = torch.cat([pts[:4], pts[3:4].repeat(3, 1), pts[4:]])  # a zero-length cubic at the corner
+    style = replace(styled(vertices, 7.5, "butt", "miter"), num_segments=[3])
+    got = coverage(repeated, style)
+    ref = exact_fill_coverage(stroke_outline(vertices, 7.5, "butt", "miter"), "nonzero", SIZE, SIZE)
+    assert np.abs(got - ref).max() < 2e-4
