@@ -47,6 +47,7 @@ Pipeline, vectorised over all frames and paths at once (Python loops only over l
    along the row gives the covered area of every pixel (float64; differentiable in x and y;
    only each row's span between its first and last entry is materialised). Exact, up to
    float rounding, at any slope, for holes, self-intersections and paths wound several times.
+   Work stays linear: rows with very many vertices fall back to fixed bands (FILL_SLAB_BUDGET).
 4. Composite: all coverage is sparse (pixel, layer, coverage) entries. They are grouped per
    pixel (one sort), padded to the largest number of layers on one pixel, and composited with
    "over" front to back; untouched pixels keep the background.
@@ -709,6 +710,7 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
     1. Slabs (`_slabs`): every pixel row of a slot is cut at the y of every end of its edges and
        of every crossing of two of its edges inside the row (`_crossings`). Inside a slab every
        edge spans the full height and no two edges cross, so they have one left-to-right order.
+       (Beyond FILL_SLAB_BUDGET pieces per edge and row, fixed bands instead: `_bands`.)
     2. Rule weights: along that order the winding number left and right of each edge piece is an
        integer; the covered area of any cell of the slab is sum over pieces of
        weight x (area of the cell right of the piece), weight = rule(right) - rule(left) over the
@@ -728,7 +730,8 @@ def _fill_coverage(a, b, slot, evenodd, num_slots: int, H: int, W: int):
         ya, yb = a[:, 1].detach(), b[:, 1].detach()
         y_top = torch.minimum(ya, yb).clamp(0, H).double()
         y_bot = torch.maximum(ya, yb).clamp(0, H).double()
-        live = torch.nonzero(y_bot > y_top).squeeze(1)  # horizontal edges bound no area
+        finite = torch.isfinite(a.detach()).all(1) & torch.isfinite(b.detach()).all(1)
+        live = torch.nonzero((y_bot > y_top) & finite).squeeze(1)  # horizontal edges bound no area
         if not live.numel():
             return none, none, a.new_zeros(0)
         y_top, y_bot = _take(y_top, live), _take(y_bot, live)
@@ -915,34 +918,50 @@ def _fill_cells(xa, xb, height, row, W: int):
     sum is, in every column c, height x A(c), the area fraction of [c, c + 1] x slab right of the
     piece; also each piece's span (row, first, last column) to materialise.
 
-    A(c) = M(c + 1) - M(c) with M(u) = mean over the piece of max(u - x, 0) (x uniform on [xa, xb]):
-    M(u) = G^2 / (2 (xb - xa)) + max(u - xb, 0), G = clamp(u, xa, xb) - xa (G / (xb - xa) <= 1, so
-    a near-vertical piece stays stable). Entries: A(e0) at the first visible column e0 (all of the
-    piece left of the image adds to column 0), A(c) - A(c - 1) after it up to floor(xb) + 1, from
-    where A = 1. M is evaluated once per column, from e0 - 1 to the last entry + 1.
+    A piece inside one column c (most of them): A(c) = c + 1 - (xa + xb) / 2, then 1 - A(c) at c + 1.
+    Otherwise A(c) = M(c + 1) - M(c) with M(u) = mean over the piece of max(u - x, 0) (x uniform on
+    [xa, xb]): M(u) = G^2 / (2 (xb - xa)) + max(u - xb, 0), G = clamp(u, xa, xb) - xa (G / (xb - xa)
+    <= 1, so a near-vertical piece stays stable). Entries: A(e0) at the first visible column e0 (all
+    of the piece left of the image adds to column 0), A(c) - A(c - 1) after it up to floor(xb) + 1,
+    from where A = 1. M is evaluated once per column, from e0 - 1 to the last entry + 1.
     """
     with torch.no_grad():
         fa, fb = torch.floor(xa.detach()), torch.floor(xb.detach())
         e0 = fa.clamp(0, W)
         e1 = (fb + 1).clamp(0, W - 1)  # a piece left of the image: one entry, A(0) = 1
-        count = (e1 - e0 + 1).clamp_min(0).long()
-        piece, local = _ragged_range(count + 3 * (count > 0))  # M at e0 - 1 .. e1 + 1
-        u = (_take(e0, piece) - 1 + local.to(e0.dtype)).to(xa.dtype)
-        offset = torch.cumsum(count + 3 * (count > 0), 0) - (count + 3 * (count > 0))  # first M of each piece
-        entry_piece, entry_local = _ragged_range(count)
-        at = _take(offset, entry_piece) + entry_local + 1  # M index of the entry's column
-        col = _take(e0.long(), entry_piece) + entry_local
-        later = (entry_local > 0).to(xa.dtype)
         # A piece reaching the right border keeps its value to the end of the row.
         span_first = e0.clamp(max=W - 1).long()
         span_last = torch.where(fb + 1 >= W, torch.full_like(fb, W - 1), e1).long()
-    xa_m, xb_m = _take(xa, piece), _take(xb, piece)
+        one_column = (fa == fb) & (fa >= 0) & (fb <= W - 2)
+        simple = torch.nonzero(one_column).squeeze(1)
+        general = torch.nonzero(~one_column).squeeze(1)
+        c_simple = _take(fa, simple)
+    h = _take(height, simple)
+    inside = h * (c_simple.to(h.dtype) + 1 - 0.5 * (_take(xa, simple) + _take(xb, simple)))
+    col = [c_simple.long(), c_simple.long() + 1]
+    value = [inside, h - inside]
+    rows = [_take(row, simple)] * 2
+
+    with torch.no_grad():
+        e0, e1 = _take(e0, general), _take(e1, general)
+        count = (e1 - e0 + 1).clamp_min(0).long()
+        with_m = count + 3 * (count > 0)
+        piece, local = _ragged_range(with_m)  # M at e0 - 1 .. e1 + 1
+        u = (_take(e0, piece) - 1 + local.to(e0.dtype)).to(xa.dtype)
+        offset = torch.cumsum(with_m, 0) - with_m  # first M of each piece
+        entry_piece, entry_local = _ragged_range(count)
+        at = _take(offset, entry_piece) + entry_local + 1  # M index of the entry's column
+        later = (entry_local > 0).to(xa.dtype)
+    xa_g, xb_g = _take(xa, general), _take(xb, general)
+    xa_m, xb_m = _take(xa_g, piece), _take(xb_g, piece)
     g = torch.minimum(torch.maximum(u, xa_m), xb_m) - xa_m
-    m = g * (g * _take(0.5 / (xb - xa).clamp_min(1e-30), piece)) + (u - xb_m).clamp_min(0)
+    m = g * (g * _take(0.5 / (xb_g - xa_g).clamp_min(1e-30), piece)) + (u - xb_m).clamp_min(0)
     m_prev, m_here, m_next = _take(m, at - 1), _take(m, at), _take(m, at + 1)
-    value = _take(height, entry_piece) * ((m_next - m_here) - later * (m_here - m_prev))
-    return col, value, _take(row, entry_piece), torch.cat([row, row]), torch.cat([span_first, span_first]), \
-        torch.cat([span_first, span_last])
+    col.append(_take(e0.long(), entry_piece) + entry_local)
+    value.append(_take(_take(height, general), entry_piece) * ((m_next - m_here) - later * (m_here - m_prev)))
+    rows.append(_take(_take(row, general), entry_piece))
+    return torch.cat(col), torch.cat(value), torch.cat(rows), torch.cat([row, row]), \
+        torch.cat([span_first, span_first]), torch.cat([span_first, span_last])
 
 
 def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg: Background) -> torch.Tensor:

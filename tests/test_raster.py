@@ -242,6 +242,16 @@ def test_zigzag_of_many_edges_stays_linear():
     assert ink(img) == pytest.approx(60.0 * (40.0 - 10.95), rel=1e-3)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_points_do_not_break_the_fill(bad):
+    # Edges with a non-finite end are left out; the rest of the scene renders.
+    pts = torch.cat([polygon_points([(10.0, 10.0), (50.0, 12.0), (40.0, 50.0)]), circle_points(40.0, 40.0, 8.0)])
+    pts[4, 0], pts[7, 1] = bad, bad
+    img = rasterize(pts, fill_style([3, 4]), (64, 64))
+    assert torch.isfinite(img).all()
+    assert float(img[0, 40, 40, 0]) == 0.0  # the circle is still filled
+
+
 def test_path_wound_twice_covers_once():
     # The case: one closed path going round a square twice (left edge was 1.0 for 0.70).
     square = [(10.3, 12.6), (50.8, 12.6), (50.8, 40.1), (10.3, 40.1)]
