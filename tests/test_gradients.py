@@ -164,7 +164,9 @@ def test_single_stop_zero_bbox_and_canvas_mapping():
       <rect x="10" y="10" width="30" height="30" fill="url(#one)"/>
       <line x1="10" y1="60" x2="90" y2="60" stroke="url(#two) green" stroke-width="4"/>
       <line x1="10" y1="80" x2="90" y2="80" stroke="url(#two)" stroke-width="4"/>
-      <rect x="50" y="10" width="40" height="30" fill="url(#two)"/></svg>"""
+      <rect x="50" y="10" width="40" height="30" fill="url(#two)"/>
+      <linearGradient id="none"/><rect x="0" y="90" width="10" height="10" fill="url(#none) blue"/>
+      <rect x="20" y="90" width="10" height="10" fill="url(#none)"/></svg>"""
     r = load_svg_sketch(svg, canvas_size=200, fit=False)
     st = r.sketch.style
     assert st.fill_paint[0] is None and st.fill_color[0].tolist() == [0.0, 1.0, 0.0]  # one stop: flat
@@ -172,6 +174,8 @@ def test_single_stop_zero_bbox_and_canvas_mapping():
     assert st.stroke_color[1].tolist() == pytest.approx([0.0, 128 / 255, 0.0])  # zero-height bbox: fallback
     assert float(st.stroke_width[2]) == 0 and float(st.fill_opacity[2]) == 0  # no fallback: draws nothing
     g = st.fill_paint[3]
+    assert st.fill_color[4].tolist() == [0.0, 0.0, 1.0] and float(st.fill_opacity[4]) == 1  # no stops: fallback
+    assert float(st.fill_opacity[5]) == 0  # no stops, no fallback: no fill
     assert g.matrix == pytest.approx((80, 0, 0, 60, 100, 20))  # canvas: the viewBox scaled by 2
 
 

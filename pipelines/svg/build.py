@@ -575,7 +575,7 @@ class Builder:
             return value.mean_color(), 1.0, value
         if kind == "flat":
             return value[0], value[1], None
-        if kind == "fallback" and paint.fallback is not None:  # objectBoundingBox on a shape without width or height
+        if kind == "fallback" and paint.fallback is not None:  # no stops, or a zero-size objectBoundingBox
             return self.paint(paint.fallback, style, elem, ctx, subpaths, bbox)
         return None, 0.0, None
 

@@ -96,10 +96,11 @@ def _coordinate(text: Optional[str], obb: bool, percent_of: float) -> Optional[f
 def build_gradient(spec: GradientSpec, bbox: Optional[Tuple[float, float, float, float]], ctm: Matrix,
                    viewport: Tuple[float, float]):
     """-> ("gradient", Gradient in document coordinates) | ("flat", (rgb, opacity)) | ("none", None) |
-    ("fallback", None) (objectBoundingBox on an element whose bbox has no width or no height)."""
+    ("fallback", None) (no stops, or objectBoundingBox on an element whose bbox has no width or no height: the
+    paint's fallback colour if it has one, else nothing, as resvg)."""
     stops = spec.stops
     if not stops:
-        return "none", None
+        return "fallback", None
     offsets, last = [], 0.0
     for offset, _, _ in stops:  # each offset at least the previous one (SVG)
         last = max(last, offset)
