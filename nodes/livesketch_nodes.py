@@ -93,19 +93,33 @@ class SketchMotionModel(io.ComfyNode):
                 io.Float.Input("global_lr", default=1e-4, min=0.0, max=1.0, step=1e-5),
                 io.Boolean.Input("local_motion", default=True),
                 io.Boolean.Input("global_motion", default=True),
+                io.Boolean.Input("anchor_first_frame", default=False,
+                                 tooltip="Frame 0 is your drawing exactly and the other frames move relative to it "
+                                         "(local offsets minus frame 0's, global transforms composed with the "
+                                         "inverse of frame 0's). Off: the paper's formulation, where frame 0 "
+                                         "drifts like every other frame."),
+                io.Float.Input("shape_preservation", default=0.0, min=0.0, max=1e6, step=1.0,
+                               tooltip="Weight of a term that keeps every frame the drawing's shape: it acts on "
+                                       "frames whose shape differs from the drawing (after the best move, turn "
+                                       "and uniform scale) by more than 10 % of its size. 0 = off (the paper)."),
+                io.Float.Input("smoothness", default=0.0, min=0.0, max=1e6, step=1.0,
+                               tooltip="Weight of a term against frame-to-frame jumps (the squared acceleration "
+                                       "of the points, relative to the drawing's size). 0 = off (the paper)."),
             ],
             outputs=[MotionModel.Output(display_name="motion_model")],
         )
 
     @classmethod
     def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
-                local_lr, global_lr, local_motion, global_motion):
+                local_lr, global_lr, local_motion, global_motion, anchor_first_frame=False, shape_preservation=0.0,
+                smoothness=0.0):
         if not (local_motion or global_motion):
             raise ValueError("VP_SketchMotionModel: enable local_motion, global_motion or both")
         return io.NodeOutput(MotionModelConfig(
             num_frames=frames, hidden=hidden, dropout=dropout, lambda_t=lambda_translation, lambda_r=lambda_rotation,
             lambda_sh=lambda_shear, lambda_s=lambda_scale, use_local=local_motion, use_global=global_motion,
-            local_lr=local_lr, global_lr=global_lr))
+            local_lr=local_lr, global_lr=global_lr, anchor=anchor_first_frame, shape_weight=shape_preservation,
+            smooth_weight=smoothness))
 
 
 class SDSGuidanceNode(io.ComfyNode):

@@ -17,7 +17,8 @@ from typing import Callable, Dict, Optional
 import torch
 import torchvision.transforms.functional as TF
 
-from .livesketch_model import SketchMotionModel, build_optimizers, lr_lambda, render_points
+from .livesketch_model import SketchMotionModel, build_optimizers, lr_lambda, render_points, shape_penalty, \
+    motion_acceleration
 from .priors.base import PromptEmbeds, VideoPrior, sds_gradient
 from .raster import rasterize
 from .sketch import Sketch, SketchAnimation
@@ -38,11 +39,19 @@ class MotionModelConfig:
     use_global: bool = True
     local_lr: float = 5e-3
     global_lr: float = 1e-4
+    # Not in the paper (off = its formulation): frame 0 is the input sketch and the motion is relative to it
+    # (SketchMotionModel anchor), and a shape-preservation term (`shape_penalty`: frames whose residual after
+    # the best similarity exceeds shape_tolerance of the drawing's size are pulled back, weight shape_weight).
+    anchor: bool = False
+    shape_weight: float = 0.0
+    shape_tolerance: float = 0.1
+    smooth_weight: float = 0.0  # `motion_acceleration` term (not in the paper)
 
     def build(self, num_points: int) -> SketchMotionModel:
         return SketchMotionModel(num_points, self.num_frames, hidden=self.hidden, dropout=self.dropout,
                                  lambda_t=self.lambda_t, lambda_r=self.lambda_r, lambda_sh=self.lambda_sh,
-                                 lambda_s=self.lambda_s, use_local=self.use_local, use_global=self.use_global)
+                                 lambda_s=self.lambda_s, use_local=self.use_local, use_global=self.use_global,
+                                 anchor=self.anchor)
 
 
 @dataclass
@@ -199,7 +208,15 @@ def animate_sketch(sketch: Sketch, prior: VideoPrior, embeds: PromptEmbeds, mode
             noise = torch.randn(latents.shape, generator=gen).to(latents.device, latents.dtype)
             grad = sds_gradient(prior, latents, embeds, guidance, t, noise)
             t5 = time.perf_counter()
-            latents.backward(gradient=grad)
+            if model_cfg.shape_weight > 0 or model_cfg.smooth_weight > 0:
+                penalty = points.new_zeros(())
+                if model_cfg.shape_weight > 0:
+                    penalty = penalty + model_cfg.shape_weight * shape_penalty(base, points, model_cfg.shape_tolerance)
+                if model_cfg.smooth_weight > 0:
+                    penalty = penalty + model_cfg.smooth_weight * motion_acceleration(base, points)
+                torch.autograd.backward([latents, penalty], [grad, None])
+            else:
+                latents.backward(gradient=grad)
             t6 = time.perf_counter()
             optim.step(local=step_local, global_=step_global)
             t7 = time.perf_counter()
