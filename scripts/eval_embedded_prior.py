@@ -136,6 +136,7 @@ class DistillSettings:
     anchor: bool = False
     shape_weight: float = 0.0
     shape_tolerance: float = 0.1
+    smooth_weight: float = 0.0
 
 
 def direction_matches(direction: str, m: dict) -> bool:
@@ -294,7 +295,7 @@ def distill_run(prior, sketch: Sketch, prompt: str, settings: DistillSettings, s
         sketch, prior, embeds,
         MotionModelConfig(num_frames=prior.num_frames, local_lr=s.local_lr, global_lr=s.global_lr,
                           use_local=s.use_local, anchor=s.anchor, shape_weight=s.shape_weight,
-                          shape_tolerance=s.shape_tolerance),
+                          shape_tolerance=s.shape_tolerance, smooth_weight=s.smooth_weight),
         SDSConfig(prompt=prompt, negative_prompt=s.negative_prompt, guidance_local=s.guidance,
                   guidance_global=s.guidance, t_min=s.t_min, t_max=s.t_max, augment=s.augment),
         AnimateConfig(iterations=s.iterations, seed=seed, fused=s.fused, render_size=s.render_size))
@@ -428,10 +429,11 @@ ANCHOR_SEEDS = 6  # the six random held-out sketches
 COLLAPSE_RESIDUAL = 0.3  # a frame whose shape residual exceeds this has lost the drawing's shape
 
 
-def anchored_settings(settings: DistillSettings, shape_weight: float = 10.0,
-                      shape_tolerance: float = 0.1) -> DistillSettings:
+def anchored_settings(settings: DistillSettings, shape_weight: float = 1000.0, shape_tolerance: float = 0.1,
+                      smooth_weight: float = 1000.0) -> DistillSettings:
     """The same SDS settings with anchoring on (what the workflows and the demo use)."""
-    return dataclasses.replace(settings, anchor=True, shape_weight=shape_weight, shape_tolerance=shape_tolerance)
+    return dataclasses.replace(settings, anchor=True, shape_weight=shape_weight, shape_tolerance=shape_tolerance,
+                               smooth_weight=smooth_weight)
 
 
 def _stats(values: list[float], digits: int = 3) -> dict:
@@ -668,6 +670,8 @@ def parse_args(argv=None):
                    help="shape-preservation weight of the anchored runs (default: the workflows' value)")
     g.add_argument("--shape-tolerance", type=float, default=None,
                    help="shape residual tolerated before the term acts (default: the workflows' value)")
+    g.add_argument("--smooth-weight", type=float, default=None,
+                   help="smoothness weight of the anchored runs (default: the workflows' value)")
     args = p.parse_args(argv)
     quick = args.quick
     if args.anchoring:
@@ -758,7 +762,8 @@ def anchoring_main(args, prior, folder: str, log) -> dict:
     """--anchoring: run the comparison and write its section into the --out report (other sections kept)."""
     off = settings_from_args(args)
     on = anchored_settings(off, **{k: v for k, v in (("shape_weight", args.shape_weight),
-                                                       ("shape_tolerance", args.shape_tolerance)) if v is not None})
+                                                       ("shape_tolerance", args.shape_tolerance),
+                                                       ("smooth_weight", args.smooth_weight)) if v is not None})
     key = {"prior": model_summary(folder), "distillation": {"anchoring": True, "directions": args.directions, "seeds": args.seeds,
                                                          "off": dataclasses.asdict(off), "on": dataclasses.asdict(on)}}
     progress = Progress(args.out + ".anchoring" if args.out else None, key, enabled=not args.no_resume, log=log)

@@ -150,3 +150,37 @@ def test_interrupt_and_bad_inputs():
         animate_sketch(empty, prior, prior.encode_prompt("x"), model, sds, cfg)
     with pytest.raises(ValueError, match="at least 2 frames"):
         animate_sketch(sk, prior, prior.encode_prompt("x"), MotionModelConfig(num_frames=1), sds, cfg)
+
+
+def test_anchor_off_reproduces_the_run_before_the_option():
+    """With anchoring and both extra terms off, a run is the one the code made before they existed.
+
+    The figures were recorded by this same run at commit 2d35209 (before the option), one torch thread;
+    the same run of the new code matched them bit for bit when the option was added."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sk = star_sketch()
+        prior = TargetPrior(shifted_target(sk, 4, 5.0))
+        model, sds, cfg = small_cfgs(iterations=3)
+        assert (model.anchor, model.shape_weight, model.smooth_weight) == (False, 0.0, 0.0)  # the defaults
+        sds.augment = True
+        pts = animate_sketch(sk, prior, prior.encode_prompt("x"), model, sds, cfg).animation.points
+    finally:
+        torch.set_num_threads(threads)
+    assert pts.double().sum().item() == pytest.approx(4089.1614274978638, abs=1e-3)
+    assert pts[1, 3].tolist() == pytest.approx([51.20901107788086, 32.813114166259766], abs=1e-4)
+
+
+def test_anchored_run_starts_from_the_drawing():
+    """anchor=True: after optimisation frame 0 is still the input exactly, and the other frames moved."""
+    sk = star_sketch()
+    prior = TargetPrior(shifted_target(sk, 4, 6.0))
+    model = MotionModelConfig(num_frames=4, hidden=16, anchor=True, shape_weight=10.0, smooth_weight=1.0)
+    sds = SDSConfig(guidance_local=1.0, guidance_global=1.0, augment=True)
+    res = animate_sketch(sk, prior, prior.encode_prompt("x"), model, sds, AnimateConfig(iterations=5, seed=3,
+                                                                                       render_size=64))
+    pts = res.animation.points
+    assert torch.equal(pts[0], sk.points.float())
+    assert (pts[1:] - sk.points).abs().amax() > 0.05
+    assert torch.isfinite(pts).all()
