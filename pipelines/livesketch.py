@@ -63,7 +63,8 @@ class SDSConfig:
     guidance_local: float = 30.0
     guidance_global: float = 40.0
     t_min: int = 50
-    t_max: int = 950  # exclusive
+    # exclusive: t in 50..948, as the reference code (losses.py draws randint(50, min(950, 1000) - 1))
+    t_max: int = 949
     augment: bool = True
     perspective_distortion: float = 0.5
     crop_scale: tuple = (0.4, 1.0)
@@ -71,7 +72,9 @@ class SDSConfig:
 
 @dataclass
 class AnimateConfig:
-    iterations: int = 1000
+    # The reference code loops over range(num_iter + 1) with num_iter 1000: 1001 iterations. Its learning-rate
+    # schedule runs over num_iter = 1000 steps, ours over `iterations` (1001): the factor differs by < 0.1 %.
+    iterations: int = 1001
     seed: int = 1000
     fused: bool = False
     render_size: int = 256
