@@ -24,6 +24,11 @@ from .raster import rasterize
 from .sketch import Sketch, SketchAnimation
 
 
+#: Anchoring as the workflows and the demo use it (MotionModelConfig fields), chosen with the embedded prior
+#: (scripts/eval_embedded_prior.py --anchoring compares it with the paper's formulation).
+ANCHORING = {"anchor": True, "shape_weight": 1000.0, "shape_tolerance": 0.1, "smooth_weight": 1000.0}
+
+
 @dataclass
 class MotionModelConfig:
     """Hyper-parameters of the control-point model (VP_SKETCH_MOTION_MODEL)."""

@@ -313,8 +313,8 @@ def shape_residual(base_points: torch.Tensor, points: torch.Tensor) -> torch.Ten
     """[K] rms distance of each frame's points from the input sketch moved by the best similarity
     (least squares: translation, rotation, uniform scale), relative to the sketch's rms radius.
 
-    0 = frame k is the drawing rotated, scaled and moved; 1 = collapsed to a point; a round drawing
-    flattened to a line scores about 0.5. Differentiable in `points`; the shape-preservation term penalises it.
+    0 = frame k is the drawing rotated, scaled and moved; a round drawing flattened onto a line scores
+    about 0.5 (uniform shrinking is a similarity: it shows in the fitted scale, not here). Differentiable in `points`; the shape-preservation term penalises it.
     """
     p = base_points.to(points.dtype) - base_points.to(points.dtype).mean(0)
     q = points - points.mean(1, keepdim=True)

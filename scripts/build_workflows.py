@@ -13,6 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from comfy_runtime import (REPO, ComfyServer, _extra_widget_slots, _input_specs, _is_widget,  # noqa: E402
                            has_upload_widget)
 
+sys.path.insert(0, REPO)
+from pipelines.livesketch import ANCHORING as LIVESKETCH_ANCHORING  # noqa: E402
+
 WORKFLOW_DIR = os.path.join(REPO, "workflows")
 
 
@@ -92,7 +95,8 @@ MODELSCOPE_FOLDER = "text-to-video-ms-1.7b"
 # is relative to it; the shape-preservation and smoothness weights were chosen on the embedded prior
 # (scripts/eval_embedded_prior.py --anchoring). Set anchor_first_frame off and both weights to 0 for the
 # paper's exact formulation.
-ANCHORING = {"anchor_first_frame": True, "shape_preservation": 1000.0, "smoothness": 1000.0}
+ANCHORING = {"anchor_first_frame": LIVESKETCH_ANCHORING["anchor"], "shape_preservation": LIVESKETCH_ANCHORING["shape_weight"],
+             "smoothness": LIVESKETCH_ANCHORING["smooth_weight"]}
 # The reference keeps the SVG's own coordinates (its inputs are already 256 x 256 drawings, made so by its
 # preprocess_sketch.py); the bundled cat is drawn on a 256 canvas, so the templates do not refit it.
 REFERENCE_LOAD = {"canvas_size": 256, "fit_to_canvas": False, "force_black": True}

@@ -429,11 +429,12 @@ ANCHOR_SEEDS = 6  # the six random held-out sketches
 COLLAPSE_RESIDUAL = 0.3  # a frame whose shape residual exceeds this has lost the drawing's shape
 
 
-def anchored_settings(settings: DistillSettings, shape_weight: float = 1000.0, shape_tolerance: float = 0.1,
-                      smooth_weight: float = 1000.0) -> DistillSettings:
-    """The same SDS settings with anchoring on (what the workflows and the demo use)."""
-    return dataclasses.replace(settings, anchor=True, shape_weight=shape_weight, shape_tolerance=shape_tolerance,
-                               smooth_weight=smooth_weight)
+def anchored_settings(settings: DistillSettings, **overrides) -> DistillSettings:
+    """The same SDS settings with anchoring on as the workflows and the demo use it (`pipelines.livesketch.ANCHORING`;
+    overrides: shape_weight, shape_tolerance, smooth_weight)."""
+    from pipelines.livesketch import ANCHORING
+
+    return dataclasses.replace(settings, **{**ANCHORING, **overrides})
 
 
 def _stats(values: list[float], digits: int = 3) -> dict:
@@ -482,17 +483,19 @@ def anchoring_summary(runs: Sequence[dict]) -> dict:
 
 def eval_anchoring(prior, settings: DistillSettings, on_settings: DistillSettings,
                    directions: Sequence[str] = ANCHOR_DIRECTIONS, seeds: int = ANCHOR_SEEDS, sketches=None,
-                   log=print, done: Sequence[dict] = (), on_run=None, jobs: int = 1) -> dict:
+                   log=print, done: Sequence[dict] = (), on_run=None, jobs: int = 1, new_runs: bool = True) -> dict:
     """The distillation runs of `eval_distillation` (same sketches, prompts and seeds) twice, with anchoring
     off (`settings`, the paper's formulation) and on (`on_settings`), interleaved so that a partial run
-    has both. Returns the report's "anchoring" section: the settings, the summary and every run."""
+    has both (and every direction, seed by seed). Returns the report's "anchoring" section: the settings, the
+    summary and every run. new_runs=False: only the finished runs in `done` (the section says how many were
+    planned)."""
     sketches = sketches if sketches is not None else heldout_sketches()
     variants = {"off": settings, "on": on_settings}
     previous = {(r["variant"], r["direction"], r["seed"]): r for r in done}
     todo, meta = [], {}
-    for direction in directions:
-        for s in range(seeds):
-            name, sketch, subject = sketches[s % len(sketches)]
+    for s in range(seeds):  # seed-major, so that a partial run covers every direction with both variants
+        name, sketch, subject = sketches[s % len(sketches)]
+        for direction in directions:
             prompt = heldout_prompt(direction, s, DISTILL_PROMPT_SEED, subject)
             for variant, st in variants.items():
                 key = (variant, direction, 1000 + s)
@@ -500,6 +503,10 @@ def eval_anchoring(prior, settings: DistillSettings, on_settings: DistillSetting
                              "points": sketch.num_points, "prompt": prompt}
                 if key not in previous:
                     todo.append((key, sketch, prompt, st, 1000 + s))
+    planned = len(meta)
+    if not new_runs:
+        todo = []
+        meta = {k: v for k, v in meta.items() if k in previous}
 
     def finished(key, r):
         r = {**meta[key], "match": direction_matches(key[1], r), **r}
@@ -527,7 +534,7 @@ def eval_anchoring(prior, settings: DistillSettings, on_settings: DistillSetting
     return {"settings": {v: dataclasses.asdict(st) for v, st in variants.items()},
             "directions": list(directions), "seeds": seeds, "sketches": sorted({r["sketch"] for r in runs}),
             "prompt_seed": DISTILL_PROMPT_SEED, "collapse_residual": COLLAPSE_RESIDUAL,
-            "summary": anchoring_summary(runs), "jobs": jobs,
+            "summary": anchoring_summary(runs), "runs_planned": planned, "runs_done": len(runs), "jobs": jobs,
             "threads_per_run": 1 if jobs > 1 else torch.get_num_threads(),
             "seconds_per_run": _stats(secs, 1), "runs": runs}
 
@@ -670,6 +677,9 @@ def parse_args(argv=None):
                    help="shape-preservation weight of the anchored runs (default: the workflows' value)")
     g.add_argument("--shape-tolerance", type=float, default=None,
                    help="shape residual tolerated before the term acts (default: the workflows' value)")
+    g.add_argument("--finished-only", action="store_true",
+                   help="write the section from the runs an interrupted --anchoring left in its partial file, "
+                        "running no new ones")
     g.add_argument("--smooth-weight", type=float, default=None,
                    help="smoothness weight of the anchored runs (default: the workflows' value)")
     args = p.parse_args(argv)
@@ -770,7 +780,7 @@ def anchoring_main(args, prior, folder: str, log) -> dict:
     log(f"anchoring: {len(args.directions)} directions x {args.seeds} seeds x anchoring off / on")
     t0 = time.perf_counter()
     section = eval_anchoring(prior, off, on, args.directions, args.seeds, log=log, done=progress.state["runs"],
-                             on_run=progress.add_run, jobs=args.jobs)
+                             on_run=progress.add_run, jobs=args.jobs, new_runs=not args.finished_only)
     section["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     section["git"] = git_commit()
     section["prior"] = model_summary(folder)
@@ -786,7 +796,8 @@ def anchoring_main(args, prior, folder: str, log) -> dict:
         with open(args.out + ".tmp", "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
         os.replace(args.out + ".tmp", args.out)
-        progress.finish()
+        if not args.finished_only:
+            progress.finish()
         print(f"\nwrote the 'anchoring' section of {args.out}")
     return report
 
