@@ -184,3 +184,26 @@ def test_anchored_run_starts_from_the_drawing():
     assert torch.equal(pts[0], sk.points.float())
     assert (pts[1:] - sk.points).abs().amax() > 0.05
     assert torch.isfinite(pts).all()
+
+
+def test_workflows_and_demo_anchor_the_animation():
+    """Every LiveSketch workflow (the demo's included) turns anchoring on with the evaluated weights; the
+    ModelScope template keeps the SVG's coordinates as the reference does."""
+    import json
+    import os
+
+    from pipelines.livesketch import ANCHORING
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = 0
+    for name in sorted(os.listdir(os.path.join(root, "workflows"))):
+        with open(os.path.join(root, "workflows", name), encoding="utf-8") as f:
+            wf = json.load(f)
+        for node in wf["nodes"]:
+            if node["type"] == "VP_SketchMotionModel":
+                # widgets: frames, hidden, dropout, 4 lambdas, 2 rates, 2 branch switches, then the appended three
+                assert node["widgets_values"][11:14] == [True, ANCHORING["shape_weight"], ANCHORING["smooth_weight"]], name
+                found += 1
+            if name == "livesketch_modelscope.json" and node["type"] == "VP_LoadSVGSketch":
+                assert node["widgets_values"][2] is False  # fit_to_canvas
+    assert found >= 3
