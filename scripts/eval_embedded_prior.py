@@ -32,6 +32,15 @@ control points (`measure_motion`) and must pass `direction_matches` (thresholds 
 Target: >= 8 of 10 seeds for every direction. Seconds per run are wall-clock for the whole
 `animate_sketch` call on this machine with `--threads` torch threads.
 
+Anchoring part (`--anchoring`, instead of the two parts above; `make eval-anchoring`). The distillation
+runs of left, right, clockwise and grow on the six random held-out sketches (same prompts and seeds),
+each with anchoring off (the paper's formulation) and on (`pipelines.livesketch.ANCHORING`, as the
+workflows use it). Every frame is compared with the input sketch (`fidelity`): frame 0's error,
+rotation and scale, the worst frame's shape residual after the best similarity, and the rotation or
+scale that the motion class did not ask for. Written as the section "anchoring" of the --out report,
+whose other sections are kept; `--finished-only` writes it from the runs an interrupted comparison
+finished.
+
 The JSON (see `build_report`) also records the settings, the model folder's training summary,
 the git commit and the thread count; `scripts/write_model_card.py` turns it into the model card.
 """
