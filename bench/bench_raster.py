@@ -4,7 +4,9 @@ Main case: 24 frames x 16 open strokes (one cubic each, width 2, random in a 256
 seed) rendered at 256x256; forward (no autograd) and forward + backward (loss = image mean);
 median of N runs after a warm-up, torch on 2 threads. Target: forward + backward <= 2.0 s.
 Extra cases (same strokes): 1024x1024 output, quality=2 supersampling, and a scene of 16 filled
-and stroked closed paths per frame. Each case runs in its own process (clean peak RSS).
+and stroked closed paths per frame; "outlines": the strokes with butt caps and the blobs' strokes
+with miter joins (SVG caps and joins, drawn as exact outlines). Each case runs in its own process
+(clean peak RSS).
 
 Usage: python bench/bench_raster.py [--runs 5] [--cases strokes,...] [--out bench/results/raster.json]
 Prints the figures and writes them as JSON.
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import torch
 
@@ -27,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pipelines.raster import rasterize  # noqa: E402  (after the sys.path line)
-from pipelines.sketch import make_style  # noqa: E402
+from pipelines.sketch import PathStyle, make_style  # noqa: E402
 
 THREADS = 2
 TARGET_FWD_BWD_S = 2.0
@@ -113,6 +116,7 @@ CASES = {
     "strokes_1024": ("strokes", (1024, 1024), 1),
     "strokes_quality2": ("strokes", None, 2),
     "fills": ("fills", None, 1),
+    "outlines": ("outlines", None, 1),
 }
 MAIN_CASE = "strokes"
 
@@ -120,6 +124,15 @@ MAIN_CASE = "strokes"
 def run_case(name: str, runs: int) -> dict:
     scene, out_size, quality = CASES[name]
     points, style = stroke_scene() if scene == "strokes" else fill_scene()
+    if scene == "outlines":
+        (sp, ss), (fp, fs) = stroke_scene(), fill_scene()
+        fs = replace(fs, fill_opacity=torch.zeros(PATHS))
+        n = ss.num_paths + fs.num_paths
+        points = torch.cat([sp, fp], 1)
+        style = PathStyle(ss.num_segments + fs.num_segments, ss.closed + fs.closed,
+                          *(torch.cat([getattr(ss, f), getattr(fs, f)]) for f in
+                            ("stroke_width", "stroke_color", "stroke_opacity", "fill_color", "fill_opacity")),
+                          stroke_linecap=["butt"] * n, stroke_linejoin=["miter"] * n)
     return bench_case(name, points, style, runs, out_size=out_size, quality=quality)
 
 

@@ -13,7 +13,7 @@ import comfy.utils
 
 from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
 from ..pipelines.sketch import PathStyle, Sketch as SketchData
-from .common import Sketch, SketchAnimation, check_choices
+from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs, require_memory
 from .prior_loading import DTYPES, EMBEDDED, list_prior_folders, manage, resolve_prior_folder, torch_dtype
 
 log = logging.getLogger("VideoPriors")
@@ -45,22 +45,26 @@ class LoadVideoPrior(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, prior, dtype):
-        choice = check_choices(cls, dtype=dtype)
-        if choice is not True:
-            return choice
-        try:
-            resolve_prior_folder(prior)
-        except FileNotFoundError as e:
-            return str(e)
-        return True
+    def validate_inputs(cls, prior, dtype, input_types=None):
+        # `prior` must be a name list_prior_folders() gives now (no path, no '..'): resolve_prior_folder says
+        # where such folders go; check_inputs does the rest (null, dtype, link types).
+        if isinstance(prior, str):
+            try:
+                resolve_prior_folder(prior)
+            except FileNotFoundError as e:
+                return display_path(str(e))
+        return check_inputs(cls, {"prior": prior, "dtype": dtype}, input_types)
 
     @classmethod
     def execute(cls, prior, dtype):
         from ..pipelines.embedded.prior import load_embedded_prior
         from ..pipelines.priors.diffusers_prior import DiffusersVideoPrior, PriorLoadError
 
-        path = resolve_prior_folder(prior)
+        ensure_inputs(cls, prior=prior, dtype=dtype)
+        try:
+            path = resolve_prior_folder(prior)
+        except FileNotFoundError as e:
+            raise ValueError(f"VP_LoadVideoPrior: {display_path(str(e))}") from None
         offload = mm.unet_offload_device()
         load = load_embedded_prior if prior == EMBEDDED else DiffusersVideoPrior.from_folder
         # Weights made under ComfyUI's inference mode could not take part in SDS's backward pass.
@@ -68,7 +72,7 @@ class LoadVideoPrior(io.ComfyNode):
             try:
                 model = load(path, dtype=torch_dtype(dtype, mm.get_torch_device()), device=offload)
             except PriorLoadError as e:
-                raise ValueError(f"VP_LoadVideoPrior: {e}") from None
+                raise ValueError(f"VP_LoadVideoPrior: {display_path(str(e))}") from None
         return io.NodeOutput(manage(model, {"unet": model.unet, "vae": model.vae}, label=prior))
 
 
@@ -110,9 +114,22 @@ class SketchMotionModel(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale, local_lr,
+                        global_lr, shape_preservation=None, smoothness=None):
+        # Every FLOAT is named (finite, within its range: check_inputs); INTs keep ComfyUI's own range check.
+        return check_inputs(cls, dict(dropout=dropout, lambda_translation=lambda_translation,
+                                      lambda_rotation=lambda_rotation, lambda_shear=lambda_shear,
+                                      lambda_scale=lambda_scale, local_lr=local_lr, global_lr=global_lr,
+                                      shape_preservation=shape_preservation, smoothness=smoothness))
+
+    @classmethod
     def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
                 local_lr, global_lr, local_motion, global_motion, anchor_first_frame=False, shape_preservation=0.0,
                 smoothness=0.0):
+        ensure_inputs(cls, frames=frames, hidden=hidden, dropout=dropout, lambda_translation=lambda_translation,
+                      lambda_rotation=lambda_rotation, lambda_shear=lambda_shear, lambda_scale=lambda_scale,
+                      local_lr=local_lr, global_lr=global_lr, shape_preservation=shape_preservation,
+                      smoothness=smoothness)
         if not (local_motion or global_motion):
             raise ValueError("VP_SketchMotionModel: enable local_motion, global_motion or both")
         return io.NodeOutput(MotionModelConfig(
@@ -152,15 +169,26 @@ class SDSGuidanceNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t_min, t_max):
-        # Named arguments only, so ComfyUI still checks min/max of every input.
-        if t_min >= t_max:
+    def validate_inputs(cls, t_min, t_max, guidance_local, guidance_global, perspective_distortion, crop_min_scale):
+        # Naming t_min/t_max turns ComfyUI's min/max check off for them: check_inputs checks the schema's ranges.
+        values = dict(t_min=t_min, t_max=t_max, guidance_local=guidance_local, guidance_global=guidance_global,
+                      perspective_distortion=perspective_distortion, crop_min_scale=crop_min_scale)
+        result = check_inputs(cls, values)
+        if result is True and t_min is not None and t_max is not None and t_min >= t_max:
             return f"t_min ({t_min}) must be below t_max ({t_max})"
-        return True
+        return result
 
     @classmethod
     def execute(cls, prior, prompt, negative_prompt, guidance_local, guidance_global, t_min, t_max, augment,
                 perspective_distortion, crop_min_scale, positive=None, negative=None):
+        ensure_inputs(cls, guidance_local=guidance_local, guidance_global=guidance_global, t_min=t_min, t_max=t_max,
+                      perspective_distortion=perspective_distortion, crop_min_scale=crop_min_scale)
+        if t_min >= t_max:
+            raise ValueError(f"VP_SDSGuidance: t_min ({t_min}) must be below t_max ({t_max})")
+        steps = int(prior.prior.alphas_cumprod().shape[0])
+        if t_max > steps:
+            raise ValueError(f"VP_SDSGuidance: t_max ({t_max}) is above the {steps} timesteps of "
+                             f"{getattr(prior.prior, 'name', 'the prior')}'s noise schedule; lower t_max to {steps} or less")
         cfg = SDSConfig(prompt=prompt, negative_prompt=negative_prompt, guidance_local=guidance_local,
                         guidance_global=guidance_global, t_min=t_min, t_max=t_max, augment=augment,
                         perspective_distortion=perspective_distortion, crop_scale=(crop_min_scale, 1.0))
@@ -184,10 +212,9 @@ class SDSGuidanceNode(io.ComfyNode):
 def _trainable_copy(sketch: SketchData) -> SketchData:
     """Fresh (non-inference) tensors: ComfyUI made the sketch under inference mode."""
     s = sketch.style
-    style = PathStyle(list(s.num_segments), list(s.closed), s.stroke_width.clone(), s.stroke_color.clone(),
-                      s.stroke_opacity.clone(), s.fill_color.clone(), s.fill_opacity.clone(),
-                      None if s.fill_rule is None else list(s.fill_rule),
-                      None if s.fill_group is None else list(s.fill_group))
+    # Every field, tensors cloned and lists copied (so fields added to PathStyle are carried too).
+    style = PathStyle(**{k: v.clone() if torch.is_tensor(v) else list(v) if isinstance(v, list) else v
+                         for k, v in vars(s).items()})
     return SketchData(sketch.points.clone(), style, sketch.width, sketch.height)
 
 
@@ -195,6 +222,32 @@ def _strip(frames: torch.Tensor, count: int = 6) -> Image.Image:
     idx = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
     row = torch.cat([frames[i] for i in idx], dim=1)  # [H, W*n, 3]
     return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
+
+
+def _check_animation_memory(prior, embeds, sketch, frames: int, render_size: int, device) -> None:
+    """Refuse an optimisation that cannot fit before it starts: the prior's pass on the rendered clip
+    (measured on the prior, see estimate_sampling_bytes), the differentiable render of every frame
+    (its saved tensors about double the forward's working memory) and the frames with their gradients."""
+    from ..pipelines.render_budget import estimate_render_bytes
+    from ..pipelines.sampling import estimate_sampling_bytes
+
+    render = 2 * estimate_render_bytes(sketch.points, sketch.style, (sketch.width, sketch.height),
+                                       (render_size, render_size), frames)
+    require_memory("VP_AnimateSketch", render, f"rendering {frames} frames of {sketch.num_paths} paths at "
+                   f"render_size {render_size} with gradients", "lower render_size, the motion model's frames or "
+                   "the sketch's paths (VP_LoadSVGSketch max_paths)", device)
+
+    pixel_space = getattr(prior, "vae", True) is None  # frames are resized to the prior's own size
+    h, w = (prior.height, prior.width) if pixel_space else (render_size, render_size)
+    try:
+        with torch.no_grad():
+            need = estimate_sampling_bytes(prior, embeds, frames, h, w)
+    except Exception as e:  # a prior whose probe fails still runs; only the early refusal is lost
+        log.warning("VP_AnimateSketch: could not estimate the memory of the prior's pass (%s)", e)
+        return
+    need += render + frames * 3 * render_size * render_size * 4 * 12  # frames, augmentations and their gradients
+    require_memory("VP_AnimateSketch", need, f"{frames} frames at render_size {render_size}",
+                   "lower render_size or the motion model's frames", device)
 
 
 class AnimateSketch(io.ComfyNode):
@@ -225,7 +278,12 @@ class AnimateSketch(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, fps):
+        return check_inputs(cls, {"fps": fps})
+
+    @classmethod
     def execute(cls, sketch, motion_model, guidance, iterations, seed, fused, fps, render_size, preview_every):
+        ensure_inputs(cls, fps=fps)
         if sketch.num_paths == 0:
             raise ValueError("VP_AnimateSketch: the sketch has no paths")
         managed = guidance["prior"]
@@ -237,10 +295,14 @@ class AnimateSketch(io.ComfyNode):
 
         cfg = AnimateConfig(iterations=iterations, seed=seed, fused=fused, render_size=render_size, fps=fps)
         device = getattr(managed.prior, "device", torch.device("cpu"))
+        _check_animation_memory(managed.prior, guidance["embeds"], sketch, motion_model.num_frames, render_size, device)
         with torch.inference_mode(False), torch.enable_grad():
             result = animate_sketch(_trainable_copy(sketch), managed.prior, guidance["embeds"], motion_model,
                                     guidance["config"], cfg, callback=progress, preview_every=preview_every,
                                     check_interrupt=mm.throw_exception_if_processing_interrupted, device=device)
+        if not (bool(torch.isfinite(result.animation.points).all()) and bool(torch.isfinite(result.frames).all())):
+            raise ValueError("VP_AnimateSketch: the optimisation produced NaN or infinite points (the prior's "
+                             "predictions or the learning rates are broken); lower local_lr/global_lr or the guidance")
         t = result.times
         log.info("VP_AnimateSketch: %d iterations, %d prior passes; seconds: model %.2f, rasterize %.2f, encode %.2f, "
                  "prior %.2f, backward %.2f", t.iterations, t.passes, t.model, t.rasterize, t.encode, t.prior,

@@ -76,16 +76,27 @@ def list_prior_folders() -> list[str]:
     return names
 
 
+def _safe_folder_name(name) -> bool:
+    """One plain path component: no separator, no '..', not absolute (names come from API clients)."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and not os.path.isabs(name) and "\x00" not in name)
+
+
 def resolve_prior_folder(name: str) -> str:
+    """The folder of a prior that `list_prior_folders` lists (or the embedded prior); nothing else loads.
+
+    Errors name folders relative to ComfyUI's models folder, never absolute server paths."""
     if name == EMBEDDED:
         return embedded_folder()
-    searched = _search_roots()
-    for root in searched:
+    where = " or ".join(f"models/{k}" for k in SEARCH_KEYS)
+    if not _safe_folder_name(name) or name not in list_prior_folders():
+        raise FileNotFoundError(f"video prior {name!r} is not one of the text-to-video folders in {where} "
+                                f"(names of folders there, or 'embedded'). " + WHERE_TO_GET)
+    for root in _search_roots():
         path = os.path.join(root, name)
         if os.path.isdir(path):
             return path
-    raise FileNotFoundError(f"video prior folder {name!r} not found in {', '.join(searched) or 'models/video_priors'}. "
-                            + WHERE_TO_GET)
+    raise FileNotFoundError(f"video prior folder {name!r} not found in {where}. " + WHERE_TO_GET)
 
 
 def torch_dtype(name: str, device) -> torch.dtype:

@@ -8,12 +8,14 @@ import torch
 from comfy_api.latest import io
 from PIL import Image
 
-from ..pipelines.sampling import SamplingError, check_clip_options, sample_video
+from ..pipelines.sampling import SamplingError, check_clip_options, estimate_sampling_bytes, sample_video
+from .common import check_inputs, ensure_inputs, require_memory
 
 VideoPrior = io.Custom("VP_VIDEO_PRIOR")
 CATEGORY = "VideoPriors/sampling"
 PREVIEW_FRAMES = 6
 PREVIEW_MIN_HEIGHT = 128  # tiny clips (the embedded prior's 32x32) are enlarged, pixel for pixel
+PREVIEW_BYTES = 256 * 1024 ** 2  # decoded preview frames (with the strip's copies) stay under this
 
 
 def preview_strip(frames: torch.Tensor) -> Image.Image:
@@ -27,11 +29,11 @@ def preview_strip(frames: torch.Tensor) -> Image.Image:
     return img
 
 
-def preview_frames(prior, x0: torch.Tensor) -> torch.Tensor:
+def preview_frames(prior, x0: torch.Tensor, count: int = PREVIEW_FRAMES) -> torch.Tensor:
     """Decode a few frames of the first clip of the current clean estimate [B, C, K, h, w]."""
     clip = x0[:1]
-    if getattr(prior, "time_compression", 1) == 1 and clip.dim() == 5 and clip.shape[2] > PREVIEW_FRAMES:
-        idx = np.linspace(0, clip.shape[2] - 1, PREVIEW_FRAMES).round().astype(int).tolist()
+    if getattr(prior, "time_compression", 1) == 1 and clip.dim() == 5 and clip.shape[2] > count:
+        idx = np.linspace(0, clip.shape[2] - 1, count).round().astype(int).tolist()
         clip = clip[:, :, idx]
     return prior.decode_latents(clip)
 
@@ -74,7 +76,12 @@ class SampleVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, eta, guidance):
+        return check_inputs(cls, {"eta": eta, "guidance": guidance})
+
+    @classmethod
     def execute(cls, prior, prompt, negative_prompt, steps, eta, guidance, seed, frames, width, height, preview):
+        ensure_inputs(cls, steps=steps, eta=eta, guidance=guidance, frames=frames, width=width, height=height)
         model = prior.prior
         if hasattr(model, "embeds_from_conditioning"):
             raise ValueError(f"VP_SampleVideo: {getattr(model, 'name', 'this prior')} is a ComfyUI model whose text "
@@ -87,13 +94,20 @@ class SampleVideo(io.ComfyNode):
         prior.load()
         with torch.inference_mode(False):  # a freed text encoder is reloaded as normal (non-inference) weights
             embeds = model.encode_prompt(prompt, negative_prompt)
+        device = getattr(model, "device", None)
+        with torch.inference_mode():
+            need = estimate_sampling_bytes(model, embeds, num_frames, h, w)
+        require_memory("VP_SampleVideo", need, f"sampling {num_frames} frames of {w}x{h} with "
+                       f"{getattr(model, 'name', 'this prior')}", "lower frames, width or height", device)
+        # The preview decodes up to PREVIEW_FRAMES frames at full size every step: fewer when they are big.
+        n_preview = max(0, min(PREVIEW_FRAMES, PREVIEW_BYTES // max(1, 3 * 4 * h * w * 4)))
 
         pbar = comfy.utils.ProgressBar(steps, node_id=cls.hidden.unique_id if cls.hidden else None)
 
         def progress(step, total, x0):
             image = None
-            if preview and x0 is not None:
-                image = ("JPEG", preview_strip(preview_frames(model, x0)), 512)
+            if preview and x0 is not None and n_preview:
+                image = ("JPEG", preview_strip(preview_frames(model, x0, n_preview)), 512)
             pbar.update_absolute(step, total, image)
 
         with torch.inference_mode():
@@ -103,6 +117,9 @@ class SampleVideo(io.ComfyNode):
                                      check_interrupt=mm.throw_exception_if_processing_interrupted)
             except SamplingError as e:
                 raise ValueError(f"VP_SampleVideo: {e}") from None
+        if not bool(torch.isfinite(video).all()):
+            raise ValueError("VP_SampleVideo: the decoded frames hold NaN or infinite values (the prior's VAE or "
+                             "weights are broken)")
         return io.NodeOutput(video.permute(0, 2, 3, 1).contiguous().float().cpu())
 
 

@@ -12,19 +12,20 @@ import comfy.utils
 import folder_paths
 
 from ..pipelines.motion import PRESETS, procedural_motion
-from ..pipelines.raster import diffvg_available, rasterize
+from ..pipelines.raster import diffvg_available
+from ..pipelines.render_budget import output_bytes, render_bounded
 from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
+from ..pipelines.svg import MAX_BYTES as MAX_SVG_BYTES
+from ..pipelines.svg import SVGLoadError, load_svg_sketch
 from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
-from ..pipelines.svg_loader import MAX_BYTES as MAX_SVG_BYTES
-from ..pipelines.svg_loader import SVGLoadError, load_svg_sketch
-from .common import (Sketch, SketchAnimation, check_choices, check_color, file_digest, first_error, list_svg_files,
-                     resolve_svg_path)
+from .common import (Sketch, SketchAnimation, check_color, check_filename_prefix, check_inputs, display_path,
+                     ensure_inputs, file_digest, first_error, list_svg_files, require_memory, resolve_svg_path)
 
 CATEGORY = "VideoPriors/sketch"
-# Frames are rendered in chunks of about this many output pixels so that the progress bar moves and an
-# interruption is honoured between chunks (the rasterizer bounds its own memory internally).
-RASTER_CHUNK_PIXELS = 8 * 1024 * 1024
+# Working memory of one rasterizer call (pipelines/render_budget.py tiles bigger renders); with the output
+# itself this keeps a preview or a render of moderate size under about 1 GB.
+RENDER_BUDGET = 512 * 1024 ** 2
 
 
 def _as_animation(item) -> AnimationData:
@@ -43,22 +44,28 @@ def _background(text: str):
 
 
 def render_frames(anim: AnimationData, width: int, height: int, background, quality: int = 1,
-                  backend: str = "torch", node_id=None) -> torch.Tensor:
-    """[K, H, W, 3] frames, rendered in frame chunks of RASTER_CHUNK_PIXELS, with progress and interruption."""
+                  backend: str = "torch", node_id=None, node_type: str = "VP_RasterizeSketch",
+                  knob: str = "lower width/height or the number of frames") -> torch.Tensor:
+    """[K, H, W, 3] frames, with progress and interruption; the result's memory is checked before it is
+    allocated and the render's working memory stays under RENDER_BUDGET (render_bounded tiles it)."""
     k = anim.num_frames
-    chunk = max(1, min(k, RASTER_CHUNK_PIXELS // (width * height * quality * quality)))
-    pbar = comfy.utils.ProgressBar(k, node_id=node_id) if k > chunk else None
-    out = []
-    for start in range(0, k, chunk):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        pts = anim.points[start:start + chunk]
-        with torch.no_grad():
-            out.append(rasterize(pts, anim.style, (anim.width, anim.height), (width, height),
-                                 background=background if background is not None else (1.0, 1.0, 1.0),
-                                 quality=quality, backend=backend).float().cpu())
-        if pbar is not None:
-            pbar.update_absolute(min(k, start + chunk))
-    return torch.cat(out, 0).clamp(0, 1)
+    require_memory(node_type, output_bytes(k, width, height), f"{k} frames of {width}x{height} (float32 RGB)", knob)
+    if not bool(torch.isfinite(anim.points).all()):
+        raise ValueError(f"{node_type}: the sketch's points hold NaN or infinite values")
+    out = torch.empty(k, height, width, 3)
+    pbar = comfy.utils.ProgressBar(k, node_id=node_id) if k > 1 else None
+    render_bounded(anim.points, anim.style, (anim.width, anim.height), (width, height),
+                   background=background if background is not None else (1.0, 1.0, 1.0), quality=quality,
+                   backend=backend, budget=RENDER_BUDGET,
+                   check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted,
+                   progress=(lambda done, total: pbar.update_absolute(done, total)) if pbar else None, out=out)
+    return out.clamp_(0, 1)
+
+
+def svg_text_bytes(anim: AnimationData) -> int:
+    """Memory of writing every frame's coordinates as SVG text: about 16 characters per point and frame,
+    held a few times over while the document is joined and encoded."""
+    return int(anim.num_frames) * int(anim.points.shape[1]) * 16 * 4
 
 
 class LoadSVGSketch(io.ComfyNode):
@@ -98,14 +105,18 @@ class LoadSVGSketch(io.ComfyNode):
             return f.read(MAX_SVG_BYTES + 1)
 
     @classmethod
-    def validate_inputs(cls, svg, svg_text=""):
-        # Named arguments only: a **kwargs signature makes ComfyUI skip its min/max checks on every input.
-        if svg_text and svg_text.strip():
-            return True
+    def validate_inputs(cls, svg, stroke_width, input_types=None, svg_text=""):
+        # Named arguments only (check_inputs checks what they name; ComfyUI keeps its range check on the INTs).
+        values = {"stroke_width": stroke_width}
+        if not (svg_text and svg_text.strip()):
+            values["svg"] = svg  # must be a name list_svg_files() gives now: no path, no '..'
+        result = check_inputs(cls, values, input_types)
+        if result is not True or "svg" not in values or svg is None:
+            return result
         try:
             resolve_svg_path(svg)
         except FileNotFoundError as e:
-            return str(e)
+            return display_path(str(e))
         return True
 
     @classmethod
@@ -119,15 +130,20 @@ class LoadSVGSketch(io.ComfyNode):
 
     @classmethod
     def execute(cls, svg, canvas_size, fit_to_canvas, stroke_width, force_black, max_paths, svg_text=""):
-        source = cls._source(svg, svg_text)
+        ensure_inputs(cls, canvas_size=canvas_size, stroke_width=stroke_width, max_paths=max_paths)
+        try:
+            source = cls._source(svg, svg_text)
+        except FileNotFoundError as e:
+            raise ValueError(f"VP_LoadSVGSketch: {display_path(str(e))}") from None
         try:
             result = load_svg_sketch(source, canvas_size=canvas_size, fit=fit_to_canvas, stroke_width=stroke_width,
                                      force_black=force_black, max_paths=max_paths)
         except SVGLoadError as e:
-            raise ValueError(f"VP_LoadSVGSketch: {e}") from None
+            raise ValueError(f"VP_LoadSVGSketch: {display_path(str(e))}") from None
         # The loader has logged its warnings once already.
         sketch = result.sketch
-        preview = render_frames(sketch.as_animation(1), sketch.width, sketch.height, (1.0, 1.0, 1.0))
+        preview = render_frames(sketch.as_animation(1), sketch.width, sketch.height, (1.0, 1.0, 1.0),
+                                node_type="VP_LoadSVGSketch", knob="lower canvas_size")
         return io.NodeOutput(sketch, preview)
 
 
@@ -155,18 +171,20 @@ class RasterizeSketch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, background, backend):
-        return first_error(check_color("background", background), check_choices(cls, backend=backend))
+    def validate_inputs(cls, background, backend, input_types=None):
+        return first_error(check_color("background", background), check_inputs(cls, {"backend": backend}, input_types))
 
     @classmethod
     def execute(cls, sketch, width, height, background, quality, backend):
+        ensure_inputs(cls, width=width, height=height, quality=quality, backend=backend)
         anim = _as_animation(sketch)
         bg = _background(background)
         if bg is None:
             raise ValueError("background: IMAGE frames are opaque; give a colour such as #ffffff")
         scale_w = width or (anim.width if not height else round(anim.width * height / anim.height))
         scale_h = height or (anim.height if not width else round(anim.height * width / anim.width))
-        frames = render_frames(anim, scale_w, scale_h, bg, quality, backend, node_id=cls.hidden.unique_id if cls.hidden else None)
+        frames = render_frames(anim, scale_w, scale_h, bg, quality, backend, node_id=cls.hidden.unique_id if cls.hidden else None,
+                               knob="lower width/height here, or the animation's frames (e.g. VP_ProceduralMotion frames)")
         return io.NodeOutput(frames)
 
 
@@ -194,11 +212,14 @@ class ProceduralMotion(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, preset):
-        return check_choices(cls, preset=preset)
+    def validate_inputs(cls, preset, fps, amplitude, input_types=None):
+        return check_inputs(cls, {"preset": preset, "fps": fps, "amplitude": amplitude}, input_types)
 
     @classmethod
     def execute(cls, sketch, preset, frames, fps, amplitude, cycles, seed):
+        ensure_inputs(cls, preset=preset, frames=frames, fps=fps, amplitude=amplitude, cycles=cycles)
+        require_memory("VP_ProceduralMotion", frames * sketch.num_points * 2 * 4 * 2,
+                       f"{frames} frames of {sketch.num_points} points", "lower frames")
         return io.NodeOutput(procedural_motion(sketch, preset, frames, fps, amplitude, cycles, seed % (2 ** 63)))
 
 
@@ -225,7 +246,10 @@ class SketchToSVG(io.ComfyNode):
     def execute(cls, sketch, background):
         from comfy_extras.nodes_images import SVG  # core SVG container (not importable from comfy_api yet)
 
-        docs = animation_frames_svg(_as_animation(sketch), _background(background))
+        anim = _as_animation(sketch)
+        require_memory("VP_SketchToSVG", svg_text_bytes(anim), f"{anim.num_frames} SVG documents of "
+                       f"{anim.points.shape[1]} points", "lower the animation's frames or the sketch's paths")
+        docs = animation_frames_svg(anim, _background(background))
         return io.NodeOutput(SVG([BytesIO(d.encode("utf-8")) for d in docs]))
 
 
@@ -250,11 +274,19 @@ class SaveAnimatedSVG(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, background, interpolation):
-        return first_error(check_color("background", background), check_choices(cls, interpolation=interpolation))
+    def validate_inputs(cls, background, interpolation, filename_prefix, input_types=None):
+        return first_error(check_color("background", background),
+                           check_filename_prefix("filename_prefix", filename_prefix),
+                           check_inputs(cls, {"interpolation": interpolation}, input_types))
 
     @classmethod
     def execute(cls, animation, filename_prefix, background, interpolation):
+        ensure_inputs(cls, interpolation=interpolation)
+        prefix_ok = check_filename_prefix("filename_prefix", filename_prefix)
+        if prefix_ok is not True:
+            raise ValueError(f"VP_SaveAnimatedSVG: {prefix_ok}")
+        require_memory("VP_SaveAnimatedSVG", svg_text_bytes(animation), f"an animated SVG of {animation.num_frames} "
+                       f"frames of {animation.points.shape[1]} points", "lower the animation's frames or the sketch's paths")
         doc = animated_svg(animation, _background(background), interpolation)
         out_dir = folder_paths.get_output_directory()
         full_dir, filename, counter, subfolder, _ = folder_paths.get_save_image_path(

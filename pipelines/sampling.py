@@ -144,6 +144,9 @@ def sample_latents(prior: VideoPrior, embeds: PromptEmbeds, *, steps: int = 30, 
         # The eta noise comes from the CPU generator (diffusers moves it to the latents' device).
         out = scheduler.step(eps, t, x, eta=float(eta), generator=generator)
         x = out.prev_sample
+        if not bool(torch.isfinite(x).all()):
+            raise SamplingError(f"the prior's prediction became NaN or infinite at step {i + 1} of {total} (t={t}); "
+                                "its weights or the sampling settings (guidance, eta) are broken")
         if callback is not None:
             callback(i + 1, total, out.pred_original_sample)
     if getattr(scheduler.config, "set_alpha_to_one", False):
@@ -151,6 +154,66 @@ def sample_latents(prior: VideoPrior, embeds: PromptEmbeds, *, steps: int = 30, 
         # t - N // steps is still >= 0 when steps does not divide N with "trailing" spacing.
         x = out.pred_original_sample
     return x
+
+
+def _probe_frames(prior: VideoPrior, native: int) -> int:
+    """A valid frame count near the prior's own (at most 8): temporal layers show in the probe."""
+    for k in range(min(8, max(1, native)), 0, -1):
+        if prior.frame_count_ok(k):
+            return k
+    return int(native)
+
+
+@torch.no_grad()
+def _memory_probe(prior: VideoPrior, embeds: PromptEmbeds) -> dict:
+    """Peak tensor bytes of one guided noise prediction and one decode at two small clip sizes (cached).
+
+    Measured, not modelled: whatever the architecture, its activations show in the two sizes."""
+    cached = getattr(prior, "_vp_memory_probe", None)
+    if cached is not None:
+        return cached
+    from .priors.diffusers_prior import LiveTensorMemory
+
+    m = size_multiple(prior) * 8
+    small = max(m, (min(prior.height, prior.width) // 4) // m * m)
+    k = _probe_frames(prior, int(prior.num_frames))
+    t = int(prior.alphas_cumprod().shape[0]) // 2
+    result = {"frames": k, "pixels": [], "predict": [], "decode": []}
+    for size in (small, 2 * small):
+        x = torch.zeros(prior.latent_shape(k, size, size))
+        with LiveTensorMemory() as mem:
+            prior.predict_noise(x, t, embeds, 2.0)
+        predict = mem.peak
+        with LiveTensorMemory() as mem:
+            prior.decode_latents(x[:1])
+        result["pixels"].append(k * size * size)
+        result["predict"].append(predict)
+        result["decode"].append(mem.peak)
+    try:
+        prior._vp_memory_probe = result
+    except AttributeError:
+        pass
+    return result
+
+
+def estimate_sampling_bytes(prior: VideoPrior, embeds: PromptEmbeds, num_frames: int, height: int, width: int,
+                            batch: int = 1) -> int:
+    """Peak bytes of `sample_video` for this clip shape, extrapolated from `_memory_probe` (x 1.75).
+
+    Peak = fixed part + slope x pixels (frames x height x width), the slope measured between the two
+    probes; tests/test_api_hardening.py checks the estimate against measured peaks of two priors."""
+    probe = _memory_probe(prior, embeds)
+
+    def extrapolate(peaks, pixels):
+        (p1, p2), (m1, m2) = probe["pixels"], peaks
+        return m2 + max(0.0, (m2 - m1) / (p2 - p1)) * max(0.0, pixels - p2)
+
+    k = int(num_frames)
+    chunk = min(k, int(getattr(prior, "decode_chunk", k) or k))
+    unet = extrapolate(probe["predict"], k * height * width) * batch
+    decode = extrapolate(probe["decode"], chunk * height * width / probe["frames"])
+    frames = 2 * batch * k * 3 * height * width * 4  # the decoded clip and its copy into an IMAGE
+    return int(1.75 * (unet + decode) + frames)
 
 
 @torch.no_grad()
@@ -176,5 +239,5 @@ def sample_video(prior: VideoPrior, embeds: PromptEmbeds, *, steps: int = 30, et
     return torch.cat(clips)
 
 
-__all__ = ["SamplingError", "check_clip_options", "make_scheduler", "sample_latents", "sample_video",
+__all__ = ["SamplingError", "check_clip_options", "estimate_sampling_bytes", "make_scheduler", "sample_latents", "sample_video",
            "size_multiple", "stack_embeds"]

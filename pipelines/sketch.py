@@ -17,6 +17,10 @@ fill with a straight line); `closed` only decides whether the stroke has a closi
 group's fill colour, fill opacity and fill rule are those of its first path. Paint order: a
 group's fill, then the strokes of its paths in order. `None` means "each path its own group" and
 "nonzero" for every path, so code that builds one-path shapes need not care.
+
+Stroke caps and joins (SVG `stroke-linecap`, `stroke-linejoin`, `stroke-miterlimit`), optional per
+path: `None` means round caps and round joins (diffvg's strokes, which LiveSketch uses) and a miter
+limit of 4 (SVG's default, used only by miter joins).
 """
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ import torch
 
 
 FILL_RULES = ("nonzero", "evenodd")
+LINECAPS = ("butt", "round", "square")
+LINEJOINS = ("miter", "round", "bevel")
+DEFAULT_MITERLIMIT = 4.0
 
 
 @dataclass
@@ -42,6 +49,9 @@ class PathStyle:
     fill_opacity: torch.Tensor  # [P] in 0..1; 0 means no fill
     fill_rule: Optional[List[str]] = None  # [P] "nonzero" | "evenodd"; None = all nonzero
     fill_group: Optional[List[int]] = None  # [P] fill group id; None = each path its own group
+    stroke_linecap: Optional[List[str]] = None  # [P] "butt" | "round" | "square"; None = all round
+    stroke_linejoin: Optional[List[str]] = None  # [P] "miter" | "round" | "bevel"; None = all round
+    stroke_miterlimit: Optional[List[float]] = None  # [P] >= 1; None = all 4 (SVG's default)
 
     def __post_init__(self):
         p = len(self.num_segments)
@@ -60,6 +70,15 @@ class PathStyle:
                 if g in seen:
                     raise ValueError("the paths of a fill group must be contiguous")
                 seen.add(g)
+        for name, allowed in (("stroke_linecap", LINECAPS), ("stroke_linejoin", LINEJOINS)):
+            values = getattr(self, name)
+            if values is not None and (len(values) != p or any(v not in allowed for v in values)):
+                raise ValueError(f"{name} must list one of {allowed} per path")
+        if self.stroke_miterlimit is not None:
+            limits = [float(v) for v in self.stroke_miterlimit]
+            if len(limits) != p or not all(1.0 <= v < float("inf") for v in limits):
+                raise ValueError("stroke_miterlimit must list one finite value >= 1 per path")
+            self.stroke_miterlimit = limits
 
     @property
     def num_paths(self) -> int:
@@ -68,6 +87,20 @@ class PathStyle:
     def rules(self) -> List[str]:
         """Fill rule of every path (resolved default)."""
         return list(self.fill_rule) if self.fill_rule is not None else ["nonzero"] * self.num_paths
+
+    def linecaps(self) -> List[str]:
+        """Stroke cap of every path (resolved default: round)."""
+        return list(self.stroke_linecap) if self.stroke_linecap is not None else ["round"] * self.num_paths
+
+    def linejoins(self) -> List[str]:
+        """Stroke join of every path (resolved default: round)."""
+        return list(self.stroke_linejoin) if self.stroke_linejoin is not None else ["round"] * self.num_paths
+
+    def miterlimits(self) -> List[float]:
+        """Miter limit of every path (resolved default: 4)."""
+        if self.stroke_miterlimit is None:
+            return [DEFAULT_MITERLIMIT] * self.num_paths
+        return list(self.stroke_miterlimit)
 
     def groups(self) -> List[int]:
         """Fill group of every path, renumbered 0..G-1 in order (resolved default)."""
@@ -123,6 +156,9 @@ class PathStyle:
             fill_opacity=self.fill_opacity[idx],
             fill_rule=None if self.fill_rule is None else [self.fill_rule[i] for i in keep],
             fill_group=None if self.fill_group is None else [self.fill_group[i] for i in keep],
+            stroke_linecap=None if self.stroke_linecap is None else [self.stroke_linecap[i] for i in keep],
+            stroke_linejoin=None if self.stroke_linejoin is None else [self.stroke_linejoin[i] for i in keep],
+            stroke_miterlimit=None if self.stroke_miterlimit is None else [self.stroke_miterlimit[i] for i in keep],
         )
 
     def to(self, device) -> "PathStyle":

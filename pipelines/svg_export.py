@@ -1,12 +1,12 @@
 """Sketches back to SVG: one static document per frame, or one animated document (SMIL)."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
 import torch
 
-from .sketch import PathStyle, SketchAnimation
+from .sketch import DEFAULT_MITERLIMIT, PathStyle, SketchAnimation
 
 
 def _num(v: float) -> str:
@@ -37,7 +37,7 @@ def parse_color(text: str) -> tuple[float, float, float] | None:
         raise ValueError(f"colour {text!r} is not a valid hex colour") from None
 
 
-def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
+def path_data(style: PathStyle, points: torch.Tensor) -> list[str]:
     """SVG `d` strings, one per path, from [N, 2] points (same command structure for every frame)."""
     pts = points.detach().cpu().tolist()
     out = []
@@ -54,25 +54,66 @@ def path_data(style: PathStyle, points: torch.Tensor) -> List[str]:
     return out
 
 
-def _path_attrs(style: PathStyle, i: int) -> str:
-    attrs = ['stroke-linecap="round"', 'stroke-linejoin="round"']
+def _stroke_attrs(style: PathStyle, i: int) -> list[str]:
     width = float(style.stroke_width[i])
     if width > 0 and float(style.stroke_opacity[i]) > 0:
-        attrs.append(f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"')
+        attrs = [f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"']
         if float(style.stroke_opacity[i]) < 1:
             attrs.append(f'stroke-opacity="{_num(float(style.stroke_opacity[i]))}"')
-    else:
-        attrs.append('stroke="none"')
-    if style.closed[i] and float(style.fill_opacity[i]) > 0:
-        attrs.append(f'fill="{_hex(style.fill_color[i])}"')
-        if float(style.fill_opacity[i]) < 1:
-            attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
-    else:
-        attrs.append('fill="none"')
-    return " ".join(attrs)
+        return attrs
+    return ['stroke="none"']
 
 
-def _header(width: int, height: int, background) -> List[str]:
+def _cap_attrs(style: PathStyle, i: int) -> list[str]:
+    """Cap and join of path i, always written (SVG's defaults, butt and miter, are not ours: round)."""
+    join = style.linejoins()[i]
+    attrs = [f'stroke-linecap="{style.linecaps()[i]}"', f'stroke-linejoin="{join}"']
+    if join == "miter" and style.miterlimits()[i] != DEFAULT_MITERLIMIT:
+        attrs.append(f'stroke-miterlimit="{_num(style.miterlimits()[i])}"')
+    return attrs
+
+
+def _fill_attrs(style: PathStyle, i: int) -> list[str]:
+    """Fill of path i's group (i = its first path). Open paths are filled too: SVG, like the
+    rasterizer, fills an open subpath as if closed."""
+    if float(style.fill_opacity[i]) <= 0:
+        return ['fill="none"']
+    attrs = [f'fill="{_hex(style.fill_color[i])}"']
+    if float(style.fill_opacity[i]) < 1:
+        attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
+    if style.rules()[i] == "evenodd":
+        attrs.append('fill-rule="evenodd"')
+    return attrs
+
+
+def _elements(style: PathStyle) -> list[tuple[list[int], str]]:
+    """The `<path>` elements of a sketch: (paths whose subpaths it draws, attributes), in paint order.
+
+    A fill group is one element with one subpath per path, its fill and fill rule. If its paths
+    have different strokes, the group's fill is drawn by that element (stroke="none") and each
+    path's stroke by one more element after it (fill="none"): the same paint order as the
+    rasterizer (a group's fill, then its paths' strokes).
+    """
+    groups, out, p = style.groups(), [], 0
+    while p < style.num_paths:
+        end = p + 1
+        while end < style.num_paths and groups[end] == groups[p]:
+            end += 1
+        members = list(range(p, end))
+        strokes = [_stroke_attrs(style, i) for i in members]
+        caps = [_cap_attrs(style, i) for i in members]
+        if all(st == strokes[0] and cp == caps[0] for st, cp in zip(strokes, caps)):
+            out.append((members, " ".join(caps[0] + strokes[0] + _fill_attrs(style, p))))
+        else:
+            if float(style.fill_opacity[p]) > 0:
+                out.append((members, " ".join(['stroke="none"'] + _fill_attrs(style, p))))
+            out += [([i], " ".join(cp + st + ['fill="none"'])) for i, st, cp in zip(members, strokes, caps)
+                    if st != ['stroke="none"']]
+        p = end
+    return out
+
+
+def _header(width: int, height: int, background) -> list[str]:
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">']
     if background is not None:
@@ -83,13 +124,14 @@ def _header(width: int, height: int, background) -> List[str]:
 def frame_svg(style: PathStyle, points: torch.Tensor, width: int, height: int,
               background=(1.0, 1.0, 1.0)) -> str:
     lines = _header(width, height, background)
-    for i, d in enumerate(path_data(style, points)):
-        lines.append(f'<path d="{d}" {_path_attrs(style, i)}/>')
+    data = path_data(style, points)
+    for members, attrs in _elements(style):
+        lines.append(f'<path d="{" ".join(data[i] for i in members)}" {attrs}/>')
     lines.append("</svg>")
     return "\n".join(lines) + "\n"
 
 
-def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> List[str]:
+def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> list[str]:
     return [frame_svg(anim.style, anim.points[k], anim.width, anim.height, background) for k in range(anim.num_frames)]
 
 
@@ -108,11 +150,11 @@ def animated_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0), interpolatio
     lines = _header(anim.width, anim.height, background)
     if title:
         lines.append(f"<title>{quoteattr(title)[1:-1]}</title>")
-    for i in range(anim.style.num_paths):
-        values: Sequence[str] = [per_frame[j][i] for j in range(k)]
+    for members, attrs in _elements(anim.style):
+        values: Sequence[str] = [" ".join(per_frame[j][i] for i in members) for j in range(k)]
         if interpolation == "linear":
             values = list(values) + [values[0]]
-        lines.append(f'<path d="{values[0]}" {_path_attrs(anim.style, i)}>')
+        lines.append(f'<path d="{values[0]}" {attrs}>')
         if k > 1:
             lines.append(f'<animate attributeName="d" dur="{dur:.6g}s" repeatCount="indefinite" '
                          f'calcMode="{interpolation}" values="{";".join(values)}"/>')

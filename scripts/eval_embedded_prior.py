@@ -190,7 +190,7 @@ def heldout_random_sketch(index: int, seed: int = HELDOUT_SKETCH_SEED) -> Sketch
 
 def hand_drawn_sketch(name: str) -> Sketch:
     """A hand-drawn SVG of tests/data/sketches on a 256 canvas, as drawn (fit=False), black strokes."""
-    from pipelines.svg_loader import load_svg_sketch
+    from pipelines.svg import load_svg_sketch
 
     with open(os.path.join(SKETCH_DIR, name), "rb") as f:
         return load_svg_sketch(f.read(), SKETCH_CANVAS, fit=False, force_black=True).sketch

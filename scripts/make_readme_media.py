@@ -51,7 +51,7 @@ def render_sketch(name: str, canvas: int, force_black: bool, size: int) -> Image
     """The workflow's input sketch, rendered as VP_LoadSVGSketch + VP_RasterizeSketch would."""
     sys.path.insert(0, REPO)
     from pipelines.raster import rasterize_sketch
-    from pipelines.svg_loader import load_svg_sketch
+    from pipelines.svg import load_svg_sketch
 
     if not name.startswith(BUNDLED_PREFIX):
         raise ValueError(f"{name!r} is not a bundled sketch ({BUNDLED_PREFIX}...)")

@@ -107,9 +107,28 @@ def test_frame_svg_is_valid_xml_with_styles():
     paths = root.findall(f"{ns}path")
     assert len(paths) == 2 and root.get("width") == "256"
     assert paths[0].get("fill") == "#ff0000" and paths[0].get("fill-opacity") == "0.5"
-    assert paths[1].get("fill") == "none" and paths[1].get("stroke-width") == "2"
+    # an open path is filled as if closed (pipelines/sketch.py), as browsers do
+    assert paths[1].get("fill") == "#ff0000" and paths[1].get("stroke-width") == "2"
     assert root.find(f"{ns}rect").get("fill") == "#ffffff"
     assert ET.fromstring(frame_svg(s.style, s.points, 256, 256, background=None)).find(f"{ns}rect") is None
+
+
+def test_fill_groups_export_as_one_compound_path_and_load_back():
+    from pipelines.svg import load_svg_sketch
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+           '<path d="M10 10 H90 V90 H10 Z M30 30 V70 H70 V30 Z" fill="#0000ff" stroke="#ff0000" stroke-width="2"/>'
+           '<path d="M0 0 L50 0 L50 50" fill="#00ff00" fill-rule="evenodd" stroke="none"/></svg>')
+    sk = load_svg_sketch(svg, canvas_size=100, fit=False).sketch
+    root = ET.fromstring(frame_svg(sk.style, sk.points, 100, 100, background=None))
+    paths = root.findall("{http://www.w3.org/2000/svg}path")
+    # group 1: one element with both subpaths (its paths' strokes are the same); group 2: one element
+    assert [(p.get("fill"), p.get("stroke"), p.get("d").count("M")) for p in paths] == [
+        ("#0000ff", "#ff0000", 2), ("#00ff00", "none", 1)]
+    assert paths[1].get("fill-rule") == "evenodd"
+    back = load_svg_sketch(frame_svg(sk.style, sk.points, 100, 100, background=None), canvas_size=100, fit=False)
+    fills = back.sketch.style
+    assert fills.rules()[:2] == ["nonzero", "nonzero"] and fills.groups()[0] == fills.groups()[1]
+    assert fills.rules()[-1] == "evenodd"
 
 
 def test_animated_svg_has_one_animate_per_path_with_every_frame():
@@ -135,3 +154,60 @@ def test_parse_color():
     assert parse_color("none") is None
     with pytest.raises(ValueError):
         parse_color("#12345z")
+
+
+def grouped_sketch(strokes_differ=False):
+    """One fill group of two subpaths (outer square, inner square the other way round: a hole),
+    even-odd, then an open filled path (a triangle without its closing segment)."""
+    def square(x0, y0, x1, y1, reverse=False):
+        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        corners = corners[::-1] if reverse else corners
+        pts = []
+        for i in range(4):
+            a, b = torch.tensor(corners[i], dtype=torch.float32), torch.tensor(corners[(i + 1) % 4], dtype=torch.float32)
+            pts += [a, a + (b - a) / 3, a + 2 * (b - a) / 3]
+        return pts
+    tri = [torch.tensor(v, dtype=torch.float32) for v in
+           [(20, 20), (80, 25), (140, 30), (200, 30), (170, 90), (150, 160), (120, 220)]]
+    pts = square(20, 20, 180, 180) + square(60, 60, 140, 140, reverse=True) + tri
+    style = make_style([4, 4, 2], [True, True, False], stroke_width=2.0, fill_color=(0.0, 0.0, 1.0),
+                       fill_opacity=1.0)
+    style.fill_rule = ["evenodd", "evenodd", "nonzero"]
+    style.fill_group = [7, 7, 8]
+    if strokes_differ:
+        style.stroke_width[1] = 0.0
+    return Sketch(torch.stack(pts), style, 256, 256)
+
+
+def test_fill_group_is_one_path_with_subpaths_and_its_rule():
+    s = grouped_sketch()
+    ns = "{http://www.w3.org/2000/svg}"
+    paths = ET.fromstring(frame_svg(s.style, s.points, 256, 256)).findall(f"{ns}path")
+    assert len(paths) == 2
+    group, open_path = paths
+    assert group.get("d").count("M") == 2 and group.get("d").count("Z") == 2
+    assert group.get("fill-rule") == "evenodd" and group.get("fill") == "#0000ff"
+    assert group.get("stroke-width") == "2"
+    # The open path keeps its fill (SVG fills an open subpath as if closed) and its open stroke.
+    assert open_path.get("fill") == "#0000ff" and "Z" not in open_path.get("d")
+    assert open_path.get("fill-rule") is None
+
+
+def test_fill_group_with_different_strokes_keeps_paint_order():
+    s = grouped_sketch(strokes_differ=True)
+    ns = "{http://www.w3.org/2000/svg}"
+    paths = ET.fromstring(frame_svg(s.style, s.points, 256, 256)).findall(f"{ns}path")
+    # The group's fill (both subpaths, no stroke), then the stroke of its first path, then the open path.
+    assert [p.get("d").count("M") for p in paths] == [2, 1, 1]
+    assert paths[0].get("stroke") == "none" and paths[0].get("fill-rule") == "evenodd"
+    assert paths[1].get("fill") == "none" and paths[1].get("stroke-width") == "2"
+    assert paths[2].get("fill") == "#0000ff"
+
+
+def test_animated_fill_group_animates_all_its_subpaths():
+    s = grouped_sketch()
+    anim = procedural_motion(s, "sway", frames=4, fps=4)
+    ns = "{http://www.w3.org/2000/svg}"
+    anims = ET.fromstring(animated_svg(anim)).findall(f".//{ns}animate")
+    assert len(anims) == 2
+    assert all(v.count("M") == 2 for v in anims[0].get("values").split(";"))

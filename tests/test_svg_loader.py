@@ -199,6 +199,8 @@ def test_use_and_symbol():
     ("xMidYMid meet", [0, 64, 256, 192]),
     ("xMinYMin meet", [0, 0, 256, 128]),
     ("xMaxYMax meet", [0, 128, 256, 256]),
+    # slice: the viewport is the whole (square) canvas, so the 512 x 256 content outside it lies off-canvas
+    # and is kept whole (the rasterizer does not draw it)
     ("xMinYMin slice", [0, 0, 512, 256]),
     ("xMidYMid slice", [-128, 0, 384, 256]),
     ("xMaxYMax slice", [-256, 0, 256, 256]),
@@ -309,19 +311,20 @@ def test_css_selectors_and_specificity():
         '@media print { path { stroke: #00ffff } }'
         '#a { stroke: #0000ff } .c { stroke: #00ff00 !important; stroke-width: 2 } path { stroke: #ff0000 }'
         'path.c.d { stroke-width: 9 } g path { stroke: #ffff00 } * { stroke-opacity: 0.5 } .late { stroke: #000000 }'
-        '.late { stroke: #ff00ff }'
+        '.late { stroke: #ff00ff } path:hover { stroke: #ffff00 }'
         '</style>'
-        '<path id="a" class="c" d="M 0 0 L 1 1"/>'  # id beats class beats tag, whatever the order
+        '<path id="a" class="c" d="M 0 0 L 1 1"/>'  # !important beats the id rule
         '<path class="c d" d="M 0 0 L 1 1"/>'  # compound selector
-        '<path d="M 0 0 L 1 1"/>'  # tag only; 'g path' (descendant combinator) is not applied
+        '<path d="M 0 0 L 1 1"/>'  # tag only; 'g path' does not match (no <g> ancestor), :hover is not supported
         '<path class="late" d="M 0 0 L 1 1" style="stroke-opacity: 1"/>'  # later rule wins; style="" beats CSS
         '</svg>')
     result = load_svg_sketch(svg, **IDENTITY)
     st = result.sketch.style
-    close(st.stroke_color, [[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
+    close(st.stroke_color, [[0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
     close(st.stroke_width, [2, 9, 1, 1])
     close(st.stroke_opacity, [0.5, 0.5, 0.5, 1])
-    assert len(result.warnings) == 1 and "unsupported selectors" in result.warnings[0]
+    css = [w for w in result.warnings if not w.startswith("unsupported stroke-linecap")]  # widths 2 and 9: caps show
+    assert len(css) == 1 and "unsupported selectors" in css[0]
 
 
 def test_stroke_width_override():
@@ -362,15 +365,15 @@ def test_max_paths_keeps_first_paths_and_warns():
     assert any("dropped 5 of 7 paths" in w for w in result.warnings)
 
 
-def test_unsupported_elements_one_warning_and_log(caplog):
+def test_unsupported_features_one_warning_each_with_counts(caplog):
     with caplog.at_level(logging.WARNING, logger="VideoPriors"):
         result = load("unsupported.svg", **IDENTITY)
     assert result.skipped == {"text": 2, "image": 1, "foreignObject": 1, "linearGradient": 1, "filter": 1}
-    unsupported = [w for w in result.warnings if "unsupported" in w]
-    assert len(unsupported) == 1
-    for part in ("text\u00d72", "image\u00d71", "foreignObject\u00d71", "linearGradient\u00d71", "filter\u00d71"):
-        assert part in unsupported[0]
-    assert sum("unsupported" in r.getMessage() for r in caplog.records) == 1
+    unsupported = sorted(w for w in result.warnings if w.startswith("unsupported"))
+    assert len(unsupported) == 5 and len(result.warnings) == 5
+    for feature, count in (("<text>", 2), ("<image>", 1), ("<foreignObject>", 1), ("gradient", 1), ("filter", 1)):
+        assert sum(w.startswith(f"unsupported {feature}: {count} element(s) affected") for w in unsupported) == 1
+    assert sum("unsupported" in r.getMessage() for r in caplog.records) == 5
     sk = result.sketch
     assert sk.num_paths == 2  # the gradient-filled rect and the filtered path
     close(sk.style.fill_color[0], [0.5, 0, 0.5])  # gradient -> mean of its stop colours
@@ -408,7 +411,9 @@ def test_paint_servers_become_flat_colours():
     close(st.fill_color[:3], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 1, 0]])
     close(st.fill_opacity, [1, 1, 1, 0])
     assert result.skipped == {"radialGradient": 1, "linearGradient": 1, "pattern": 1}
-    assert "flat colour" in result.warnings[0]
+    assert sorted(result.warnings) == [
+        "unsupported gradient: 1 element(s) affected, gradient paint drawn as one flat colour, the mean of its stop "
+        "colours and opacities", "unsupported pattern: 1 element(s) affected, pattern paint drawn as flat grey"]
 
 
 @pytest.mark.parametrize("kwargs", [dict(canvas_size=0), dict(canvas_size=2.5), dict(stroke_width=-1.0),

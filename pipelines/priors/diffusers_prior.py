@@ -205,6 +205,89 @@ def _check_loading_info(component: str, path: str, info: Optional[dict]) -> None
                              "The file is from a different model.")
 
 
+def _check_finite(module: torch.nn.Module, component: str, path: str) -> None:
+    """NaN or infinite weights make a prior sample black frames while reporting success: refuse them at load."""
+    for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all()):
+            raise PriorLoadError(f"{component} weights {path} hold NaN or infinite values (tensor {name}); "
+                                 f"the file is corrupted: download it again. To get it, {WHERE_TO_GET}.")
+
+
+# Bounds on the sizes a prior's config files may declare (all far above real text-to-video models:
+# ModelScope declares 1000 timesteps, 77 positions, 4 levels of at most 1280 channels). A config is
+# read from the user's disk and is checked before any module is built, since modules are allocated
+# from the config before the weights are read.
+CONFIG_LIMITS = {
+    "clip": {"num_frames": 512, "height": 4096, "width": 4096},  # the sampling node's own maxima
+    "scheduler": {"num_train_timesteps": 100_000},
+    "text_encoder": {"max_position_embeddings": 4096, "num_hidden_layers": 256, "num_attention_heads": 256},
+    "unet": {"sample_size": 1024, "layers_per_block": 64, "attention_head_dim": 1024, "num_attention_heads": 1024},
+    "vae": {"sample_size": 8192, "layers_per_block": 64},
+}
+# Buffers a module allocates from its config but that are not in the weight file (position ids...).
+MAX_BUFFER_ELEMENTS = 1 << 26
+
+
+def _check_config_sizes(cfg: dict, component: str, where: str) -> None:
+    """Every size in `cfg` that CONFIG_LIMITS bounds: a positive integer within its bound."""
+    for key, bound in CONFIG_LIMITS.get(component, {}).items():
+        values = cfg.get(key)
+        if values is None:
+            continue
+        for v in (values if isinstance(values, (list, tuple)) else [values]):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= bound:
+                raise PriorLoadError(f"{where} declares {key} = {values!r}: expected whole numbers from 1 to {bound}")
+    for key in ("block_out_channels", "down_block_types", "up_block_types"):
+        if isinstance(cfg.get(key), (list, tuple)) and len(cfg[key]) > 8:
+            raise PriorLoadError(f"{where} declares {len(cfg[key])} {key}: expected at most 8")
+
+
+def _weights_elements(weights: "_WeightsFile") -> int:
+    """Tensor elements stored in a weights file: exact from a safetensors header, bounded from a .bin size."""
+    from safetensors import safe_open
+
+    def stored(path: str) -> int:
+        if not path.endswith(".safetensors"):
+            return os.path.getsize(path) // 2  # a .bin pickle: at least 2 bytes per element
+        total = 0
+        with safe_open(path, "pt") as f:
+            for key in f.keys():
+                n = 1
+                for d in f.get_slice(key).get_shape():
+                    n *= int(d)
+                total += n
+        return total
+
+    if weights.path.endswith(".index.json"):  # sharded: the files its weight map names, next to it
+        index = _read_json(weights.path, "weights index")
+        shards = sorted(set((index.get("weight_map") or {}).values()))
+        folder = os.path.dirname(weights.path)
+        paths = [os.path.join(folder, os.path.basename(str(name))) for name in shards]
+        return sum(stored(p) for p in paths if os.path.isfile(p))
+    return stored(weights.path)
+
+
+def _check_declared_size(build, component: str, config_path: str, weights: "_WeightsFile") -> None:
+    """Build the module on the meta device (no memory) and compare what its config declares with the file.
+
+    A config that declares far more parameters than its weight file holds would make the loader allocate
+    them before noticing the mismatch (a 40 GB request for a config edited to 50,000 channels)."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except Exception as e:
+        raise PriorLoadError(f"{config_path} does not describe a buildable {component}: {_describe_load_error(e)}") from e
+    params = sum(p.numel() for p in module.parameters())
+    buffers = sum(b.numel() for b in module.buffers())
+    stored = _weights_elements(weights)
+    if params > stored * 1.01 + 1024:
+        raise PriorLoadError(f"{config_path} declares {params / 1e6:.1f} M parameters but {weights.path} holds "
+                             f"{stored / 1e6:.1f} M values: the config does not belong to these weights")
+    if buffers > MAX_BUFFER_ELEMENTS:
+        raise PriorLoadError(f"{config_path} declares buffers of {buffers / 1e6:.0f} M elements "
+                             f"(at most {MAX_BUFFER_ELEMENTS / 1e6:.0f} M)")
+
+
 def _describe_load_error(e: BaseException) -> str:
     """One readable line for a library loading error, naming a refused pickle explicitly."""
     chain, cur = [], e
@@ -409,7 +492,11 @@ class DiffusersVideoPrior(VideoPrior):
         index_path = os.path.join(path, "model_index.json")
         model_index = _read_json(index_path, "model_index") if os.path.isfile(index_path) else {}
         pixel_space = "vae" in model_index and not any(model_index.get("vae") or [])
-        for key, value in (model_index.get("videopriors_clip") or {}).items():  # clip shape the model was trained on
+        clip = model_index.get("videopriors_clip") or {}
+        if not isinstance(clip, dict):
+            raise PriorLoadError(f"{index_path}: videopriors_clip must be an object {{num_frames, height, width}}")
+        _check_config_sizes(clip, "clip", f"{index_path} (videopriors_clip)")
+        for key, value in clip.items():  # clip shape the model was trained on
             if key in ("num_frames", "height", "width"):
                 kwargs.setdefault(key, int(value))
         pixel_opts = (model_index.get("videopriors_pixel") or {}) if pixel_space else {}
@@ -427,7 +514,12 @@ class DiffusersVideoPrior(VideoPrior):
         unet_cfg = _read_json(os.path.join(unet_dir, "config.json"), "unet")
         vae_cfg = None if pixel_space else _read_json(os.path.join(vae_dir, "config.json"), "vae")
         te_cfg = _read_json(os.path.join(te_dir, "config.json"), "text_encoder")
-        _read_json(os.path.join(sched_dir, "scheduler_config.json"), "scheduler")
+        sched_cfg = _read_json(os.path.join(sched_dir, "scheduler_config.json"), "scheduler")
+        for component, cfg, name in (("unet", unet_cfg, "unet/config.json"), ("vae", vae_cfg, "vae/config.json"),
+                                     ("text_encoder", te_cfg, "text_encoder/config.json"),
+                                     ("scheduler", sched_cfg, "scheduler/scheduler_config.json")):
+            if cfg is not None:
+                _check_config_sizes(cfg, component, os.path.join(path, name))
         cls._check_configs(path, unet_cfg, vae_cfg, te_cfg, pixel_opts)
         if not (os.path.isfile(os.path.join(tok_dir, "tokenizer.json")) or
                 all(os.path.isfile(os.path.join(tok_dir, f)) for f in ("vocab.json", "merges.txt"))):
@@ -437,6 +529,15 @@ class DiffusersVideoPrior(VideoPrior):
         te_w = _find_weights(te_dir, "text_encoder", _TRANSFORMERS_WEIGHTS)
 
         from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        _check_declared_size(lambda: UNet3DConditionModel.from_config(unet_cfg), "unet",
+                             os.path.join(unet_dir, "config.json"), unet_w)
+        if vae_cfg is not None:
+            _check_declared_size(lambda: AutoencoderKL.from_config(vae_cfg), "vae", os.path.join(vae_dir, "config.json"),
+                                 vae_w)
+        _check_declared_size(lambda: CLIPTextModel(CLIPTextConfig.from_pretrained(te_dir, local_files_only=True)),
+                             "text_encoder", os.path.join(te_dir, "config.json"), te_w)
 
         unet = cls._load_diffusers(UNet3DConditionModel, "unet", unet_dir, unet_w, dtype)
         vae = None if pixel_space else cls._load_diffusers(AutoencoderKL, "vae", vae_dir, vae_w, vae_dtype)
@@ -452,6 +553,12 @@ class DiffusersVideoPrior(VideoPrior):
         prior = cls(unet, vae, text_encoder, tokenizer, scheduler, folder=path, name=os.path.basename(path),
                     dtype=dtype, vae_dtype=vae_dtype, device=device, **kwargs)
         prior._te_source = (te_dir, te_w)
+        limits = CONFIG_LIMITS["clip"]
+        if prior.num_frames > limits["num_frames"] or max(prior.height, prior.width) > limits["height"]:
+            raise PriorLoadError(f"{path}: its clip of {prior.num_frames} frames of {prior.width}x{prior.height} "
+                                 f"(unet/config.json sample_size x the VAE factor, or model_index.json "
+                                 f"videopriors_clip) is above {limits['num_frames']} frames of "
+                                 f"{limits['width']}x{limits['height']}")
         return prior
 
     @staticmethod
@@ -493,6 +600,7 @@ class DiffusersVideoPrior(VideoPrior):
         except Exception as e:
             raise PriorLoadError(f"could not load {component} from {weights.path}: {_describe_load_error(e)}") from e
         _check_loading_info(component, weights.path, info)
+        _check_finite(model, component, weights.path)
         return model
 
     @staticmethod
@@ -506,6 +614,7 @@ class DiffusersVideoPrior(VideoPrior):
         except Exception as e:
             raise PriorLoadError(f"could not load text_encoder from {weights.path}: {_describe_load_error(e)}") from e
         _check_loading_info("text_encoder", weights.path, info)
+        _check_finite(model, "text_encoder", weights.path)
         return model
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "DiffusersVideoPrior":

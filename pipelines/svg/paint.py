@@ -1,0 +1,181 @@
+"""Paint: colours, paints (none / colour / currentColor / url(#server) with fallback), opacities, and paint
+servers drawn as one flat colour (the sketch has one colour per path): a gradient as the mean of its stop
+colours and stop opacities, a pattern or other server as grey."""
+from __future__ import annotations
+
+import colorsys
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from PIL import ImageColor
+
+from .css import parse_declarations
+from .limits import PATTERN_FALLBACK_RGB
+from .xmlutil import SVG_NS, XLINK_HREF
+from .xmlutil import split_tag as _split_tag
+
+RGB = Tuple[float, float, float]
+_GRADIENTS = {"linearGradient", "radialGradient"}
+_PAINT_SERVERS = _GRADIENTS | {"pattern", "meshgradient", "hatch"}
+_HEX_RE = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
+_FUNC_RE = re.compile(r"(rgba?|hsla?)\(([^()]*)\)", re.IGNORECASE)
+_NUM_PCT_RE = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?%?")
+
+
+def parse_colour(text: str) -> Optional[Tuple[RGB, float]]:
+    """A CSS colour -> ((r, g, b) in 0..1, alpha), or None if invalid. Named colours come from Pillow's CSS
+    table; #rgb[a], #rrggbb[aa], rgb[a]() and hsl[a]() (comma or space separated) are parsed here."""
+    text = text.strip()
+    low = text.lower()
+    if low == "transparent":
+        return (0.0, 0.0, 0.0), 0.0
+    m = _HEX_RE.fullmatch(text)
+    if m:
+        h = m.group(1)
+        if len(h) in (3, 4):
+            h = "".join(c * 2 for c in h)
+        vals = [int(h[i:i + 2], 16) / 255.0 for i in range(0, len(h), 2)]
+        return (vals[0], vals[1], vals[2]), (vals[3] if len(vals) == 4 else 1.0)
+    m = _FUNC_RE.fullmatch(text)
+    if m:
+        args = _NUM_PCT_RE.findall(m.group(2).replace("/", " "))
+        rest = _NUM_PCT_RE.sub("", m.group(2)).replace(",", " ").replace("/", " ").strip()
+        if rest or len(args) not in (3, 4):
+            return None
+        # CSS Color 3, as resvg: the three channels all numbers or all percentages, alpha a plain number
+        if m.group(1).lower().startswith("rgb") and (len({a.endswith("%") for a in args[:3]}) > 1 or (
+                len(args) == 4 and args[3].endswith("%"))):
+            return None
+
+        def unit(a, scale):
+            v = float(a[:-1]) / 100.0 if a.endswith("%") else float(a) / scale
+            return min(1.0, max(0.0, v)) if math.isfinite(v) else None
+
+        alpha = unit(args[3], 1.0) if len(args) == 4 else 1.0
+        if m.group(1).lower().startswith("rgb"):
+            rgb = [unit(a, 255.0) for a in args[:3]]
+        else:
+            hue = float(args[0].rstrip("%")) % 360.0 / 360.0
+            sat, light = unit(args[1], 100.0), unit(args[2], 100.0)
+            if sat is None or light is None:
+                return None
+            rgb = list(colorsys.hls_to_rgb(hue, light, sat))
+        if alpha is None or any(v is None for v in rgb):
+            return None
+        return (rgb[0], rgb[1], rgb[2]), alpha
+    named = ImageColor.colormap.get(low)
+    if isinstance(named, str) and low.isalpha():
+        return parse_colour(named)
+    return None
+
+
+@dataclass
+class PaintServer:
+    kind: str  # element name: linearGradient, radialGradient, pattern, ...
+    rgb: Optional[RGB]  # flat fallback colour; None = draws nothing (gradient without stops)
+    alpha: float
+
+
+def collect_paint_servers(root: ET.Element) -> Dict[str, PaintServer]:
+    """Paint server id -> its flat fallback (gradients follow href for their stops, memoised)."""
+    by_id = {}
+    for elem in root.iter():
+        ns, name = _split_tag(elem.tag)
+        if ns in ("", SVG_NS) and name in _PAINT_SERVERS and elem.get("id"):
+            by_id.setdefault(elem.get("id"), (name, elem))  # the first element with an id wins
+    stops_of: Dict[str, Optional[Tuple[Optional[RGB], float]]] = {}
+    for ident in by_id:
+        chain, result = {}, None  # dict: ordered and O(1) membership
+        while ident not in stops_of and ident in by_id and ident not in chain:
+            chain[ident] = True
+            name, elem = by_id[ident]
+            stops = [s for s in elem if _split_tag(s.tag)[1] == "stop"]
+            if name not in _GRADIENTS or stops:
+                colours = [c for c in map(_stop_colour, stops) if c is not None]
+                if name in _GRADIENTS and colours:
+                    rgb = tuple(sum(c[0][i] for c in colours) / len(colours) for i in range(3))
+                    result = (rgb, sum(c[1] for c in colours) / len(colours))
+                elif name not in _GRADIENTS:
+                    result = (PATTERN_FALLBACK_RGB, 1.0)
+                break
+            ref = (elem.get("href") or elem.get(XLINK_HREF) or "").strip()  # no stops: use the href'd ones
+            ident = ref[1:] if ref.startswith("#") else ""
+        else:
+            result = stops_of.get(ident)  # already resolved (or missing / circular: None)
+        for link in chain:  # memoised, so long href chains are walked once
+            stops_of[link] = result
+    out = {}
+    for ident, (name, _) in by_id.items():
+        found = stops_of.get(ident)
+        out[ident] = PaintServer(name, found[0] if found else None, found[1] if found else 0.0)
+    return out
+
+
+def _stop_colour(stop: ET.Element) -> Optional[Tuple[RGB, float]]:
+    values = {"stop-color": stop.get("stop-color"), "stop-opacity": stop.get("stop-opacity")}
+    for key, value, _ in parse_declarations(stop.get("style", "")):
+        if key in values:
+            values[key] = value
+    colour = parse_colour(values["stop-color"] or "black")
+    if colour is None:
+        colour = ((0.0, 0.0, 0.0), 1.0)
+    return colour[0], colour[1] * unit_interval(values["stop-opacity"])
+
+
+def unit_interval(value, default: float = 1.0) -> float:
+    """An opacity: number or percentage, clamped to [0, 1]; invalid -> default."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        return default
+    if not math.isfinite(number):
+        return default
+    return min(1.0, max(0.0, number))
+
+
+def parse_opacity(text: str) -> Optional[float]:
+    """A valid opacity value clamped to [0, 1], else None."""
+    v = unit_interval(text, default=float("nan"))
+    return None if math.isnan(v) else v
+
+
+@dataclass
+class Paint:
+    kind: str  # "none" | "color" | "server" | "currentColor"
+    rgb: Optional[RGB] = None
+    alpha: float = 1.0
+    server: Optional[str] = None  # paint server id
+    fallback: Optional["Paint"] = None  # for a missing server
+
+
+def parse_paint(text: str) -> Optional[Paint]:
+    """A fill/stroke value, or None if invalid (the cascade then takes the next declaration)."""
+    text = text.strip()
+    low = text.lower()
+    if low == "none":
+        return Paint("none")
+    if low == "currentcolor":
+        return Paint("currentColor")
+    if low in ("context-fill", "context-stroke"):
+        return Paint("none")  # only meaningful inside markers, which are not drawn
+    if low.startswith("url("):
+        ref, close, rest = text.partition(")")
+        if not close:
+            return None
+        ident = ref[4:].strip().strip("'\"").strip()
+        ident = ident[1:] if ident.startswith("#") else ""
+        rest = rest.strip()
+        fallback = parse_paint(rest) if rest else None
+        if rest and fallback is None:
+            return None
+        return Paint("server", server=ident, fallback=fallback)
+    colour = parse_colour(text)  # '#abc icc-color(...)' is invalid, as in resvg and CSS
+    if colour is None:
+        return None
+    return Paint("color", rgb=colour[0], alpha=colour[1])

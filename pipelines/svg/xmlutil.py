@@ -1,0 +1,23 @@
+"""XML names shared by the loader's modules."""
+from __future__ import annotations
+
+from typing import Tuple
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+
+def split_tag(tag) -> Tuple[str, str]:
+    if not isinstance(tag, str):
+        return "?", ""  # comments / processing instructions (not produced by the default builder)
+    if tag.startswith("{"):
+        ns, _, name = tag[1:].partition("}")
+        return ns, name
+    return "", tag
+
+
+def describe(elem) -> str:
+    """<tag id='...'> for messages that name an element."""
+    name = split_tag(elem.tag)[1]
+    ident = elem.get("id")
+    return f"<{name} id={ident[:40]!r}>" if ident else f"<{name}>"
