@@ -78,10 +78,11 @@ CHUNK_PIXELS = 1 << 22
 # (edge, slab) pieces per (edge, row) pair, rows are cut into FILL_BANDS fixed bands instead, where
 # an edge counts if it crosses a band's mid-height (exact across, sampled at 1/FILL_BANDS along y
 # near vertices). Crossings are cut too unless that means more than FILL_CROSSING_BUDGET x as many
-# candidate pairs as pieces.
+# candidate pairs as pieces (+ FILL_CROSSING_ALLOWANCE), decided per shape.
 FILL_SLAB_BUDGET = 8
 FILL_BANDS = 8
 FILL_CROSSING_BUDGET = 4
+FILL_CROSSING_ALLOWANCE = 4096  # candidate pairs per shape allowed beyond the budget
 
 Background = Sequence[float] | None
 
@@ -376,9 +377,8 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
-    if detail:  # also: does the piece start / end its cubic
-        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), j == 0, \
-            j == _take(n, cubic) - 1
+    if detail:  # also: the cubic of each piece (index into frames x cubics)
+        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
     return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
 
 
@@ -562,13 +562,24 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     - at a joint inside one cubic where the rectangles cannot share their end (the stroke's half
       width exceeds the curve's radius there), a bevel triangle;
     - caps of open paths: butt nothing, square a half-square rectangle, round a half-disc polygon;
-      a path of zero length has its caps along +x (SVG).
+      a path of zero length has its caps along +x (SVG). Pieces of zero length (repeated points) are
+      dropped first, so that the pieces around them meet in the path's join.
     Returns (slot [E] = frame * R + outline rank, yx [E], coverage [E]).
     """
     K, R = pts.shape[0], scene.outline_paths.shape[0]
-    a, b, frame, path, cubic_start, _ = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
-                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True,
-                                                 max_piece=math.inf)
+    a, b, frame, path, cubic = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
+                                        _take(scene.cubic_path, scene.outline_cubics), detail=True, max_piece=math.inf)
+    with torch.no_grad():
+        # Pieces of zero length (repeated points, degenerate cubics) have no direction: dropped, so that the
+        # pieces around them meet in the path's join; a path of zero length keeps one for its caps.
+        slot = frame * R + _take(scene.outline_rank, path)
+        d0 = (b - a).detach()
+        moving = (d0 * d0).sum(-1) > 1e-12
+        starts_path = torch.ones_like(moving)
+        starts_path[1:] = slot[1:] != slot[:-1]
+        still = torch.zeros(K * R, dtype=torch.long, device=pts.device).index_add_(0, slot, moving.long()) == 0
+        keep = torch.nonzero(moving | (starts_path & _take(still, slot))).squeeze(1)
+    a, b, frame, path, cubic = (_take(t, keep) for t in (a, b, frame, path, cubic))
     rank = _take(scene.outline_rank, path)
     slot = frame * R + rank
     hw = _take(scene.half_width, path)
@@ -588,7 +599,8 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         inner = torch.nonzero(~last).squeeze(1)
         j1 = torch.cat([inner, _take(last_at, torch.nonzero(closed).squeeze(1))])
         j2 = torch.cat([inner + 1, _take(first_at, torch.nonzero(closed).squeeze(1))])
-        true_joint = torch.cat([_take(cubic_start, inner + 1), torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
+        true_joint = torch.cat([_take(cubic, inner + 1) != _take(cubic, inner),
+                                torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
         join = torch.where(true_joint, _take(scene.outline_join, _take(rank, j1)), torch.full_like(j1, _BEVEL))
         max_hw = float(hw.detach().max()) if M else 0.0
         arc = int(min(64, max(4, math.ceil(math.pi / (2 * math.acos(max(-1.0, 1 - ARC_TOLERANCE / max(max_hw, 1e-6))))))))
@@ -670,6 +682,9 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         ea.append(verts.reshape(-1, 2))
         eb.append(verts.roll(-1, 1).reshape(-1, 2))
         es.append(owner.repeat_interleave(verts.shape[1]))
+    if not ea:  # outline paths without any segment
+        none = torch.zeros(0, dtype=torch.long, device=pts.device)
+        return none, none, pts.new_zeros(0)
     evenodd = torch.zeros(K * R, dtype=torch.bool, device=pts.device)
     return _fill_coverage(torch.cat(ea), torch.cat(eb), torch.cat(es), evenodd, K * R, H, W)
 
@@ -682,9 +697,8 @@ def _arc_polygon(centre, radius, start, sweep, steps: int):
     angle = sweep.unsqueeze(-1) * k  # [X, steps + 1]
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = start[:, :1], start[:, 1:]
-    with torch.no_grad():
-        phi = (sweep.abs() / steps).clamp_min(1e-6)
-        grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
+    phi = (sweep.abs() / steps).clamp_min(1e-6)
+    grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
     ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * (radius * grow).unsqueeze(-1)
     return torch.cat([centre.unsqueeze(1), centre.unsqueeze(1) + ring], 1)
 
@@ -873,8 +887,16 @@ def _crossings(slabs, order, x0, x1, base_key):
     end_at = torch.cat([start_at[1:], start_at.new_full((1,), group.shape[0])])
     index = torch.arange(group.shape[0], device=group.device)
     later = _take(end_at, torch.cumsum(starts, 0) - 1) - index - 1  # later members of the same slab
-    if int(later.sum()) > FILL_CROSSING_BUDGET * slab.shape[0] + 4096:
-        return None  # too many candidates: the crossings' pixels stay approximate
+    # The budget is per shape (slot), so that a batch of frames decides as each frame alone would: a shape
+    # with too many candidates keeps its crossings' pixels approximate.
+    _, shape_of = torch.unique(_take(base_key, pair_edge), return_inverse=True)
+    pieces = torch.bincount(shape_of)
+    member_shape = _take(shape_of, members)
+    candidates = torch.zeros_like(pieces).index_add_(0, member_shape, later)
+    over = candidates > FILL_CROSSING_BUDGET * pieces + FILL_CROSSING_ALLOWANCE
+    later = torch.where(_take(over, member_shape), torch.zeros_like(later), later)
+    if not int(later.sum()):
+        return None
     i, local = _ragged_range(later)
     j = _take(members, i + 1 + local)
     i = _take(members, i)

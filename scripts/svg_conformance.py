@@ -218,6 +218,9 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     suite = os.path.abspath(args.suite)
+    for inner in ("tests", os.path.join("crates", "resvg", "tests", "tests")):  # a checkout's root works too
+        if not os.path.isdir(os.path.join(suite, "shapes")) and os.path.isdir(os.path.join(suite, inner, "shapes")):
+            suite = os.path.join(suite, inner)
     wanted = [c.strip().strip("/") for c in args.categories.split(",") if c.strip()]
     cats = [c for c in IN_SCOPE if not wanted or any(c == w or c.startswith(w + "/") for w in wanted)]
     missing = [c for c in cats if not os.path.isdir(os.path.join(suite, c))]
