@@ -23,8 +23,9 @@ SHIPPED_CARD = os.path.join(EMBEDDED_PRIOR_DIR, "MODEL_CARD.md")
 # The distillation slice: four directions x three seeds on three hand-drawn held-out sketches (the
 # evaluation's smallest: 40-52 control points), the workflows' anchored settings with a quarter of the evaluation's
 # iterations. Its cost is fixed work, 12 runs x SLICE_ITERATIONS fused SDS passes (600 passes of the shipped prior, on
-# one torch thread: about 1.5 minutes on a quiet 2-core machine, ~2.5 with two CPU-bound processes beside it), with no
-# time limit of its own: it does not depend on how fast the machine is, only on finishing its work.
+# one torch thread: 134 s measured on 2 cores shared with other work, load average ~2), with no time limit of its
+# own: it does not depend on how fast the machine is, only on finishing its work. (Before: 12 runs x 100 iterations on
+# 2 threads, 1200 passes, which hit a 600 s limit on a machine with a load average of 7-9.)
 SLICE_DIRECTIONS = ("left", "right", "clockwise", "grow")
 SLICE_SKETCHES = ("house", "stick_figure", "flower")
 SLICE_ITERATIONS = 50
