@@ -9,7 +9,7 @@ SHELL := /bin/bash
 export OMP_WAIT_POLICY ?= PASSIVE
 BOOT = eval "$$(bash scripts/bootstrap.sh | sed 's/^/export VP_/')"; export VP_COMFYUI; PY="$$VP_VENV/bin/python"
 
-.PHONY: demo test bench bench-busy-suite eval-prior setup browser-deps workflows readme-media clean conformance
+.PHONY: demo test bench bench-busy-suite eval-prior eval-anchoring setup browser-deps workflows readme-media clean conformance
 
 setup:
 	@$(BOOT); echo "venv: $$VP_VENV"; echo "ComfyUI: $$VP_COMFYUI"
@@ -34,6 +34,11 @@ bench-busy-suite: browser-deps
 # LiveSketch direction matches -> bench/results/embedded_prior_eval.json. About 25 minutes on 2 CPU cores.
 eval-prior:
 	@$(BOOT); "$$PY" scripts/eval_embedded_prior.py
+
+# Anchoring on / off (frame 0 = the input sketch): 48 distillation runs, about 15 minutes on 2 quiet cores; adds the
+# section "anchoring" to bench/results/embedded_prior_eval.json. Then: scripts/write_model_card.py
+eval-anchoring:
+	@$(BOOT); OMP_WAIT_POLICY=PASSIVE "$$PY" scripts/eval_embedded_prior.py --anchoring --jobs 2 --threads 1
 
 workflows:
 	@$(BOOT); "$$PY" scripts/build_workflows.py
