@@ -368,6 +368,22 @@ def _worker_run(job: tuple) -> tuple:
     return key, distill_run(_WORKER_PRIOR, sketch, prompt, settings, seed)
 
 
+def _run_jobs(prior, todo: list, jobs: int, finished) -> None:
+    """Run the distillation jobs (key, sketch, prompt, settings, seed), calling finished(key, result) for each.
+
+    With jobs > 1: worker processes with one torch thread each (2 small runs side by side use 2 cores better
+    than one run on 2 threads); each loads the prior from its folder."""
+    if jobs > 1 and todo:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
+            for key, r in pool.imap_unordered(_worker_run, todo):
+                finished(key, r)
+    else:
+        for key, sketch, prompt, st, seed in todo:
+            finished(key, distill_run(prior, sketch, prompt, st, seed))
+
+
 def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str] = DIRECTIONAL,
                       seeds: int = DISTILL_SEEDS, sketches=None, log=print, done: Sequence[dict] = (),
                       on_run=None, jobs: int = 1) -> dict:
@@ -399,17 +415,7 @@ def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str
             f"dx {r['dx']:+.3f} dy {r['dy']:+.3f} rot {r['rotation']:+6.1f} scale {r['scale']:.3f} "
             f"({r['seconds']:.0f} s)  {r['prompt']!r}")
 
-    if jobs > 1 and todo:
-        # Worker processes with one torch thread each (2 small runs side by side use 2 cores better than
-        # one run on 2 threads); each loads the prior from its folder.
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
-            for key, r in pool.imap_unordered(_worker_run, todo):
-                finished(key, r)
-    else:
-        for key, sketch, prompt, st, seed in todo:
-            finished(key, distill_run(prior, sketch, prompt, st, seed))
+    _run_jobs(prior, todo, jobs, finished)
     runs = [previous[k] for k in meta]
     per = {d: {"matches": sum(r["match"] for r in runs if r["direction"] == d),
                "runs": sum(1 for r in runs if r["direction"] == d)} for d in directions}
@@ -529,15 +535,7 @@ def eval_anchoring(prior, settings: DistillSettings, on_settings: DistillSetting
             f"{fd['shape_residual_max']:.2f}, max |rot| {fd['max_abs_rotation']:.1f}, "
             f"last scale {fd['last_scale_vs_input']:.2f} ({r['seconds']:.0f} s)")
 
-    if jobs > 1 and todo:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
-            for key, r in pool.imap_unordered(_worker_run, todo):
-                finished(key, r)
-    else:
-        for key, sketch, prompt, st, seed in todo:
-            finished(key, distill_run(prior, sketch, prompt, st, seed))
+    _run_jobs(prior, todo, jobs, finished)
     runs = [previous[k] for k in meta]
     secs = [r["seconds"] for r in runs]
     return {"settings": {v: dataclasses.asdict(st) for v, st in variants.items()},
