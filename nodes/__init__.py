@@ -1,8 +1,11 @@
 """ComfyUI adapters (V3 schema) for the VideoPriors pipelines."""
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import ComfyExtension, io
 
+from ..pipelines.cpu_threads import wait_policy_warning
 from .comfy_prior_nodes import COMFY_PRIOR_NODES
 from .livesketch_nodes import LIVESKETCH_NODES
 from .prior_loading import register_folders
@@ -10,6 +13,9 @@ from .sampling_nodes import SAMPLING_NODES
 from .sketch_nodes import SKETCH_NODES
 
 register_folders()
+_spin_warning = wait_policy_warning()
+if _spin_warning:
+    logging.getLogger("VideoPriors").warning("VideoPriors: %s", _spin_warning)
 
 
 class VideoPriorsExtension(ComfyExtension):

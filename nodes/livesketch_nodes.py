@@ -97,6 +97,18 @@ class SketchMotionModel(io.ComfyNode):
                 io.Float.Input("global_lr", default=1e-4, min=0.0, max=1.0, step=1e-5),
                 io.Boolean.Input("local_motion", default=True),
                 io.Boolean.Input("global_motion", default=True),
+                io.Boolean.Input("anchor_first_frame", default=False,
+                                 tooltip="Frame 0 is your drawing exactly and the other frames move relative to it "
+                                         "(local offsets minus frame 0's, global transforms composed with the "
+                                         "inverse of frame 0's). Off: the paper's formulation, where frame 0 "
+                                         "drifts like every other frame."),
+                io.Float.Input("shape_preservation", default=0.0, min=0.0, max=1e6, step=1.0,
+                               tooltip="Weight of a term that keeps every frame the drawing's shape: it acts on "
+                                       "frames whose shape differs from the drawing (after the best move, turn "
+                                       "and uniform scale) by more than 10 % of its size. 0 = off (the paper)."),
+                io.Float.Input("smoothness", default=0.0, min=0.0, max=1e6, step=1.0,
+                               tooltip="Weight of a term against frame-to-frame jumps (the squared acceleration "
+                                       "of the points, relative to the drawing's size). 0 = off (the paper)."),
             ],
             outputs=[MotionModel.Output(display_name="motion_model")],
         )
@@ -105,7 +117,6 @@ class SketchMotionModel(io.ComfyNode):
     def validate_inputs(cls, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale, local_lr,
                         global_lr, shape_preservation=None, smoothness=None):
         # Every FLOAT is named (finite, within its range: check_inputs); INTs keep ComfyUI's own range check.
-        # shape_preservation / smoothness: the anchoring work's inputs, checked once they are in the schema.
         return check_inputs(cls, dict(dropout=dropout, lambda_translation=lambda_translation,
                                       lambda_rotation=lambda_rotation, lambda_shear=lambda_shear,
                                       lambda_scale=lambda_scale, local_lr=local_lr, global_lr=global_lr,
@@ -113,16 +124,19 @@ class SketchMotionModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, hidden, dropout, lambda_translation, lambda_rotation, lambda_shear, lambda_scale,
-                local_lr, global_lr, local_motion, global_motion):
+                local_lr, global_lr, local_motion, global_motion, anchor_first_frame=False, shape_preservation=0.0,
+                smoothness=0.0):
         ensure_inputs(cls, frames=frames, hidden=hidden, dropout=dropout, lambda_translation=lambda_translation,
                       lambda_rotation=lambda_rotation, lambda_shear=lambda_shear, lambda_scale=lambda_scale,
-                      local_lr=local_lr, global_lr=global_lr)
+                      local_lr=local_lr, global_lr=global_lr, shape_preservation=shape_preservation,
+                      smoothness=smoothness)
         if not (local_motion or global_motion):
             raise ValueError("VP_SketchMotionModel: enable local_motion, global_motion or both")
         return io.NodeOutput(MotionModelConfig(
             num_frames=frames, hidden=hidden, dropout=dropout, lambda_t=lambda_translation, lambda_r=lambda_rotation,
             lambda_sh=lambda_shear, lambda_s=lambda_scale, use_local=local_motion, use_global=global_motion,
-            local_lr=local_lr, global_lr=global_lr))
+            local_lr=local_lr, global_lr=global_lr, anchor=anchor_first_frame, shape_weight=shape_preservation,
+            smooth_weight=smoothness))
 
 
 class SDSGuidanceNode(io.ComfyNode):
@@ -141,7 +155,8 @@ class SDSGuidanceNode(io.ComfyNode):
                 io.Float.Input("guidance_local", default=30.0, min=0.0, max=200.0, step=0.5),
                 io.Float.Input("guidance_global", default=40.0, min=0.0, max=200.0, step=0.5),
                 io.Int.Input("t_min", default=50, min=0, max=999),
-                io.Int.Input("t_max", default=950, min=1, max=1000, tooltip="exclusive"),
+                io.Int.Input("t_max", default=949, min=1, max=1000,
+                             tooltip="exclusive; 949 as the reference code (t in 50..948)"),
                 io.Boolean.Input("augment", default=True,
                                  tooltip="Random perspective then random square crop, the same for all frames."),
                 io.Float.Input("perspective_distortion", default=0.5, min=0.0, max=1.0, step=0.05),
@@ -249,7 +264,8 @@ class AnimateSketch(io.ComfyNode):
                 Sketch.Input("sketch"),
                 MotionModel.Input("motion_model"),
                 SDSGuidance.Input("guidance"),
-                io.Int.Input("iterations", default=1000, min=0, max=100000),
+                io.Int.Input("iterations", default=1001, min=0, max=100000,
+                             tooltip="1001: the reference code's loop (range(num_iter + 1), num_iter 1000)"),
                 io.Int.Input("seed", default=1000, min=0, max=0xFFFFFFFF, control_after_generate=True),
                 io.Boolean.Input("fused", default=False, tooltip="One SDS pass per iteration stepping both optimisers."),
                 io.Float.Input("fps", default=8.0, min=0.1, max=120.0, step=0.1),

@@ -17,10 +17,16 @@ from typing import Callable, Dict, Optional
 import torch
 import torchvision.transforms.functional as TF
 
-from .livesketch_model import SketchMotionModel, build_optimizers, lr_lambda, render_points
+from .livesketch_model import SketchMotionModel, build_optimizers, lr_lambda, render_points, shape_penalty, \
+    motion_acceleration
 from .priors.base import PromptEmbeds, VideoPrior, sds_gradient
 from .raster import rasterize
 from .sketch import Sketch, SketchAnimation
+
+
+#: Anchoring as the workflows and the demo use it (MotionModelConfig fields), chosen with the embedded prior
+#: (scripts/eval_embedded_prior.py --anchoring compares it with the paper's formulation).
+ANCHORING = {"anchor": True, "shape_weight": 1000.0, "shape_tolerance": 0.1, "smooth_weight": 1000.0}
 
 
 @dataclass
@@ -38,11 +44,19 @@ class MotionModelConfig:
     use_global: bool = True
     local_lr: float = 5e-3
     global_lr: float = 1e-4
+    # Not in the paper (off = its formulation): frame 0 is the input sketch and the motion is relative to it
+    # (SketchMotionModel anchor), and a shape-preservation term (`shape_penalty`: frames whose residual after
+    # the best similarity exceeds shape_tolerance of the drawing's size are pulled back, weight shape_weight).
+    anchor: bool = False
+    shape_weight: float = 0.0
+    shape_tolerance: float = 0.1
+    smooth_weight: float = 0.0  # `motion_acceleration` term (not in the paper)
 
     def build(self, num_points: int) -> SketchMotionModel:
         return SketchMotionModel(num_points, self.num_frames, hidden=self.hidden, dropout=self.dropout,
                                  lambda_t=self.lambda_t, lambda_r=self.lambda_r, lambda_sh=self.lambda_sh,
-                                 lambda_s=self.lambda_s, use_local=self.use_local, use_global=self.use_global)
+                                 lambda_s=self.lambda_s, use_local=self.use_local, use_global=self.use_global,
+                                 anchor=self.anchor)
 
 
 @dataclass
@@ -54,7 +68,8 @@ class SDSConfig:
     guidance_local: float = 30.0
     guidance_global: float = 40.0
     t_min: int = 50
-    t_max: int = 950  # exclusive
+    # exclusive: t in 50..948, as the reference code (losses.py draws randint(50, min(950, 1000) - 1))
+    t_max: int = 949
     augment: bool = True
     perspective_distortion: float = 0.5
     crop_scale: tuple = (0.4, 1.0)
@@ -62,7 +77,9 @@ class SDSConfig:
 
 @dataclass
 class AnimateConfig:
-    iterations: int = 1000
+    # The reference code loops over range(num_iter + 1) with num_iter 1000: 1001 iterations. Its learning-rate
+    # schedule runs over num_iter = 1000 steps, ours over `iterations` (1001): the factor differs by < 0.1 %.
+    iterations: int = 1001
     seed: int = 1000
     fused: bool = False
     render_size: int = 256
@@ -199,7 +216,15 @@ def animate_sketch(sketch: Sketch, prior: VideoPrior, embeds: PromptEmbeds, mode
             noise = torch.randn(latents.shape, generator=gen).to(latents.device, latents.dtype)
             grad = sds_gradient(prior, latents, embeds, guidance, t, noise)
             t5 = time.perf_counter()
-            latents.backward(gradient=grad)
+            if model_cfg.shape_weight > 0 or model_cfg.smooth_weight > 0:
+                penalty = points.new_zeros(())
+                if model_cfg.shape_weight > 0:
+                    penalty = penalty + model_cfg.shape_weight * shape_penalty(base, points, model_cfg.shape_tolerance)
+                if model_cfg.smooth_weight > 0:
+                    penalty = penalty + model_cfg.smooth_weight * motion_acceleration(base, points)
+                torch.autograd.backward([latents, penalty], [grad, None])
+            else:
+                latents.backward(gradient=grad)
             t6 = time.perf_counter()
             optim.step(local=step_local, global_=step_global)
             t7 = time.perf_counter()

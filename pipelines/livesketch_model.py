@@ -11,6 +11,17 @@ frames of the same points. Every frame is the input sketch plus two displacement
 so frame k is  centroid + p0 + dZ_l + dZ_g, where p0 are the points' offsets from the
 centroid, in pixels. The global transform acts on p0, not on p0 + dZ_l.
 
+Anchored variant (`anchor=True`, not in the paper): the paper's frames are all free, so frame 0
+drifts from the drawing as much as the others (a "grow" clip may start by shrinking it). Anchored,
+every frame's displacement is taken relative to frame 0's:
+
+    local:  dZ_l[k] - dZ_l[0]
+    global: T_k . T_0^-1  (the transform that carries frame 0's pose to frame k's)
+
+so frame 0 is the input sketch itself (returned as the input tensor's values, bit for bit) and
+the motion of frames 1..K-1 is measured from it. The network, its parameters and its
+optimisers are the same; only the read-out of its outputs changes.
+
 The two branches are trained by two Adam optimisers with their own learning rates
 (`build_optimizers`) under the same learning-rate schedule (`lr_lambda`). The model
 is re-parameterised optimisation: its input never changes, only its weights are fitted
@@ -24,7 +35,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
-from .motion import GlobalParams, apply_global
+from .motion import GlobalParams, apply_global, transform_matrices
 
 
 def _block(in_dim: int, out_dim: int) -> List[nn.Module]:
@@ -68,10 +79,12 @@ class SketchMotionModel(nn.Module):
 
     def __init__(self, num_points: int, num_frames: int, hidden: int = 128, dropout: float = 0.1,
                  lambda_t: float = 1.0, lambda_r: float = 0.01, lambda_sh: float = 0.1, lambda_s: float = 0.05,
-                 use_local: bool = True, use_global: bool = True, zero_init: bool = False):
+                 use_local: bool = True, use_global: bool = True, zero_init: bool = False, anchor: bool = False):
         """zero_init: zero the last layer of the local branch and of every global head so the
         frames start exactly at the input sketch. Off by default, as in the reference, whose
-        default initialisation starts the frames within a few pixels of the sketch."""
+        default initialisation starts the frames within a few pixels of the sketch.
+        anchor: frame 0 is the input sketch and the other frames move relative to it (module
+        docstring); off is the paper's formulation."""
         super().__init__()
         if num_points < 1 or num_frames < 1:
             raise ValueError("num_points and num_frames must be >= 1")
@@ -82,6 +95,7 @@ class SketchMotionModel(nn.Module):
         self.hidden = int(hidden)
         self.use_local = bool(use_local)
         self.use_global = bool(use_global)
+        self.anchor = bool(anchor)
         self.lambda_t, self.lambda_r, self.lambda_sh, self.lambda_s = lambda_t, lambda_r, lambda_sh, lambda_s
 
         total, h = self.num_frames * self.num_points, self.hidden
@@ -131,7 +145,10 @@ class SketchMotionModel(nn.Module):
 
         aux: "local_offsets" [K, N, 2] (dZ_l), "global_offsets" [K, N, 2] (dZ_g),
         "global_params" (GlobalParams, scaled by the lambdas), "centroid" [2].
-        A disabled branch reports zero offsets and identity parameters.
+        A disabled branch reports zero offsets and identity parameters. Anchored, the offsets are
+        the relative ones (zero at frame 0) and "global_params" are still the heads' raw per-frame
+        parameters; "global_matrices" [K, 2, 2] and "global_translations" [K, 2] then give the
+        relative transforms T_k . T_0^-1 that were applied.
         """
         if base_points.shape != (self.num_points, 2):
             raise ValueError(f"base_points must be [{self.num_points}, 2], got {list(base_points.shape)}")
@@ -150,16 +167,29 @@ class SketchMotionModel(nn.Module):
             local = self.local_branch(features).reshape(k, n, 2)
         else:
             local = torch.zeros(k, n, 2, dtype=enc.dtype, device=enc.device)
+        extra: Dict[str, object] = {}
         if self.use_global:
             params = self.global_params(features)
-            glob = apply_global(p0, params, center=torch.zeros_like(centroid)) - p0
+            if self.anchor:
+                lin, shift = _relative_to_first(transform_matrices(params), params.translate)
+                glob = p0 @ lin.transpose(-1, -2) + shift[:, None, :] - p0
+                extra = {"global_matrices": lin, "global_translations": shift}
+            else:
+                glob = apply_global(p0, params, center=torch.zeros_like(centroid)) - p0
         else:
             params = GlobalParams.identity(k, dtype=enc.dtype, device=enc.device)
             glob = torch.zeros(k, n, 2, dtype=enc.dtype, device=enc.device)
 
-        points = centroid + p0 + local + glob
+        if self.anchor:
+            local = local - local[:1]
+            # Frames 1..K-1 from the relative offsets; frame 0 is the input itself (no rounding from
+            # centroid + p0), so it equals the drawing exactly and takes no gradient.
+            moved = centroid + p0 + local[1:] + glob[1:]
+            points = torch.cat([base.unsqueeze(0), moved], dim=0)
+        else:
+            points = centroid + p0 + local + glob
         return points, {"local_offsets": local, "global_offsets": glob, "global_params": params,
-                        "centroid": centroid}
+                        "centroid": centroid, **extra}
 
     def parameter_groups(self) -> Dict[str, List[nn.Parameter]]:
         """The parameters of the reference's two optimisers.
@@ -176,6 +206,17 @@ class SketchMotionModel(nn.Module):
             for head in self._global_heads():
                 glob += list(head.parameters())
         return {"local": local, "global": glob}
+
+
+def _relative_to_first(lin: torch.Tensor, shift: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Affine maps x -> lin[k] x + shift[k] ([K, 2, 2], [K, 2]) composed with the inverse of map 0:
+    x -> lin[k] lin[0]^-1 (x - shift[0]) + shift[k]. Frame 0's result is the identity up to rounding."""
+    a, b, c, d = lin[0, 0, 0], lin[0, 0, 1], lin[0, 1, 0], lin[0, 1, 1]
+    det = a * d - b * c
+    # The closed-form 2x2 inverse (differentiable, no LAPACK call for one tiny matrix per step).
+    inv0 = torch.stack([torch.stack([d, -b]), torch.stack([-c, a])]) / det
+    rel = lin @ inv0
+    return rel, shift - (rel @ shift[0].unsqueeze(-1)).squeeze(-1)
 
 
 def parameter_groups(model: SketchMotionModel) -> Dict[str, List[nn.Parameter]]:
@@ -266,3 +307,43 @@ def count_parameters(num_points: int, num_frames: int, **model_kwargs) -> int:
     with torch.device("meta"):
         model = SketchMotionModel(num_points, num_frames, **model_kwargs)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def shape_residual(base_points: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """[K] rms distance of each frame's points from the input sketch moved by the best similarity
+    (least squares: translation, rotation, uniform scale), relative to the sketch's rms radius.
+
+    0 = frame k is the drawing rotated, scaled and moved; a round drawing flattened onto a line scores
+    about 0.5 (uniform shrinking is a similarity: it shows in the fitted scale, not here). Differentiable in `points`; the shape-preservation term penalises it.
+    """
+    p = base_points.to(points.dtype) - base_points.to(points.dtype).mean(0)
+    q = points - points.mean(1, keepdim=True)
+    a = (p * q).sum((-2, -1))  # [K]: sum p.q
+    b = (p[:, 0] * q[..., 1] - p[:, 1] * q[..., 0]).sum(-1)  # [K]: sum p x q
+    norm = (p * p).sum().clamp_min(1e-12)
+    # Best similarity q ~ s R p: s cos = a / norm, s sin = b / norm (closed form, no atan2 needed).
+    sc, ss = a / norm, b / norm
+    fit = torch.stack([p[:, 0] * sc[:, None] - p[:, 1] * ss[:, None],
+                       p[:, 0] * ss[:, None] + p[:, 1] * sc[:, None]], -1)
+    rms = (q - fit).pow(2).sum(-1).mean(-1).clamp_min(1e-20).sqrt()
+    return rms / (norm / p.shape[0]).sqrt()
+
+
+def shape_penalty(base_points: torch.Tensor, points: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Shape-preservation term: sum over frames of max(0, shape_residual - tolerance)^2. Zero while every
+    frame keeps the drawing's shape within `tolerance` (free local motion, like a wagging tail), growing
+    quadratically past it, so a frame cannot collapse."""
+    return torch.relu(shape_residual(base_points, points) - tolerance).pow(2).sum()
+
+
+def motion_acceleration(base_points: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Smoothness term: mean squared second difference of the points along the clip (p[k+1] - 2 p[k] +
+    p[k-1]), relative to the sketch's squared rms radius. Constant-velocity motion costs nothing; with frame 0
+    anchored it penalises a jump away from the drawing at frame 1 (frames 1..K-1 following the prior's
+    preferred pose while frame 0 stays the input)."""
+    if points.shape[0] < 3:
+        return points.new_zeros(())
+    p = base_points.to(points.dtype)
+    radius2 = (p - p.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
+    acc = points[2:] - 2 * points[1:-1] + points[:-2]
+    return acc.pow(2).sum(-1).mean() / radius2

@@ -78,10 +78,11 @@ CHUNK_PIXELS = 1 << 22
 # (edge, slab) pieces per (edge, row) pair, rows are cut into FILL_BANDS fixed bands instead, where
 # an edge counts if it crosses a band's mid-height (exact across, sampled at 1/FILL_BANDS along y
 # near vertices). Crossings are cut too unless that means more than FILL_CROSSING_BUDGET x as many
-# candidate pairs as pieces.
+# candidate pairs as pieces (+ FILL_CROSSING_ALLOWANCE), decided per shape.
 FILL_SLAB_BUDGET = 8
 FILL_BANDS = 8
 FILL_CROSSING_BUDGET = 4
+FILL_CROSSING_ALLOWANCE = 4096  # candidate pairs per shape allowed beyond the budget
 
 Background = Sequence[float] | None
 
@@ -119,7 +120,7 @@ def rasterize(points: torch.Tensor, style: PathStyle, canvas_size: tuple[int, in
     sx, sy = ow * s / cw, oh * s / ch
     scaled = pts * pts.new_tensor([sx, sy])
     width_scale = math.sqrt(sx * sy)
-    scene = _Scene.build(style, width_scale, pts.dtype, pts.device)
+    scene = _Scene.build(style, width_scale, pts.dtype, pts.device, pixel_scale=(sx, sy))
     W, H = ow * s, oh * s
 
     # Frames are rendered in chunks of bounded size; with autograd on and several chunks, each
@@ -223,6 +224,8 @@ class _Scene:
     outline_cap: torch.Tensor  # [R] index into LINECAPS
     outline_join: torch.Tensor  # [R] index into LINEJOINS
     outline_miter: torch.Tensor  # [R] miter limit
+    layer_paint: tuple | None = None  # [L] Gradient or None per layer; None = every layer flat
+    pixel_scale: tuple = (1.0, 1.0)  # output pixels per canvas unit (x, y), to evaluate gradients
 
     @property
     def num_fills(self) -> int:
@@ -237,7 +240,7 @@ class _Scene:
         return any(t.requires_grad for t in (self.half_width, self.layer_opacity, self.layer_color))
 
     @staticmethod
-    def build(style: PathStyle, width_scale: float, dtype, device) -> _Scene:
+    def build(style: PathStyle, width_scale: float, dtype, device, pixel_scale: tuple = (1.0, 1.0)) -> _Scene:
         cast = {"dtype": dtype, "device": device}
         width = style.stroke_width.to(**cast).reshape(-1) * width_scale
         fill_opacity = style.fill_opacity.to(**cast).reshape(-1)
@@ -284,6 +287,10 @@ class _Scene:
         for r, p in enumerate(outline):
             capsule_layer[p], rank[p] = -1, r
         cubic_path = style.segment_path(device)
+        layer_paint = None
+        if style.has_gradients():
+            paints = list(style.fill_paint or [None] * P) + list(style.stroke_paint or [None] * P)
+            layer_paint = tuple(paints[i] for i in pick)
         return _Scene(
             cubic_points=style.segment_index(device),
             cubic_path=cubic_path,
@@ -305,6 +312,8 @@ class _Scene:
             outline_cap=as_index([LINECAPS.index(caps[p]) for p in outline]),
             outline_join=as_index([LINEJOINS.index(joins[p]) for p in outline]),
             outline_miter=torch.tensor([limits[p] for p in outline], dtype=dtype, device=device),
+            layer_paint=layer_paint,
+            pixel_scale=(float(pixel_scale[0]), float(pixel_scale[1])),
         )
 
 
@@ -376,9 +385,8 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
-    if detail:  # also: does the piece start / end its cubic
-        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), j == 0, \
-            j == _take(n, cubic) - 1
+    if detail:  # also: the cubic of each piece (index into frames x cubics)
+        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
     return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
 
 
@@ -562,13 +570,24 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     - at a joint inside one cubic where the rectangles cannot share their end (the stroke's half
       width exceeds the curve's radius there), a bevel triangle;
     - caps of open paths: butt nothing, square a half-square rectangle, round a half-disc polygon;
-      a path of zero length has its caps along +x (SVG).
+      a path of zero length has its caps along +x (SVG). Pieces of zero length (repeated points) are
+      dropped first, so that the pieces around them meet in the path's join.
     Returns (slot [E] = frame * R + outline rank, yx [E], coverage [E]).
     """
     K, R = pts.shape[0], scene.outline_paths.shape[0]
-    a, b, frame, path, cubic_start, _ = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
-                                                 _take(scene.cubic_path, scene.outline_cubics), detail=True,
-                                                 max_piece=math.inf)
+    a, b, frame, path, cubic = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
+                                        _take(scene.cubic_path, scene.outline_cubics), detail=True, max_piece=math.inf)
+    with torch.no_grad():
+        # Pieces of zero length (repeated points, degenerate cubics) have no direction: dropped, so that the
+        # pieces around them meet in the path's join; a path of zero length keeps one for its caps.
+        slot = frame * R + _take(scene.outline_rank, path)
+        d0 = (b - a).detach()
+        moving = (d0 * d0).sum(-1) > 1e-12
+        starts_path = torch.ones_like(moving)
+        starts_path[1:] = slot[1:] != slot[:-1]
+        still = torch.zeros(K * R, dtype=torch.long, device=pts.device).index_add_(0, slot, moving.long()) == 0
+        keep = torch.nonzero(moving | (starts_path & _take(still, slot))).squeeze(1)
+    a, b, frame, path, cubic = (_take(t, keep) for t in (a, b, frame, path, cubic))
     rank = _take(scene.outline_rank, path)
     slot = frame * R + rank
     hw = _take(scene.half_width, path)
@@ -588,7 +607,8 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         inner = torch.nonzero(~last).squeeze(1)
         j1 = torch.cat([inner, _take(last_at, torch.nonzero(closed).squeeze(1))])
         j2 = torch.cat([inner + 1, _take(first_at, torch.nonzero(closed).squeeze(1))])
-        true_joint = torch.cat([_take(cubic_start, inner + 1), torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
+        true_joint = torch.cat([_take(cubic, inner + 1) != _take(cubic, inner),
+                                torch.ones_like(j1[inner.shape[0]:], dtype=torch.bool)])
         join = torch.where(true_joint, _take(scene.outline_join, _take(rank, j1)), torch.full_like(j1, _BEVEL))
         max_hw = float(hw.detach().max()) if M else 0.0
         arc = int(min(64, max(4, math.ceil(math.pi / (2 * math.acos(max(-1.0, 1 - ARC_TOLERANCE / max(max_hw, 1e-6))))))))
@@ -670,6 +690,9 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
         ea.append(verts.reshape(-1, 2))
         eb.append(verts.roll(-1, 1).reshape(-1, 2))
         es.append(owner.repeat_interleave(verts.shape[1]))
+    if not ea:  # outline paths without any segment
+        none = torch.zeros(0, dtype=torch.long, device=pts.device)
+        return none, none, pts.new_zeros(0)
     evenodd = torch.zeros(K * R, dtype=torch.bool, device=pts.device)
     return _fill_coverage(torch.cat(ea), torch.cat(eb), torch.cat(es), evenodd, K * R, H, W)
 
@@ -682,9 +705,8 @@ def _arc_polygon(centre, radius, start, sweep, steps: int):
     angle = sweep.unsqueeze(-1) * k  # [X, steps + 1]
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = start[:, :1], start[:, 1:]
-    with torch.no_grad():
-        phi = (sweep.abs() / steps).clamp_min(1e-6)
-        grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
+    phi = (sweep.abs() / steps).clamp_min(1e-6)
+    grow = torch.sqrt(phi / torch.sin(phi)).unsqueeze(-1)
     ring = torch.stack([sx * cos - sy * sin, sx * sin + sy * cos], -1) * (radius * grow).unsqueeze(-1)
     return torch.cat([centre.unsqueeze(1), centre.unsqueeze(1) + ring], 1)
 
@@ -873,8 +895,16 @@ def _crossings(slabs, order, x0, x1, base_key):
     end_at = torch.cat([start_at[1:], start_at.new_full((1,), group.shape[0])])
     index = torch.arange(group.shape[0], device=group.device)
     later = _take(end_at, torch.cumsum(starts, 0) - 1) - index - 1  # later members of the same slab
-    if int(later.sum()) > FILL_CROSSING_BUDGET * slab.shape[0] + 4096:
-        return None  # too many candidates: the crossings' pixels stay approximate
+    # The budget is per shape (slot), so that a batch of frames decides as each frame alone would: a shape
+    # with too many candidates keeps its crossings' pixels approximate.
+    _, shape_of = torch.unique(_take(base_key, pair_edge), return_inverse=True)
+    pieces = torch.bincount(shape_of)
+    member_shape = _take(shape_of, members)
+    candidates = torch.zeros_like(pieces).index_add_(0, member_shape, later)
+    over = candidates > FILL_CROSSING_BUDGET * pieces + FILL_CROSSING_ALLOWANCE
+    later = torch.where(_take(over, member_shape), torch.zeros_like(later), later)
+    if not int(later.sum()):
+        return None
     i, local = _ragged_range(later)
     j = _take(members, i + 1 + local)
     i = _take(members, i)
@@ -967,6 +997,9 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
         depth = int(depth_index.max()) + 1 if U else 0
         slot = depth_index * G + group
     alpha = cov * _take(scene.layer_opacity, layer)
+    colour = _take(scene.layer_color, layer)
+    if scene.layer_paint is not None:
+        alpha, colour = _paint_gradients(pixel, layer, alpha, colour, scene, H, W)
     rows = alpha.new_zeros(depth * G).index_copy_(0, slot, alpha).view(depth, G).unbind(0)
     trans = alpha.new_ones(G)
     weights = [trans] * depth
@@ -974,7 +1007,7 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
         weights[d] = rows[d] * trans
         trans = trans * (1 - rows[d])
     weight = _take(torch.stack(weights).view(-1), slot) if depth else alpha
-    premult = alpha.new_zeros(G, 3).index_add_(0, group, weight.unsqueeze(-1) * _take(scene.layer_color, layer))
+    premult = alpha.new_zeros(G, 3).index_add_(0, group, weight.unsqueeze(-1) * colour)
 
     touched = _take(pixel, first)
     if bg is not None:
@@ -986,6 +1019,97 @@ def _composite(pixel, layer, coverage, scene: _Scene, K: int, H: int, W: int, bg
     rgba = torch.cat([premult / torch.where(a > 0, a, torch.ones_like(a)).unsqueeze(-1), a.unsqueeze(-1)], -1)
     out = torch.zeros(K * H * W, 4, dtype=dtype, device=device)
     return out.index_copy_(0, touched, rgba.clamp(0, 1)).view(K, H, W, 4)
+
+
+def _paint_gradients(pixel, layer, alpha, colour, scene: _Scene, H: int, W: int):
+    """Colour and alpha of the entries of gradient layers, evaluated at their pixel centres (mapped back
+    to canvas units). The paint is a constant of the geometry: alpha keeps its gradient through coverage."""
+    sx, sy = scene.pixel_scale
+    with torch.no_grad():
+        factor = torch.ones_like(alpha)
+        painted, paint = [], []
+        for index, grad in enumerate(scene.layer_paint):
+            if grad is None:
+                continue
+            rows = torch.nonzero(layer == index).squeeze(1)
+            if not rows.numel():
+                continue
+            yx = _take(pixel, rows) % (H * W)
+            x = (yx % W).double().add_(0.5).div_(sx)
+            y = torch.div(yx, W, rounding_mode="floor").double().add_(0.5).div_(sy)
+            rgb, a = gradient_paint(grad, x, y)
+            painted.append(rows)
+            paint.append(rgb.to(colour.dtype))
+            factor.index_copy_(0, rows, a.to(alpha.dtype))
+    if painted:
+        colour = colour.index_copy(0, torch.cat(painted), torch.cat(paint))
+    return alpha * factor, colour
+
+
+def gradient_paint(grad, x: torch.Tensor, y: torch.Tensor):
+    """SVG gradient at canvas points (x, y) -> (rgb [n, 3], opacity [n]), float64."""
+    ia = _invert_affine(grad.matrix)
+    n = x.shape[0]
+    if ia is None:  # a singular transform: the element's paint has no area; draw the mean colour
+        return x.new_tensor(grad.mean_color()).expand(n, 3), x.new_full((n,), sum(grad.opacities) / len(grad.opacities))
+    a, b, c, d, e, f = ia
+    gx, gy = a * x + c * y + e, b * x + d * y + f
+    if grad.kind == "linear":
+        dx, dy = grad.x2 - grad.x1, grad.y2 - grad.y1
+        length2 = dx * dx + dy * dy
+        t = ((gx - grad.x1) * dx + (gy - grad.y1) * dy) / length2 if length2 > 0 else torch.ones_like(gx)
+        valid = None
+    else:
+        t, valid = _radial_t(grad, gx, gy)
+    if grad.spread == "repeat":
+        t = t - torch.floor(t)
+    elif grad.spread == "reflect":
+        t = torch.remainder(t, 2.0)
+        t = torch.where(t > 1, 2 - t, t)
+    else:
+        t = t.clamp(0, 1)
+    stops = torch.cat([x.new_tensor(grad.colors), x.new_tensor(grad.opacities).unsqueeze(1)], 1)  # [S, 4]
+    if len(grad.offsets) == 1:
+        value = stops[0].expand(n, 4)
+    else:
+        offsets = x.new_tensor(grad.offsets)
+        hi = torch.searchsorted(offsets, t.contiguous(), right=True).clamp(1, len(grad.offsets) - 1)
+        lo = hi - 1
+        o0, o1 = offsets[lo], offsets[hi]
+        w = ((t - o0) / torch.where(o1 > o0, o1 - o0, torch.ones_like(o0))).clamp(0, 1)
+        value = stops[lo] + (stops[hi] - stops[lo]) * w.unsqueeze(1)
+    rgb, opacity = value[:, :3], value[:, 3]
+    if valid is not None:
+        opacity = torch.where(valid, opacity, torch.zeros_like(opacity))
+    return rgb, opacity
+
+
+def _radial_t(grad, gx: torch.Tensor, gy: torch.Tensor):
+    """Two-point conical gradient (SVG 2, canvas): the largest t with (gx, gy) on the circle of centre
+    f + t (c - f) and radius fr + t (r - fr) >= 0. Returns (t, whether such a t exists)."""
+    cdx, cdy, dr = grad.cx - grad.fx, grad.cy - grad.fy, grad.r - grad.fr
+    px, py = gx - grad.fx, gy - grad.fy
+    qa = cdx * cdx + cdy * cdy - dr * dr
+    qb = px * cdx + py * cdy + grad.fr * dr
+    qc = px * px + py * py - grad.fr * grad.fr
+    if abs(qa) < 1e-12 * max(1.0, cdx * cdx + cdy * cdy + dr * dr):
+        t = qc / (2 * qb)
+        t = torch.where(torch.isfinite(t), t, torch.zeros_like(t))
+        return t, (grad.fr + t * dr >= 0) & (qb != 0)
+    disc = qb * qb - qa * qc
+    root = torch.sqrt(disc.clamp_min(0))
+    t1, t2 = (qb + root) / qa, (qb - root) / qa
+    big, small = torch.maximum(t1, t2), torch.minimum(t1, t2)
+    t = torch.where(grad.fr + big * dr >= 0, big, small)
+    return t, (disc >= 0) & (grad.fr + t * dr >= 0)
+
+
+def _invert_affine(m):
+    a, b, c, d, e, f = m
+    det = a * d - b * c
+    if det == 0 or not math.isfinite(det):
+        return None
+    return (d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det)
 
 
 # ----------------------------------------------------------------------------------------------

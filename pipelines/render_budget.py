@@ -16,7 +16,8 @@ Tiles, split in this order until the estimate fits (`render_bounded`):
 The estimate (`estimate_tile_bytes`) is computed per frame and path from the geometry, without
 flattening: pieces per cubic as the rasterizer chooses them (length / MAX_PIECE_LENGTH and the
 flattening bound), the bounding box of each piece grown by the stroke's reach, the bounding box
-area of each fill, and a bound on the layers stacked on one pixel (bounding boxes counted on a
+area of each fill (and of each stroke drawn as an outline, i.e. with SVG caps or joins that are not
+round: the band along its path plus what it encloses), and a bound on the layers stacked on one pixel (bounding boxes counted on a
 coarse grid). Bytes per unit were measured with LiveTensorMemory and rounded up;
 tests/test_render_budget.py checks that the estimate bounds the measured peak.
 

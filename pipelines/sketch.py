@@ -21,11 +21,15 @@ group's fill, then the strokes of its paths in order. `None` means "each path it
 Stroke caps and joins (SVG `stroke-linecap`, `stroke-linejoin`, `stroke-miterlimit`), optional per
 path: `None` means round caps and round joins (diffvg's strokes, which LiveSketch uses) and a miter
 limit of 4 (SVG's default, used only by miter joins).
+
+Gradient paints (SVG linearGradient / radialGradient), optional per path: `fill_paint[p]` /
+`stroke_paint[p]` is a `Gradient` or None (flat `fill_color` / `stroke_color`). A path with a gradient
+still has a flat colour (the mean of its stops), used by code that needs one colour per path.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -34,6 +38,60 @@ FILL_RULES = ("nonzero", "evenodd")
 LINECAPS = ("butt", "round", "square")
 LINEJOINS = ("miter", "round", "bevel")
 DEFAULT_MITERLIMIT = 4.0
+SPREADS = ("pad", "reflect", "repeat")
+Affine = Tuple[float, float, float, float, float, float]  # SVG matrix(a b c d e f): x' = a x + c y + e
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """An SVG gradient paint resolved to canvas coordinates.
+
+    matrix maps gradient space (where x1..y2 or cx..fr are given) to canvas pixels; it already holds
+    gradientTransform, objectBoundingBox units and every transform down to the canvas. Stops: offsets
+    non-decreasing in [0, 1], colours RGB in 0..1, opacities in 0..1 (they multiply the layer's alpha).
+    Radial: the colour at t is on the circle interpolated from the focal circle (fx, fy, fr) at t = 0 to
+    (cx, cy, r) at t = 1, the focal point lying inside the end circle (SVG 1.1's clamping).
+    """
+
+    kind: str  # "linear" | "radial"
+    offsets: Tuple[float, ...]
+    colors: Tuple[Tuple[float, float, float], ...]
+    opacities: Tuple[float, ...]
+    spread: str = "pad"
+    matrix: Affine = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    x1: float = 0.0
+    y1: float = 0.0
+    x2: float = 1.0
+    y2: float = 0.0
+    cx: float = 0.5
+    cy: float = 0.5
+    r: float = 0.5
+    fx: float = 0.5
+    fy: float = 0.5
+    fr: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in ("linear", "radial"):
+            raise ValueError(f"gradient kind must be 'linear' or 'radial', got {self.kind!r}")
+        if self.spread not in SPREADS:
+            raise ValueError(f"gradient spread must be one of {SPREADS}, got {self.spread!r}")
+        n = len(self.offsets)
+        if n == 0 or len(self.colors) != n or len(self.opacities) != n:
+            raise ValueError("a gradient needs as many offsets, colours and opacities, at least one")
+        if any(b < a for a, b in zip(self.offsets, self.offsets[1:])):
+            raise ValueError("gradient stop offsets must be non-decreasing")
+        if len(self.matrix) != 6:
+            raise ValueError("gradient matrix must have 6 entries")
+
+    def mean_color(self) -> Tuple[float, float, float]:
+        return tuple(sum(c[i] for c in self.colors) / len(self.colors) for i in range(3))
+
+    def transformed(self, m: Affine) -> "Gradient":
+        """The same gradient after the affine m (applied after self.matrix)."""
+        a, b, c, d, e, f = m
+        a2, b2, c2, d2, e2, f2 = self.matrix
+        return replace(self, matrix=(a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
+                                     a * e2 + c * f2 + e, b * e2 + d * f2 + f))
 
 
 @dataclass
@@ -52,6 +110,8 @@ class PathStyle:
     stroke_linecap: Optional[List[str]] = None  # [P] "butt" | "round" | "square"; None = all round
     stroke_linejoin: Optional[List[str]] = None  # [P] "miter" | "round" | "bevel"; None = all round
     stroke_miterlimit: Optional[List[float]] = None  # [P] >= 1; None = all 4 (SVG's default)
+    fill_paint: Optional[List[Optional[Gradient]]] = None  # [P] gradient or None (flat); None = all flat
+    stroke_paint: Optional[List[Optional[Gradient]]] = None  # [P] gradient or None (flat); None = all flat
 
     def __post_init__(self):
         p = len(self.num_segments)
@@ -79,6 +139,11 @@ class PathStyle:
             if len(limits) != p or not all(1.0 <= v < float("inf") for v in limits):
                 raise ValueError("stroke_miterlimit must list one finite value >= 1 per path")
             self.stroke_miterlimit = limits
+        for name in ("fill_paint", "stroke_paint"):
+            values = getattr(self, name)
+            if values is not None and (len(values) != p or any(
+                    v is not None and not isinstance(v, Gradient) for v in values)):
+                raise ValueError(f"{name} must list a Gradient or None per path")
 
     @property
     def num_paths(self) -> int:
@@ -101,6 +166,9 @@ class PathStyle:
         if self.stroke_miterlimit is None:
             return [DEFAULT_MITERLIMIT] * self.num_paths
         return list(self.stroke_miterlimit)
+
+    def has_gradients(self) -> bool:
+        return any(g is not None for paints in (self.fill_paint, self.stroke_paint) for g in (paints or ()))
 
     def groups(self) -> List[int]:
         """Fill group of every path, renumbered 0..G-1 in order (resolved default)."""
@@ -159,6 +227,8 @@ class PathStyle:
             stroke_linecap=None if self.stroke_linecap is None else [self.stroke_linecap[i] for i in keep],
             stroke_linejoin=None if self.stroke_linejoin is None else [self.stroke_linejoin[i] for i in keep],
             stroke_miterlimit=None if self.stroke_miterlimit is None else [self.stroke_miterlimit[i] for i in keep],
+            fill_paint=None if self.fill_paint is None else [self.fill_paint[i] for i in keep],
+            stroke_paint=None if self.stroke_paint is None else [self.stroke_paint[i] for i in keep],
         )
 
     def to(self, device) -> "PathStyle":

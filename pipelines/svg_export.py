@@ -54,10 +54,42 @@ def path_data(style: PathStyle, points: torch.Tensor) -> list[str]:
     return out
 
 
+def _paint(style: PathStyle, which: str, i: int) -> str:
+    """A path's paint: its flat colour, or a reference to its gradient in <defs> (_gradient_defs)."""
+    paints = style.fill_paint if which == "fill" else style.stroke_paint
+    if paints is not None and paints[i] is not None:
+        return f"url(#vp-{which}-{i})"
+    return _hex(style.fill_color[i] if which == "fill" else style.stroke_color[i])
+
+
+def _gradient_defs(style: PathStyle) -> list[str]:
+    """<defs> with each path's gradients, in canvas units (userSpaceOnUse, the Gradient's matrix as
+    gradientTransform), numbers written with 9 significant digits so a reload gives the same gradient."""
+    out = []
+    for which, paints in (("fill", style.fill_paint), ("stroke", style.stroke_paint)):
+        for i, g in enumerate(paints or ()):
+            if g is None:
+                continue
+            n = lambda v: f"{float(v):.9g}"  # noqa: E731
+            if g.kind == "linear":
+                geom = f'x1="{n(g.x1)}" y1="{n(g.y1)}" x2="{n(g.x2)}" y2="{n(g.y2)}"'
+                tag = "linearGradient"
+            else:
+                geom = f'cx="{n(g.cx)}" cy="{n(g.cy)}" r="{n(g.r)}" fx="{n(g.fx)}" fy="{n(g.fy)}" fr="{n(g.fr)}"'
+                tag = "radialGradient"
+            out.append(f'<{tag} id="vp-{which}-{i}" gradientUnits="userSpaceOnUse" spreadMethod="{g.spread}" '
+                       f'gradientTransform="matrix({" ".join(n(v) for v in g.matrix)})" {geom}>')
+            for offset, rgb, opacity in zip(g.offsets, g.colors, g.opacities):
+                rgb_text = ",".join(n(100 * c) + "%" for c in rgb)
+                out.append(f'<stop offset="{n(offset)}" stop-color="rgb({rgb_text})" stop-opacity="{n(opacity)}"/>')
+            out.append(f"</{tag}>")
+    return ["<defs>"] + out + ["</defs>"] if out else []
+
+
 def _stroke_attrs(style: PathStyle, i: int) -> list[str]:
     width = float(style.stroke_width[i])
     if width > 0 and float(style.stroke_opacity[i]) > 0:
-        attrs = [f'stroke="{_hex(style.stroke_color[i])}" stroke-width="{_num(width)}"']
+        attrs = [f'stroke="{_paint(style, "stroke", i)}" stroke-width="{_num(width)}"']
         if float(style.stroke_opacity[i]) < 1:
             attrs.append(f'stroke-opacity="{_num(float(style.stroke_opacity[i]))}"')
         return attrs
@@ -78,7 +110,7 @@ def _fill_attrs(style: PathStyle, i: int) -> list[str]:
     rasterizer, fills an open subpath as if closed."""
     if float(style.fill_opacity[i]) <= 0:
         return ['fill="none"']
-    attrs = [f'fill="{_hex(style.fill_color[i])}"']
+    attrs = [f'fill="{_paint(style, "fill", i)}"']
     if float(style.fill_opacity[i]) < 1:
         attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
     if style.rules()[i] == "evenodd":
@@ -123,7 +155,7 @@ def _header(width: int, height: int, background) -> list[str]:
 
 def frame_svg(style: PathStyle, points: torch.Tensor, width: int, height: int,
               background=(1.0, 1.0, 1.0)) -> str:
-    lines = _header(width, height, background)
+    lines = _header(width, height, background) + _gradient_defs(style)
     data = path_data(style, points)
     for members, attrs in _elements(style):
         lines.append(f'<path d="{" ".join(data[i] for i in members)}" {attrs}/>')
@@ -147,7 +179,7 @@ def animated_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0), interpolatio
     k = anim.num_frames
     dur = k / float(anim.fps)
     per_frame = [path_data(anim.style, anim.points[j]) for j in range(k)]
-    lines = _header(anim.width, anim.height, background)
+    lines = _header(anim.width, anim.height, background) + _gradient_defs(anim.style)
     if title:
         lines.append(f"<title>{quoteattr(title)[1:-1]}</title>")
     for members, attrs in _elements(anim.style):

@@ -13,6 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from comfy_runtime import (REPO, ComfyServer, _extra_widget_slots, _input_specs, _is_widget,  # noqa: E402
                            has_upload_widget)
 
+sys.path.insert(0, REPO)
+from pipelines.livesketch import ANCHORING as LIVESKETCH_ANCHORING  # noqa: E402
+
 WORKFLOW_DIR = os.path.join(REPO, "workflows")
 
 
@@ -88,16 +91,25 @@ def sketch_motion(info: dict) -> dict:
 
 
 MODELSCOPE_FOLDER = "text-to-video-ms-1.7b"
+# Anchoring (not in the paper, on in every LiveSketch workflow here): frame 0 is the user's drawing and the motion
+# is relative to it; the shape-preservation and smoothness weights were chosen on the embedded prior
+# (scripts/eval_embedded_prior.py --anchoring). Set anchor_first_frame off and both weights to 0 for the
+# paper's exact formulation.
+ANCHORING = {"anchor_first_frame": LIVESKETCH_ANCHORING["anchor"], "shape_preservation": LIVESKETCH_ANCHORING["shape_weight"],
+             "smoothness": LIVESKETCH_ANCHORING["smooth_weight"]}
+# The reference keeps the SVG's own coordinates (its inputs are already 256 x 256 drawings, made so by its
+# preprocess_sketch.py); the bundled cat is drawn on a 256 canvas, so the templates do not refit it.
+REFERENCE_LOAD = {"canvas_size": 256, "fit_to_canvas": False, "force_black": True}
 
 
 def livesketch_modelscope(info: dict) -> dict:
     g = Graph(info)
-    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", canvas_size=256, force_black=True)
-    model = g.node("VP_SketchMotionModel", 0, 2, frames=24)
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", **REFERENCE_LOAD)
+    model = g.node("VP_SketchMotionModel", 0, 2, frames=24, **ANCHORING)
     prior = g.node("VP_LoadVideoPrior", 1, 0, prior=MODELSCOPE_FOLDER, dtype="auto")
     guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt="The cat is wagging its tail and turning its head")
     anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
-                  iterations=1000, seed=1000, fps=8.0)
+                  iterations=1001, seed=1000, fps=8.0)
     g.node("VP_SaveAnimatedSVG", 3, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch")
     g.node("SaveAnimatedWEBP", 3, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch", fps=8.0)
     video = g.node("CreateVideo", 2, 2, images=(anim, 1), fps=8.0)
@@ -109,8 +121,8 @@ def livesketch_wan(info: dict) -> dict:
     """LiveSketch with Wan 2.1 T2V 1.3B from ComfyUI's core loaders as the prior (25 = 1 + 4*6 frames)."""
     g = Graph(info)
     text = "The cat is wagging its tail and turning its head"
-    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", canvas_size=256, force_black=True)
-    model = g.node("VP_SketchMotionModel", 0, 2, frames=25)
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", **REFERENCE_LOAD)
+    model = g.node("VP_SketchMotionModel", 0, 2, frames=25, **ANCHORING)
     unet = g.node("UNETLoader", 1, 0, unet_name="wan2.1_t2v_1.3B_fp16.safetensors", weight_dtype="default")
     vae = g.node("VAELoader", 1, 1, vae_name="wan_2.1_vae.safetensors")
     clip = g.node("CLIPLoader", 1, 2, clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
@@ -119,7 +131,7 @@ def livesketch_wan(info: dict) -> dict:
     prior = g.node("VP_VideoPriorFromModel", 2, 0, model=(unet, 0), vae=(vae, 0))
     guidance = g.node("VP_SDSGuidance", 3, 0, prior=(prior, 0), prompt=text, positive=(pos, 0), negative=(neg, 0))
     anim = g.node("VP_AnimateSketch", 4, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
-                  iterations=1000, seed=1000, fps=8.0)
+                  iterations=1001, seed=1000, fps=8.0)
     g.node("VP_SaveAnimatedSVG", 5, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch_wan")
     g.node("SaveAnimatedWEBP", 5, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch_wan", fps=8.0)
     video = g.node("CreateVideo", 4, 2, images=(anim, 1), fps=8.0)
@@ -134,8 +146,9 @@ EMBEDDED_SKETCH = "examples/bird.svg"
 EMBEDDED_PROMPT = "a bird flies to the left"  # a caption form the embedded prior was trained on
 # The embedded prior's evaluation settings (scripts/eval_embedded_prior.py, DistillSettings): 8 frames (the
 # prior's clip), learning rates local 1e-3 / global 5e-3 (the reference's 5e-3 / 1e-4 are for 1000
-# iterations), guidance 30, 200 fused iterations rendered at 64 px.
-EMBEDDED_MOTION = {"frames": 8, "local_lr": 1e-3, "global_lr": 5e-3}
+# iterations), guidance 30, 200 fused iterations rendered at 64 px, t in [50, 950) (the evaluation's; the reference's
+# 949 is the node's default), anchoring on.
+EMBEDDED_MOTION = {"frames": 8, "local_lr": 1e-3, "global_lr": 5e-3, **ANCHORING}
 EMBEDDED_SDS = {"guidance_local": 30.0, "guidance_global": 30.0, "t_min": 50, "t_max": 950}
 EMBEDDED_ANIMATE = {"iterations": 200, "fused": True, "render_size": 64, "seed": 1000, "fps": 8.0}
 EMBEDDED_OUTPUT_SIZE = 256  # WEBP / MP4 frames are rasterized from the vector animation at this size

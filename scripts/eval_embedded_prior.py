@@ -32,6 +32,15 @@ control points (`measure_motion`) and must pass `direction_matches` (thresholds 
 Target: >= 8 of 10 seeds for every direction. Seconds per run are wall-clock for the whole
 `animate_sketch` call on this machine with `--threads` torch threads.
 
+Anchoring part (`--anchoring`, instead of the two parts above; `make eval-anchoring`). The distillation
+runs of left, right, clockwise and grow on the six random held-out sketches (same prompts and seeds),
+each with anchoring off (the paper's formulation) and on (`pipelines.livesketch.ANCHORING`, as the
+workflows use it). Every frame is compared with the input sketch (`fidelity`): frame 0's error,
+rotation and scale, the worst frame's shape residual after the best similarity, and the rotation or
+scale that the motion class did not ask for. Written as the section "anchoring" of the --out report,
+whose other sections are kept; `--finished-only` writes it from the runs an interrupted comparison
+finished.
+
 The JSON (see `build_report`) also records the settings, the model folder's training summary,
 the git commit and the thread count; `scripts/write_model_card.py` turns it into the model card.
 """
@@ -131,6 +140,12 @@ class DistillSettings:
     render_size: int = 64  # the prior area-downsamples frames to 32 x 32 itself
     negative_prompt: str = ""
     use_local: bool = True
+    # Anchoring (MotionModelConfig.anchor / shape_weight / shape_tolerance): off here, as in the paper and
+    # the 8-direction report; the anchoring comparison (--anchoring) runs it on and off.
+    anchor: bool = False
+    shape_weight: float = 0.0
+    shape_tolerance: float = 0.1
+    smooth_weight: float = 0.0
 
 
 def direction_matches(direction: str, m: dict) -> bool:
@@ -288,14 +303,48 @@ def distill_run(prior, sketch: Sketch, prompt: str, settings: DistillSettings, s
     res = animate_sketch(
         sketch, prior, embeds,
         MotionModelConfig(num_frames=prior.num_frames, local_lr=s.local_lr, global_lr=s.global_lr,
-                          use_local=s.use_local),
+                          use_local=s.use_local, anchor=s.anchor, shape_weight=s.shape_weight,
+                          shape_tolerance=s.shape_tolerance, smooth_weight=s.smooth_weight),
         SDSConfig(prompt=prompt, negative_prompt=s.negative_prompt, guidance_local=s.guidance,
                   guidance_global=s.guidance, t_min=s.t_min, t_max=s.t_max, augment=s.augment),
         AnimateConfig(iterations=s.iterations, seed=seed, fused=s.fused, render_size=s.render_size))
     seconds = time.perf_counter() - t0
     m = measure_motion(res.animation)
     return {"dx": m["dx"], "dy": m["dy"], "rotation": m["rotation"], "scale": m["scale"],
-            "class": classify_motion(m), "seconds": round(seconds, 2), "passes": res.times.passes}
+            "class": classify_motion(m), "seconds": round(seconds, 2), "passes": res.times.passes,
+            "fidelity": fidelity(sketch.points, res.animation.points)}
+
+
+def fidelity(sketch_points: torch.Tensor, points: torch.Tensor) -> dict:
+    """How the animation [K, N, 2] relates to the drawing [N, 2] it animates, frame by frame.
+
+    Each frame is compared with the input sketch by the least-squares similarity input -> frame k
+    (`_similarity_fit`): its rotation (deg, unwrapped along the clip), its scale, and the rms residual
+    left after it relative to the sketch's rms radius ("shape residual"; 0 = the frame is the drawing
+    moved, turned and scaled). frame0_error: the largest coordinate difference between frame 0 and the
+    input, in pixels and relative to the rms radius.
+    """
+    from pipelines.embedded.data import _similarity_fit
+
+    base = sketch_points.detach().double()
+    pts = points.detach().double()
+    k = pts.shape[0]
+    theta, scale, resid = _similarity_fit(base.unsqueeze(0).expand(k, -1, -1), pts)
+    # unwrap: frame k's angle is frame k-1's plus the step between them
+    steps = _similarity_fit(pts[:-1], pts[1:])[0] if k > 1 else pts.new_zeros(0)
+    unwrapped = torch.cat([theta[:1], theta[:1] + torch.cumsum(steps, 0)])
+    deg = torch.rad2deg(unwrapped)
+    radius = float((base - base.mean(0)).pow(2).sum(-1).mean().sqrt())
+    err = float((pts[0] - base).abs().max())
+    return {"frame0_error_px": err, "frame0_error_rel": err / max(radius, 1e-12),
+            "frame0_rotation": float(deg[0]), "frame0_scale": float(scale[0]),
+            "rotation_per_frame": [round(float(x), 3) for x in deg],
+            "scale_per_frame": [round(float(x), 4) for x in scale],
+            "shape_residual_per_frame": [round(float(x), 4) for x in resid],
+            "shape_residual_max": float(resid.max()),
+            "max_abs_rotation": float(deg.abs().max()),
+            "max_scale_change": float(torch.exp(torch.log(scale.clamp_min(1e-12)).abs().max())),
+            "last_scale_vs_input": float(scale[-1]), "last_rotation_vs_input": float(deg[-1])}
 
 
 _WORKER_PRIOR = None
@@ -317,6 +366,22 @@ def _worker_init(folder: str) -> None:
 def _worker_run(job: tuple) -> tuple:
     key, sketch, prompt, settings, seed = job
     return key, distill_run(_WORKER_PRIOR, sketch, prompt, settings, seed)
+
+
+def _run_jobs(prior, todo: list, jobs: int, finished) -> None:
+    """Run the distillation jobs (key, sketch, prompt, settings, seed), calling finished(key, result) for each.
+
+    With jobs > 1: worker processes with one torch thread each (2 small runs side by side use 2 cores better
+    than one run on 2 threads); each loads the prior from its folder."""
+    if jobs > 1 and todo:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
+            for key, r in pool.imap_unordered(_worker_run, todo):
+                finished(key, r)
+    else:
+        for key, sketch, prompt, st, seed in todo:
+            finished(key, distill_run(prior, sketch, prompt, st, seed))
 
 
 def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str] = DIRECTIONAL,
@@ -350,17 +415,7 @@ def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str
             f"dx {r['dx']:+.3f} dy {r['dy']:+.3f} rot {r['rotation']:+6.1f} scale {r['scale']:.3f} "
             f"({r['seconds']:.0f} s)  {r['prompt']!r}")
 
-    if jobs > 1 and todo:
-        # Worker processes with one torch thread each (2 small runs side by side use 2 cores better than
-        # one run on 2 threads); each loads the prior from its folder.
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(jobs, initializer=_worker_init, initargs=(prior.folder,)) as pool:
-            for key, r in pool.imap_unordered(_worker_run, todo):
-                finished(key, r)
-    else:
-        for key, sketch, prompt, st, seed in todo:
-            finished(key, distill_run(prior, sketch, prompt, st, seed))
+    _run_jobs(prior, todo, jobs, finished)
     runs = [previous[k] for k in meta]
     per = {d: {"matches": sum(r["match"] for r in runs if r["direction"] == d),
                "runs": sum(1 for r in runs if r["direction"] == d)} for d in directions}
@@ -375,6 +430,120 @@ def eval_distillation(prior, settings: DistillSettings, directions: Sequence[str
             "seconds_per_run": {"mean": round(statistics.fmean(secs), 1), "median": round(statistics.median(secs), 1),
                                 "min": round(min(secs), 1), "max": round(max(secs), 1)} if secs else {},
             "runs": runs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Anchoring: frame 0 = the input sketch (MotionModelConfig.anchor + shape term), on versus off
+
+#: motion class of each direction, and what each class did not ask for
+MOTION_CLASS = {"left": "translation", "right": "translation", "up": "translation", "down": "translation",
+                "clockwise": "rotation", "counterclockwise": "rotation", "grow": "scaling", "shrink": "scaling"}
+UNREQUESTED = {"translation": ("rotation", "scale"), "rotation": ("scale",), "scaling": ("rotation",)}
+ANCHOR_DIRECTIONS = ("left", "right", "clockwise", "grow")
+ANCHOR_SEEDS = 6  # the six random held-out sketches
+COLLAPSE_RESIDUAL = 0.3  # a frame whose shape residual exceeds this has lost the drawing's shape
+
+
+def anchored_settings(settings: DistillSettings, **overrides) -> DistillSettings:
+    """The same SDS settings with anchoring on as the workflows and the demo use it (`pipelines.livesketch.ANCHORING`;
+    overrides: shape_weight, shape_tolerance, smooth_weight)."""
+    from pipelines.livesketch import ANCHORING
+
+    return dataclasses.replace(settings, **{**ANCHORING, **overrides})
+
+
+def _stats(values: list[float], digits: int = 3) -> dict:
+    if not values:
+        return {}
+    return {"mean": round(statistics.fmean(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits)}
+
+
+def anchoring_summary(runs: Sequence[dict]) -> dict:
+    """Per variant ("off", "on") and motion class: direction matches, frame-0 error (pixels, rotation,
+    scale against the input), the worst frame's shape residual, and the unrequested rotation (largest
+    |angle| of any frame against the input, degrees) and scale (largest factor away from 1, either way).
+    """
+    out: dict = {}
+    for variant in ("off", "on"):
+        mine = [r for r in runs if r["variant"] == variant]
+        classes = {}
+        for cls in dict.fromkeys(MOTION_CLASS[r["direction"]] for r in mine):
+            rs = [r for r in mine if MOTION_CLASS[r["direction"]] == cls]
+            f = [r["fidelity"] for r in rs]
+            row = {"directions": sorted({r["direction"] for r in rs}),
+                   "matches": sum(r["match"] for r in rs), "runs": len(rs),
+                   "frame0_error_px": _stats([x["frame0_error_px"] for x in f], 4),
+                   "frame0_rotation_abs_deg": _stats([abs(x["frame0_rotation"]) for x in f], 2),
+                   "frame0_scale": _stats([x["frame0_scale"] for x in f]),
+                   "shape_residual_max": _stats([x["shape_residual_max"] for x in f]),
+                   "collapsed_runs": sum(x["shape_residual_max"] > COLLAPSE_RESIDUAL for x in f),
+                   "last_scale_vs_input": _stats([x["last_scale_vs_input"] for x in f]),
+                   "last_rotation_vs_input_deg": _stats([x["last_rotation_vs_input"] for x in f], 2)}
+            if "rotation" in UNREQUESTED[cls]:
+                row["unrequested_rotation_deg"] = _stats([x["max_abs_rotation"] for x in f], 2)
+            if "scale" in UNREQUESTED[cls]:
+                row["unrequested_scale_factor"] = _stats([x["max_scale_change"] for x in f])
+            classes[cls] = row
+        per_direction = {d: {"matches": sum(r["match"] for r in mine if r["direction"] == d),
+                             "runs": sum(1 for r in mine if r["direction"] == d)}
+                         for d in dict.fromkeys(r["direction"] for r in mine)}
+        f_all = [r["fidelity"] for r in mine]
+        out[variant] = {"per_class": classes, "per_direction": per_direction,
+                        "matches": sum(r["match"] for r in mine), "runs": len(mine),
+                        "frame0_error_px_max": round(max((x["frame0_error_px"] for x in f_all), default=0.0), 6),
+                        "collapsed_runs": sum(x["shape_residual_max"] > COLLAPSE_RESIDUAL for x in f_all)}
+    return out
+
+
+def eval_anchoring(prior, settings: DistillSettings, on_settings: DistillSettings,
+                   directions: Sequence[str] = ANCHOR_DIRECTIONS, seeds: int = ANCHOR_SEEDS, sketches=None,
+                   log=print, done: Sequence[dict] = (), on_run=None, jobs: int = 1, new_runs: bool = True) -> dict:
+    """The distillation runs of `eval_distillation` (same sketches, prompts and seeds) twice, with anchoring
+    off (`settings`, the paper's formulation) and on (`on_settings`), interleaved so that a partial run
+    has both (and every direction, seed by seed). Returns the report's "anchoring" section: the settings, the
+    summary and every run. new_runs=False: only the finished runs in `done` (the section says how many were
+    planned)."""
+    sketches = sketches if sketches is not None else heldout_sketches()
+    variants = {"off": settings, "on": on_settings}
+    previous = {(r["variant"], r["direction"], r["seed"]): r for r in done}
+    todo, meta = [], {}
+    for s in range(seeds):  # seed-major, so that a partial run covers every direction with both variants
+        name, sketch, subject = sketches[s % len(sketches)]
+        for direction in directions:
+            prompt = heldout_prompt(direction, s, DISTILL_PROMPT_SEED, subject)
+            for variant, st in variants.items():
+                key = (variant, direction, 1000 + s)
+                meta[key] = {"variant": variant, "direction": direction, "seed": 1000 + s, "sketch": name,
+                             "points": sketch.num_points, "prompt": prompt}
+                if key not in previous:
+                    todo.append((key, sketch, prompt, st, 1000 + s))
+    planned = len(meta)
+    if not new_runs:
+        todo = []
+        meta = {k: v for k, v in meta.items() if k in previous}
+
+    def finished(key, r):
+        r = {**meta[key], "match": direction_matches(key[1], r), **r}
+        previous[key] = r
+        if on_run is not None:
+            on_run(r)
+        fd = r["fidelity"]
+        log(f"  {r['variant']:>3} {r['direction']:>10} seed {r['seed']} {r['sketch']:>9} "
+            f"{'ok ' if r['match'] else 'NO '} frame0 err {fd['frame0_error_px']:.2g} px rot "
+            f"{fd['frame0_rotation']:+.1f} scale {fd['frame0_scale']:.2f}; worst residual "
+            f"{fd['shape_residual_max']:.2f}, max |rot| {fd['max_abs_rotation']:.1f}, "
+            f"last scale {fd['last_scale_vs_input']:.2f} ({r['seconds']:.0f} s)")
+
+    _run_jobs(prior, todo, jobs, finished)
+    runs = [previous[k] for k in meta]
+    secs = [r["seconds"] for r in runs]
+    return {"settings": {v: dataclasses.asdict(st) for v, st in variants.items()},
+            "directions": list(directions), "seeds": seeds, "sketches": sorted({r["sketch"] for r in runs}),
+            "prompt_seed": DISTILL_PROMPT_SEED, "collapse_residual": COLLAPSE_RESIDUAL,
+            "summary": anchoring_summary(runs), "runs_planned": planned, "runs_done": len(runs), "jobs": jobs,
+            "threads_per_run": 1 if jobs > 1 else torch.get_num_threads(),
+            "seconds_per_run": _stats(secs, 1), "runs": runs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,8 +674,28 @@ def parse_args(argv=None):
     g.add_argument("--render-size", type=int, default=d.render_size)
     g.add_argument("--negative-prompt", default=d.negative_prompt)
     g.add_argument("--use-local", type=int, choices=(0, 1), default=int(d.use_local))
+    g = p.add_argument_group("anchoring comparison")
+    g.add_argument("--anchoring", action="store_true",
+                   help="instead of the sampling and distillation parts: the distillation runs of --directions "
+                        f"(default {','.join(ANCHOR_DIRECTIONS)}) x --seeds (default {ANCHOR_SEEDS}) with anchoring off "
+                        "(the paper's formulation) and on; the section 'anchoring' is written into the --out "
+                        "report, whose other sections are kept")
+    g.add_argument("--shape-weight", type=float, default=None,
+                   help="shape-preservation weight of the anchored runs (default: the workflows' value)")
+    g.add_argument("--shape-tolerance", type=float, default=None,
+                   help="shape residual tolerated before the term acts (default: the workflows' value)")
+    g.add_argument("--finished-only", action="store_true",
+                   help="write the section from the runs an interrupted --anchoring left in its partial file, "
+                        "running no new ones")
+    g.add_argument("--smooth-weight", type=float, default=None,
+                   help="smoothness weight of the anchored runs (default: the workflows' value)")
     args = p.parse_args(argv)
     quick = args.quick
+    if args.anchoring:
+        if args.directions == ",".join(DIRECTIONAL):
+            args.directions = ",".join(ANCHOR_DIRECTIONS)
+        if args.seeds is None:
+            args.seeds = ANCHOR_SEEDS
     for name, full, small in (("per_class", 10, 2), ("sampling_steps", 50, 10), ("seeds", DISTILL_SEEDS, 2),
                               ("iterations", d.iterations, 40)):
         if getattr(args, name) is None:
@@ -522,7 +711,7 @@ def settings_from_args(args) -> DistillSettings:
     return DistillSettings(iterations=args.iterations, guidance=args.guidance, local_lr=args.local_lr,
                            global_lr=args.global_lr, t_min=args.t_min, t_max=args.t_max, augment=bool(args.augment),
                            fused=bool(args.fused), render_size=args.render_size, negative_prompt=args.negative_prompt,
-                           use_local=bool(args.use_local))
+                           use_local=bool(args.use_local))  # anchoring off: --anchoring adds the anchored variant
 
 
 class Progress:
@@ -586,6 +775,70 @@ def _run(args, prior, log, progress: Progress) -> tuple[dict | None, dict | None
     return sampling, distillation
 
 
+def anchoring_main(args, prior, folder: str, log) -> dict:
+    """--anchoring: run the comparison and write its section into the --out report (other sections kept)."""
+    off = settings_from_args(args)
+    on = anchored_settings(off, **{k: v for k, v in (("shape_weight", args.shape_weight),
+                                                       ("shape_tolerance", args.shape_tolerance),
+                                                       ("smooth_weight", args.smooth_weight)) if v is not None})
+    key = {"prior": model_summary(folder), "distillation": {"anchoring": True, "directions": args.directions, "seeds": args.seeds,
+                                                         "off": dataclasses.asdict(off), "on": dataclasses.asdict(on)}}
+    progress = Progress(args.out + ".anchoring" if args.out else None, key, enabled=not args.no_resume, log=log)
+    log(f"anchoring: {len(args.directions)} directions x {args.seeds} seeds x anchoring off / on")
+    t0 = time.perf_counter()
+    section = eval_anchoring(prior, off, on, args.directions, args.seeds, log=log, done=progress.state["runs"],
+                             on_run=progress.add_run, jobs=args.jobs, new_runs=not args.finished_only)
+    section["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    section["git"] = git_commit()
+    section["prior"] = model_summary(folder)
+    section["seconds_total"] = round(time.perf_counter() - t0, 1)
+    report = {}
+    if args.out and os.path.isfile(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            report = json.load(f)
+    report["anchoring"] = section
+    print_anchoring_table(section)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        os.replace(args.out + ".tmp", args.out)
+        if not args.finished_only:
+            progress.finish()
+        print(f"\nwrote the 'anchoring' section of {args.out}")
+    return report
+
+
+def _fmt(st: dict, key: str = "max", fmt: str = "{:.2f}") -> str:
+    return fmt.format(st[key]) if st else "-"
+
+
+def print_anchoring_table(section: dict) -> None:
+    """The comparison as a table: one row per motion class and variant."""
+    summary = section["summary"]
+    print(f"\nAnchoring ({', '.join(section['directions'])} x {section['seeds']} held-out sketches; "
+          f"{section['settings']['off']['iterations']} iterations):")
+    print("  | class | anchoring | direction | frame-0 error px (max) | frame-0 |rot| deg (max) | "
+          "frame-0 scale (min-max) | worst-frame shape residual (mean / max) | runs > "
+          f"{section['collapse_residual']} | unrequested rotation deg (mean / max) | "
+          "unrequested scale x (mean / max) | last frame scale vs input (min-max) |")
+    print("  |" + " --- |" * 11)
+    for cls in summary["off"]["per_class"]:
+        for variant in ("off", "on"):
+            row = summary[variant]["per_class"].get(cls)
+            if not row:
+                continue
+            rot, sc = row.get("unrequested_rotation_deg"), row.get("unrequested_scale_factor")
+            print(f"  | {cls} | {variant} | {row['matches']}/{row['runs']} | {_fmt(row['frame0_error_px'], 'max', '{:.3g}')} | "
+                  f"{_fmt(row['frame0_rotation_abs_deg'], 'max', '{:.1f}')} | "
+                  f"{_fmt(row['frame0_scale'], 'min')}-{_fmt(row['frame0_scale'], 'max')} | "
+                  f"{_fmt(row['shape_residual_max'], 'mean')} / {_fmt(row['shape_residual_max'])} | "
+                  f"{row['collapsed_runs']} | "
+                  f"{(_fmt(rot, 'mean', '{:.1f}') + ' / ' + _fmt(rot, 'max', '{:.1f}')) if rot else '-'} | "
+                  f"{(_fmt(sc, 'mean') + ' / ' + _fmt(sc)) if sc else '-'} | "
+                  f"{_fmt(row['last_scale_vs_input'], 'min')}-{_fmt(row['last_scale_vs_input'], 'max')} |")
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -593,6 +846,14 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     prior = load_embedded_prior(folder)
     print(f"prior {folder}: {json.dumps(model_summary(folder))}", flush=True)
+    if args.anchoring:
+        logger = logging.getLogger("VideoPriors")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            return anchoring_main(args, prior, folder, lambda msg: print(msg, flush=True))
+        finally:
+            logger.setLevel(level)
 
     def log(msg):
         print(msg, flush=True)

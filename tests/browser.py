@@ -188,8 +188,11 @@ class FrontendPage:
         data.update(SETTINGS)
         route.fulfill(response=response, json=data)
 
-    def open(self, required_types=(), timeout: float = 90) -> float:
-        """Load the app and wait until it and the given node types are registered; returns seconds."""
+    def open(self, required_types=(), timeout: float = 600) -> float:
+        """Load the app and wait until it and the given node types are registered; returns seconds.
+
+        timeout is a guard against a page that never becomes ready, not a speed limit (a busy machine
+        can take minutes)."""
         t0 = time.monotonic()
         self.page.goto(self.server_url + "/", wait_until="domcontentloaded", timeout=timeout * 1000)
         try:
@@ -224,7 +227,7 @@ class FrontendPage:
     def overlays(self) -> dict:
         return self.page.evaluate(OVERLAYS_JS)
 
-    def clear_overlays(self, timeout: float = 5):
+    def clear_overlays(self, timeout: float = 60):
         """Close dialogs and toasts (after a negative check) and wait until none is visible."""
         self.page.evaluate("() => window.app.extensionManager?.toast?.removeAll?.()")
         deadline = time.monotonic() + timeout

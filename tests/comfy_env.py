@@ -8,6 +8,10 @@ import uuid
 from comfy_runtime import comfyui_dir, prepare_base_dir
 
 _STATE: dict = {}
+# Seconds a server test waits without any message about its prompt (and no new server output) before
+# it calls the prompt stuck: a guard against hangs, not a speed limit; a prompt that keeps reporting
+# progress is waited for however slow the machine is.
+STALL_TIMEOUT = 600
 
 
 class RecordingServer:

@@ -1,6 +1,11 @@
 import os
 import sys
 
+# torch's OpenMP runtime (libgomp) reads its wait policy once, when torch is first imported: set it
+# before any test module imports torch (and for every process the tests start), so idle OpenMP threads
+# sleep instead of spinning on cores that other work needs (see bench/bench_busy.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Appended, not prepended: ComfyUI's own top-level modules (nodes, utils, app...) must win over
 # the pack's folders of the same name when the integration tests import ComfyUI in-process.

@@ -14,6 +14,7 @@ import shutil
 import pytest
 import requests
 
+from comfy_env import STALL_TIMEOUT
 from comfy_runtime import REPO
 
 pytestmark = pytest.mark.server
@@ -22,6 +23,18 @@ SMALL_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
              '<path d="M20 20 C40 10 60 30 80 20" stroke="black" stroke-width="3" fill="none"/>'
              '<circle cx="50" cy="60" r="20" stroke="black" fill="none"/></svg>')
 WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_this_modules_prompts(comfy_server):
+    """Leave the shared server's history as we found it: a prompt that reached execution with a NaN
+    widget (core PrimitiveFloat accepts one) is stored in the history, and ComfyUI writes it back as
+    JSON's non-standard NaN token, which the frontend (tests/test_frontend.py) cannot parse."""
+    before = set(comfy_server.get("/history").json())
+    yield
+    added = [pid for pid in comfy_server.get("/history").json() if pid not in before]
+    if added:
+        requests.post(comfy_server.url + "/history", json={"delete": added}, timeout=30).raise_for_status()
 
 
 def _spec(info: dict, node: str) -> dict:
@@ -138,7 +151,7 @@ def test_full_graph_of_every_node_validates_and_runs(comfy_server):
     with_widgets = {n for n in _vp_nodes(info) if any(
         isinstance(s[0], list) or s[0] in WIDGETS for s in _spec(info, n).values())}
     assert with_widgets <= covered, with_widgets - covered
-    entry = comfy_server.run(prompt, timeout=600)
+    entry = comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT)
     assert entry["status"]["status_str"] == "success", entry["status"]
 
 
@@ -204,7 +217,7 @@ def test_nan_through_a_link_fails_the_node_at_run_time(comfy_server):
     prompt = {k: v for k, v in prompt.items() if k in keep}
     prompt["90"] = {"class_type": "PrimitiveFloat", "inputs": {"value": "nan"}}
     prompt["2"]["inputs"]["fps"] = ["90", 0]
-    error = _execution_error(comfy_server.run(prompt, timeout=120))
+    error = _execution_error(comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT))
     assert error["node_type"] == "VP_ProceduralMotion"
     assert "fps" in error["exception_message"] and "finite" in error["exception_message"]
     out = os.path.join(comfy_server.base_dir, "output", "vp_api")
@@ -323,7 +336,7 @@ def test_prior_with_nan_weights_is_refused_at_load_naming_the_file(comfy_server)
     tensors[key].view(-1)[0] = float("nan")
     save_file(tensors, weights)
     try:
-        error = _execution_error(comfy_server.run(_sample_prompt("nan-prior"), timeout=300))
+        error = _execution_error(comfy_server.run(_sample_prompt("nan-prior"), stall_timeout=STALL_TIMEOUT))
         msg = error["exception_message"]
         assert error["node_type"] == "VP_LoadVideoPrior"
         assert "NaN" in msg and "video_priors/nan-prior/unet/diffusion_pytorch_model.safetensors" in msg, msg
@@ -348,7 +361,7 @@ def test_prior_config_sizes_are_validated_before_allocating(comfy_server, edit, 
     cfg[key] = value
     json.dump(cfg, open(path, "w"))
     try:
-        error = _execution_error(comfy_server.run(_sample_prompt("huge-prior"), timeout=300))
+        error = _execution_error(comfy_server.run(_sample_prompt("huge-prior"), stall_timeout=STALL_TIMEOUT))
         assert error["node_type"] == "VP_LoadVideoPrior"
         for word in words:
             assert word in error["exception_message"], error["exception_message"]
@@ -365,11 +378,12 @@ def test_rasterize_beyond_memory_is_refused_with_figure_and_knob(comfy_server):
     prompt = {k: v for k, v in prompt.items() if k in {"1", "2", "3", "4"}}
     prompt["2"]["inputs"]["frames"] = 1024
     prompt["3"]["inputs"].update(width=8192, height=8192)
-    error = _execution_error(comfy_server.run(prompt, timeout=300))
+    error = _execution_error(comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT))
     msg = error["exception_message"]
     assert error["node_type"] == "VP_RasterizeSketch"
     assert "GB" in msg and "width/height" in msg and "frames" in msg, msg
-    assert comfy_server.run(full_prompt_small(comfy_server), timeout=300)["status"]["status_str"] == "success"
+    entry = comfy_server.run(full_prompt_small(comfy_server), stall_timeout=STALL_TIMEOUT)
+    assert entry["status"]["status_str"] == "success"
 
 
 def full_prompt_small(server) -> dict:
@@ -379,7 +393,7 @@ def full_prompt_small(server) -> dict:
 
 def test_sample_video_beyond_memory_is_refused_with_figure_and_knob(comfy_server):
     error = _execution_error(comfy_server.run(_sample_prompt("embedded", frames=512, width=4096, height=4096),
-                                              timeout=300))
+                                              stall_timeout=STALL_TIMEOUT))
     msg = error["exception_message"]
     assert error["node_type"] == "VP_SampleVideo"
     assert "GB" in msg and "frames" in msg and "width" in msg, msg
@@ -392,7 +406,7 @@ def test_many_lines_preview_loads_or_fails_cleanly_and_the_server_keeps_serving(
     prompt["1"]["inputs"].update(svg_text=f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{lines}</svg>',
                                  canvas_size=256)
     prompt["2"]["inputs"]["frames"] = 1
-    entry = comfy_server.run(prompt, timeout=900)
+    entry = comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT)
     if entry["status"]["status_str"] != "success":
         assert _execution_error(entry)["node_type"] == "VP_LoadSVGSketch"
     assert comfy_server.get("/system_stats").ok
@@ -407,7 +421,7 @@ def test_animate_sketch_beyond_memory_is_refused_before_optimising(comfy_server)
     prompt["1"]["inputs"]["svg_text"] = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{lines}</svg>'
     prompt[_node_of(prompt, "VP_SketchMotionModel")]["inputs"]["frames"] = 128
     prompt[node_id]["inputs"].update(render_size=2048, iterations=100000)
-    error = _execution_error(comfy_server.run(prompt, timeout=600))
+    error = _execution_error(comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT))
     msg = error["exception_message"]
     assert error["node_type"] == "VP_AnimateSketch"
     assert "GB" in msg and "render_size" in msg, msg

@@ -31,11 +31,11 @@ import json
 import math
 import os
 import random
-import time
 
 import pytest
 import torch
 
+from comfy_env import STALL_TIMEOUT
 from comfy_runtime import REPO, load_workflow, workflow_to_prompt
 
 WAN_UNET = "wan2.1_t2v_1.3B_fp16.safetensors"
@@ -377,7 +377,6 @@ def _check_outputs(outputs: dict, fetch):
 def test_wan_workflow_runs_in_process_with_tiny_models(wan):
     info = wan.comfy.object_info()
     assert "VP_VideoPriorFromModel" in info
-    t0 = time.time()
     executor = wan.comfy.run(wan_prompt(info))
     assert executor.success, executor.status_messages
     outputs = executor.history_result["outputs"]
@@ -387,7 +386,6 @@ def test_wan_workflow_runs_in_process_with_tiny_models(wan):
             return f.read()
 
     _check_outputs(outputs, fetch)
-    assert time.time() - t0 < 120
 
 
 def test_wan_workflow_errors_in_process(wan):
@@ -422,7 +420,7 @@ def test_wan_workflow_runs_through_the_server(tmp_path_factory, comfy_inproc):
     try:
         info = server.object_info()
         assert WAN_TE in info["CLIPLoader"]["input"]["required"]["clip_name"][0]
-        entry = server.run(wan_prompt(info), timeout=300)
+        entry = server.run(wan_prompt(info), stall_timeout=STALL_TIMEOUT)
         assert entry["status"]["status_str"] == "success", entry["status"]
         _check_outputs(entry["outputs"], server.fetch)
     finally:

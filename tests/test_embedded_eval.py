@@ -21,11 +21,14 @@ SHIPPED_REPORT = os.path.join(ROOT, "bench", "results", "embedded_prior_eval.jso
 SHIPPED_CARD = os.path.join(EMBEDDED_PRIOR_DIR, "MODEL_CARD.md")
 
 # The distillation slice: four directions x three seeds on three hand-drawn held-out sketches (the
-# evaluation's smallest: 40-52 control points), the evaluation's SDS settings with half its iterations,
-# so the whole slice stays near 2 minutes on 2 cores.
+# evaluation's smallest: 40-52 control points), the workflows' anchored settings with a quarter of the evaluation's
+# iterations. Its cost is fixed work, 12 runs x SLICE_ITERATIONS fused SDS passes (600 passes of the shipped prior, on
+# one torch thread: 134 s measured on 2 cores shared with other work, load average ~2), with no time limit of its
+# own: it does not depend on how fast the machine is, only on finishing its work. (Before: 12 runs x 100 iterations on
+# 2 threads, 1200 passes, which hit a 600 s limit on a machine with a load average of 7-9.)
 SLICE_DIRECTIONS = ("left", "right", "clockwise", "grow")
 SLICE_SKETCHES = ("house", "stick_figure", "flower")
-SLICE_ITERATIONS = 100
+SLICE_ITERATIONS = 50
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +72,24 @@ def test_heldout_material():
             assert prompt not in train and motion_from_caption(prompt) == m, prompt
 
 
-@pytest.mark.timeout(600)
 def test_distillation_slice_behaviour(prior):
-    """Behaviour: LiveSketch with the shipped prior moves held-out sketches the prompt's way.
+    """Behaviour: LiveSketch with the shipped prior moves held-out sketches the prompt's way, from the drawing.
 
-    For each of four directions, three seeds (three held-out sketches, held-out paraphrases); the
-    direction must match (`direction_matches`, from the control points) in the majority, 2 of 3.
+    For each of four directions, three seeds (three held-out sketches, held-out paraphrases), anchored as in the
+    workflows: the direction must match (`direction_matches`, from the control points) in the majority, 2 of 3,
+    and every run's frame 0 must be its input sketch.
     """
     sketches = [s for s in ev.heldout_sketches(num_random=0) if s[0] in SLICE_SKETCHES]
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # One thread: the same arithmetic on any machine, and no thread team to stall when the cores are busy.
+    torch.set_num_threads(1)
     try:
-        report = ev.eval_distillation(prior, ev.DistillSettings(iterations=SLICE_ITERATIONS), SLICE_DIRECTIONS,
-                                      len(sketches), sketches=sketches, log=lambda _m: None)
+        report = ev.eval_distillation(prior, ev.anchored_settings(ev.DistillSettings(iterations=SLICE_ITERATIONS)),
+                                      SLICE_DIRECTIONS, len(sketches), sketches=sketches, log=lambda _m: None)
     finally:
         torch.set_num_threads(threads)
+    assert all(r["passes"] == SLICE_ITERATIONS for r in report["runs"])  # the work is what was asked, no more
+    assert all(r["fidelity"]["frame0_error_px"] == 0.0 for r in report["runs"])
     summary = {d: f"{v['matches']}/{v['runs']}" for d, v in report["per_direction"].items()}
     detail = [(r["direction"], r["sketch"], round(r["dx"], 3), round(r["dy"], 3), round(r["rotation"], 1),
                round(r["scale"], 3)) for r in report["runs"]]
@@ -94,6 +100,9 @@ def _tiny_report(tmp_path) -> dict:
     out = tmp_path / "eval.json"
     ev.main(["--quick", "--per-class", "1", "--sampling-steps", "2", "--seeds", "1", "--iterations", "2",
              "--directions", "left,grow", "--threads", str(torch.get_num_threads()), "--jobs", "1", "--out", str(out)])
+    # the anchoring comparison adds its section to the same report
+    ev.main(["--anchoring", "--seeds", "1", "--iterations", "2", "--directions", "left,grow",
+             "--threads", str(torch.get_num_threads()), "--jobs", "1", "--out", str(out)])
     with open(out, encoding="utf-8") as f:
         return json.load(f)
 
@@ -128,6 +137,49 @@ def test_report_structure(tiny_report):
         assert run["match"] == ev.direction_matches(run["direction"], run)
 
 
+def test_anchoring_section(tiny_report):
+    """--anchoring keeps the report's other sections and records both variants, with frame 0 = input when on."""
+    r = tiny_report
+    assert r["sampling"] and r["distillation"]  # kept
+    a = r["anchoring"]
+    assert a["settings"]["off"]["anchor"] is False and a["settings"]["on"]["anchor"] is True
+    assert a["runs_done"] == a["runs_planned"] == 4 and len(a["runs"]) == 4
+    assert {(x["variant"], x["direction"]) for x in a["runs"]} == {(v, d) for v in ("off", "on") for d in ("left", "grow")}
+    for run in a["runs"]:
+        f = run["fidelity"]
+        assert len(f["shape_residual_per_frame"]) == 8 and f["shape_residual_max"] >= 0
+        if run["variant"] == "on":
+            assert f["frame0_error_px"] == 0.0 and f["frame0_scale"] == pytest.approx(1.0)
+        else:
+            assert f["frame0_error_px"] > 0.0  # the paper's frame 0 is free (default initialisation: a few px off)
+    s = a["summary"]
+    assert set(s) == {"off", "on"} and s["on"]["frame0_error_px_max"] == 0.0
+    assert set(s["on"]["per_class"]) == {"translation", "scaling"}
+    assert "unrequested_rotation_deg" in s["on"]["per_class"]["scaling"]
+    assert "unrequested_scale_factor" in s["on"]["per_class"]["translation"]
+    assert "unrequested_scale_factor" not in s["on"]["per_class"]["scaling"]
+
+
+def test_fidelity_measures():
+    """fidelity(): a clip that is the drawing turned and scaled has no shape residual and reports the turn."""
+    import math
+
+    base = ev.heldout_random_sketch(0).points.double()
+    c = base.mean(0)
+    frames = []
+    for k in range(4):
+        a, sc = math.radians(10 * k), 1 + 0.1 * k
+        rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+        frames.append((base - c) @ rot.T * sc + c + torch.tensor([5.0 * k, 0.0], dtype=torch.float64))
+    f = ev.fidelity(base, torch.stack(frames))
+    assert f["frame0_error_px"] == 0.0 and f["shape_residual_max"] < 1e-6
+    assert f["rotation_per_frame"] == pytest.approx([0, 10, 20, 30], abs=1e-3)
+    assert f["max_abs_rotation"] == pytest.approx(30, abs=1e-3) and f["max_scale_change"] == pytest.approx(1.3)
+    squashed = torch.stack(frames)
+    squashed[2, :, 1] = squashed[2, :, 1].mean()
+    assert ev.fidelity(base, squashed)["shape_residual_max"] > 0.2  # flattened onto a line
+
+
 def _card_table_rows(text: str) -> tuple[dict, dict]:
     """(sampling rows, distillation rows) of a card: motion -> "correct/total"."""
     cut = text.index("**Distillation") if "**Distillation" in text else len(text)
@@ -151,6 +203,7 @@ def test_model_card_from_report(tiny_report, tmp_path):
     assert distill_rows == {m: f"{v['matches']}/{v['runs']}"
                             for m, v in tiny_report["distillation"]["per_direction"].items()}
     assert "## Limits" in text and "32 x 32" in text
+    assert "**Anchoring.**" in text and "| translation | on |" in text and "| scaling | off |" in text
     for needle in ("word-level vocabulary", "Black line drawings", "8 frames"):
         assert needle in text
     # deterministic: writing it again gives the same file

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from browser import ConsoleEntry, FrontendPage, ignored_reason, launch
+from comfy_env import STALL_TIMEOUT
 from comfy_runtime import REPO, _input_specs, load_workflow, workflow_to_prompt
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -56,7 +57,7 @@ def browser_context():
             context.close()
 
 
-def _wait_for_idle_queue(server, timeout: float = 120):
+def _wait_for_idle_queue(server, timeout: float = STALL_TIMEOUT):
     """Earlier tests share the server: open the frontend only when no prompt is queued or running,
     so no execution event of theirs can reach the page."""
     deadline = time.monotonic() + timeout
@@ -169,7 +170,6 @@ def widget_problems(workflow: dict, report: dict, object_info: dict, prefix: str
 # --- the workflows ----------------------------------------------------------------------------------
 
 def test_frontend_starts_clean(frontend):
-    assert frontend.startup_seconds < 60
     problems = frontend.console_problems(0)
     assert not problems, "console errors while the frontend started:\n" + "\n".join(problems)
     state = frontend.overlays()
@@ -181,9 +181,7 @@ def test_frontend_starts_clean(frontend):
 def test_workflow_loads_in_frontend(clean_tab, object_info, path):
     workflow = load_workflow(path)
     mark = clean_tab.mark()
-    t0 = time.monotonic()
     report = clean_tab.load(workflow, _name(path))
-    seconds = time.monotonic() - t0
     clean_tab.screenshot(os.path.join(OUTPUT_DIR, f"frontend_{_name(path)}.png"))
 
     assert len(report["nodes"]) == len(workflow["nodes"]), "the loaded graph lost or gained nodes"
@@ -197,7 +195,6 @@ def test_workflow_loads_in_frontend(clean_tab, object_info, path):
     if any(failures.values()):
         pytest.fail("\n".join(f"{title}:\n  " + "\n  ".join(items) for title, items in failures.items() if items),
                     pytrace=False)
-    assert seconds < 20
 
 
 def test_vp_widget_layout_matches_comfy_runtime(frontend, object_info):

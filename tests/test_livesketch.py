@@ -150,3 +150,74 @@ def test_interrupt_and_bad_inputs():
         animate_sketch(empty, prior, prior.encode_prompt("x"), model, sds, cfg)
     with pytest.raises(ValueError, match="at least 2 frames"):
         animate_sketch(sk, prior, prior.encode_prompt("x"), MotionModelConfig(num_frames=1), sds, cfg)
+
+
+def test_anchor_off_reproduces_the_run_before_the_option(monkeypatch):
+    """With anchoring and both extra terms off, a run is bit for bit the run of the model as it was before the
+    option existed: its forward pass, restated here from that version (every frame, frame 0 included, is
+    centroid + p0 + local + (T_k p0 - p0)), replaces the model's in a second run of the same loop."""
+    import pipelines.livesketch_model as lm
+    from pipelines.motion import apply_global
+
+    def paper_forward(self, base_points):
+        k, n = self.num_frames, self.num_points
+        enc = self.position_encoding
+        base = base_points.to(device=enc.device, dtype=enc.dtype)
+        centroid = base.mean(dim=0)
+        p0 = base - centroid
+        features = (self.project_points(p0.repeat(k, 1)) + self.encoding_dropout(enc)).reshape(1, -1)
+        local = self.local_branch(features).reshape(k, n, 2)
+        params = self.global_params(features)
+        glob = apply_global(p0, params, center=torch.zeros_like(centroid)) - p0
+        return centroid + p0 + local + glob, {"local_offsets": local, "global_offsets": glob, "global_params": params,
+                                              "centroid": centroid}
+
+    def run():
+        sk = star_sketch()
+        prior = TargetPrior(shifted_target(sk, 4, 5.0))
+        model, sds, cfg = small_cfgs(iterations=3)
+        assert (model.anchor, model.shape_weight, model.smooth_weight) == (False, 0.0, 0.0)  # the defaults
+        sds.augment = True
+        return animate_sketch(sk, prior, prior.encode_prompt("x"), model, sds, cfg).animation.points
+
+    now = run()
+    monkeypatch.setattr(lm.SketchMotionModel, "forward", paper_forward)
+    before = run()
+    assert torch.equal(now, before)
+
+
+def test_anchored_run_starts_from_the_drawing():
+    """anchor=True: after optimisation frame 0 is still the input exactly, and the other frames moved."""
+    sk = star_sketch()
+    prior = TargetPrior(shifted_target(sk, 4, 6.0))
+    model = MotionModelConfig(num_frames=4, hidden=16, anchor=True, shape_weight=10.0, smooth_weight=1.0)
+    sds = SDSConfig(guidance_local=1.0, guidance_global=1.0, augment=True)
+    res = animate_sketch(sk, prior, prior.encode_prompt("x"), model, sds, AnimateConfig(iterations=5, seed=3,
+                                                                                       render_size=64))
+    pts = res.animation.points
+    assert torch.equal(pts[0], sk.points.float())
+    assert (pts[1:] - sk.points).abs().amax() > 0.05
+    assert torch.isfinite(pts).all()
+
+
+def test_workflows_and_demo_anchor_the_animation():
+    """Every LiveSketch workflow (the demo's included) turns anchoring on with the evaluated weights; the
+    ModelScope template keeps the SVG's coordinates as the reference does."""
+    import json
+    import os
+
+    from pipelines.livesketch import ANCHORING
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = 0
+    for name in sorted(os.listdir(os.path.join(root, "workflows"))):
+        with open(os.path.join(root, "workflows", name), encoding="utf-8") as f:
+            wf = json.load(f)
+        for node in wf["nodes"]:
+            if node["type"] == "VP_SketchMotionModel":
+                # widgets: frames, hidden, dropout, 4 lambdas, 2 rates, 2 branch switches, then the appended three
+                assert node["widgets_values"][11:14] == [True, ANCHORING["shape_weight"], ANCHORING["smooth_weight"]], name
+                found += 1
+            if name == "livesketch_modelscope.json" and node["type"] == "VP_LoadSVGSketch":
+                assert node["widgets_values"][2] is False  # fit_to_canvas
+    assert found >= 3

@@ -227,3 +227,121 @@ def test_parameter_count_formula():
         real = sum(p.numel() for p in model.parameters())
         assert real == count_parameters(N, K, **kwargs) == expected_parameter_count(N, K, **kwargs)
     assert count_parameters(N, K, hidden=32) == expected_parameter_count(N, K, h=32)
+
+
+# --- anchoring (not in the paper): frame 0 is the input, the other frames move relative to it ----------
+
+
+def _randomise_heads(model, seed=5, scale=0.3):
+    """Give the global heads clearly non-identity outputs (a default model's are close to identity)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for head in model._global_heads():
+            head[-1].bias.add_(torch.randn(head[-1].bias.shape, generator=gen) * scale)
+            head[-1].weight.mul_(20.0)
+
+
+def test_anchored_frame_zero_is_the_input_exactly():
+    base = circle_sketch() + torch.tensor([0.1234567, -0.7654321])  # coordinates that round in centroid + p0
+    for seed in range(3):
+        model = make_model(seed, anchor=True)
+        _randomise_heads(model, seed)
+        for mode in (model.train, model.eval):
+            mode()
+            points, aux = model(base)
+            assert torch.equal(points[0], base), "frame 0 must be the input bit for bit"
+            assert torch.equal(aux["local_offsets"][0], torch.zeros(N, 2))
+            assert (points[1:] - base).abs().amax() > 1.0  # the other frames do move
+    # the same weights without anchoring: frame 0 is away from the input
+    free = make_model(0)
+    _randomise_heads(free, 0)
+    assert (render_points(free, base)[0] - base).abs().amax() > 1.0
+
+
+def test_anchored_motion_is_relative_to_frame_zero():
+    """Anchored frame k = the free model's frame k with frame 0's local offsets removed and the global
+    transform T_k . T_0^-1 (same weights): built here from the free model's outputs."""
+    base = circle_sketch()
+    free = make_model(1)
+    _randomise_heads(free, 1)
+    anchored = make_model(1, anchor=True)
+    anchored.load_state_dict(free.state_dict())
+    free.eval()
+    anchored.eval()
+    pts_free, aux = free(base)
+    pts, aux_a = anchored(base)
+    from pipelines.motion import transform_matrices
+
+    c = base.mean(0)
+    p0 = base - c
+    lin = transform_matrices(aux["global_params"])  # x -> lin x + t about the centroid
+    t = aux["global_params"].translate
+    for k in range(1, K):
+        rel = lin[k] @ torch.linalg.inv(lin[0])
+        glob = (p0 - t[0]) @ rel.T + t[k]
+        want = c + glob + aux["local_offsets"][k] - aux["local_offsets"][0]
+        assert torch.allclose(pts[k], want, atol=1e-3), k
+    # frame 0's relative transform is the identity
+    assert torch.allclose(aux_a["global_matrices"][0], torch.eye(2), atol=1e-5)
+    assert torch.allclose(aux_a["global_translations"][0], torch.zeros(2), atol=1e-4)
+    # a pure rigid motion of every frame (same pose in all frames) is no motion at all when anchored
+    assert not torch.allclose(pts_free[1], pts_free[0], atol=1e-2)
+
+
+def test_anchored_gradients_reach_both_branches():
+    base = circle_sketch()
+    model = make_model(2, anchor=True)
+    points, _ = model(base)
+    (points[1:] * torch.randn_like(points[1:])).sum().backward()
+    groups = model.parameter_groups()
+    for name in ("local", "global"):
+        grads = [p.grad for p in groups[name] if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, name
+    # frame 0 (the input) depends on no parameter
+    points, _ = model(base)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(points[0].sum(), params, allow_unused=True)
+    assert all(g is None or float(g.abs().max()) == 0 for g in grads)
+
+
+def test_anchor_off_is_the_paper_formulation():
+    """anchor=False computes exactly what the model computed before the option existed: centroid + p0 +
+    local + (T_k p0 - p0) for every frame, frame 0 included (same weights, bitwise)."""
+    base = circle_sketch()
+    model = make_model(3, anchor=False)
+    _randomise_heads(model, 3)
+    model.eval()
+    points, aux = model(base)
+    c = base.mean(0)
+    p0 = base - c
+    glob = apply_global(p0, aux["global_params"], center=torch.zeros_like(c)) - p0
+    assert torch.equal(points, c + p0 + aux["local_offsets"] + glob)
+    assert "global_matrices" not in aux
+
+
+def test_shape_residual_and_penalty():
+    from pipelines.livesketch_model import motion_acceleration, shape_penalty, shape_residual
+
+    base = circle_sketch()
+    angle = torch.tensor(0.7)
+    rot = torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    similar = (base - base.mean(0)) @ rot.T * 1.7 + torch.tensor([30.0, -10.0]) + base.mean(0)
+    line = base.clone()
+    line[:, 1] = base[:, 1].mean()  # collapsed onto a horizontal line
+    frames = torch.stack([base, similar, line])
+    r = shape_residual(base, frames)
+    assert r[0] < 1e-5 and r[1] < 1e-4 and r[2] > 0.45  # a round drawing flattened to a line: ~0.5
+    # the penalty ignores shapes within the tolerance and pulls a collapsed frame back
+    frames.requires_grad_(True)
+    pen = shape_penalty(base, frames, tolerance=0.1)
+    pen.backward()
+    assert pen > 0 and frames.grad[:2].abs().max() == 0 and frames.grad[2].abs().max() > 0
+    with torch.no_grad():
+        better = frames[2] - 50.0 * frames.grad[2]
+    assert shape_residual(base, better[None])[0] < r[2]
+    # smoothness: constant velocity is free, a jump is not
+    steps = torch.arange(4.0)[:, None, None] * torch.tensor([5.0, 0.0])
+    assert motion_acceleration(base, base + steps) < 1e-10
+    jump = base + steps
+    jump[1] += 20.0
+    assert motion_acceleration(base, jump) > 1e-3

@@ -370,13 +370,14 @@ def test_unsupported_features_one_warning_each_with_counts(caplog):
         result = load("unsupported.svg", **IDENTITY)
     assert result.skipped == {"text": 2, "image": 1, "foreignObject": 1, "linearGradient": 1, "filter": 1}
     unsupported = sorted(w for w in result.warnings if w.startswith("unsupported"))
-    assert len(unsupported) == 5 and len(result.warnings) == 5
-    for feature, count in (("<text>", 2), ("<image>", 1), ("<foreignObject>", 1), ("gradient", 1), ("filter", 1)):
+    assert len(unsupported) == 4 and len(result.warnings) == 4  # the gradient is drawn: no warning
+    for feature, count in (("<text>", 2), ("<image>", 1), ("<foreignObject>", 1), ("filter", 1)):
         assert sum(w.startswith(f"unsupported {feature}: {count} element(s) affected") for w in unsupported) == 1
-    assert sum("unsupported" in r.getMessage() for r in caplog.records) == 5
+    assert sum("unsupported" in r.getMessage() for r in caplog.records) == 4
     sk = result.sketch
     assert sk.num_paths == 2  # the gradient-filled rect and the filtered path
-    close(sk.style.fill_color[0], [0.5, 0, 0.5])  # gradient -> mean of its stop colours
+    close(sk.style.fill_color[0], [0.5, 0, 0.5])  # a gradient's flat colour: the mean of its stop colours
+    assert sk.style.fill_paint[0] is not None and sk.style.fill_paint[0].kind == "linear"
     assert sk.style.fill_opacity[0].item() == 1.0
 
 
@@ -411,9 +412,10 @@ def test_paint_servers_become_flat_colours():
     close(st.fill_color[:3], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 1, 0]])
     close(st.fill_opacity, [1, 1, 1, 0])
     assert result.skipped == {"radialGradient": 1, "linearGradient": 1, "pattern": 1}
-    assert sorted(result.warnings) == [
-        "unsupported gradient: 1 element(s) affected, gradient paint drawn as one flat colour, the mean of its stop "
-        "colours and opacities", "unsupported pattern: 1 element(s) affected, pattern paint drawn as flat grey"]
+    assert sorted(result.warnings) == ["unsupported pattern: 1 element(s) affected, pattern paint drawn as flat grey"]
+    reuse = st.fill_paint[0]  # drawn as a gradient, its stops from the href'd radial one
+    assert reuse.kind == "linear" and reuse.colors == ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    assert st.fill_paint[1:] == [None, None, None]
 
 
 @pytest.mark.parametrize("kwargs", [dict(canvas_size=0), dict(canvas_size=2.5), dict(stroke_width=-1.0),

@@ -2,7 +2,6 @@
 import json
 import os
 
-import pytest
 import torch
 import train_embedded_prior as tr
 
@@ -55,7 +54,6 @@ def test_denoising_loss_minimiser_is_the_mean():
     assert not torch.allclose(targets.mean(0), torch.zeros(1, dtype=torch.float64), atol=0.1)  # the mean is not the trivial 0
 
 
-@pytest.mark.timeout(300)
 def test_tiny_training_run_writes_a_loadable_prior(tmp_path):
     out = str(tmp_path / "prior")
     torch_threads = torch.get_num_threads()

@@ -41,6 +41,7 @@ from .geometry import (
 )
 from .limits import MAX_ABS_COORD, SVGLoadError
 from .markers import vertices
+from .gradient import build_gradient, resolve_spec, shape_bbox
 from .paint import Paint, PaintServer
 from .paths import RawPath
 from .report import Report
@@ -403,8 +404,9 @@ class Builder:
             self.report.add("paint-order", elem, inst)
         if style.non_scaling:
             self.report.add("vector-effect", elem, inst)
-        fill_rgb, fill_alpha = self.paint(style.fill, style, elem)
-        stroke_rgb, stroke_alpha = self.paint(style.stroke, style, elem)
+        bbox = []  # computed once, when a gradient in objectBoundingBox units needs it
+        fill_rgb, fill_alpha, fill_grad = self.paint(style.fill, style, elem, ctx, subpaths, bbox)
+        stroke_rgb, stroke_alpha, stroke_grad = self.paint(style.stroke, style, elem, ctx, subpaths, bbox)
         a, b, c, d, _, _ = ctx.ctm
         if a * d - b * c == 0:
             return  # a singular transform (scale(0), a zeroed matrix): nothing is rendered
@@ -419,13 +421,13 @@ class Builder:
         if width > MAX_ABS_COORD:
             raise SVGLoadError(f"absurd stroke width {width:g} on <{name}> (limit {MAX_ABS_COORD:g})")
         if name == "line":
-            fill_rgb = None
+            fill_rgb = fill_grad = None
         fill_opacity = fill_alpha * style.fill_opacity * ctx.opacity if fill_rgb else 0.0
         stroke_opacity = stroke_alpha * style.stroke_opacity * ctx.opacity if stroke_rgb else 0.0
         if stroke_rgb is None or width <= 0 or stroke_opacity <= 0:
-            stroke_rgb, width, stroke_opacity = None, 0.0, 0.0
+            stroke_rgb, width, stroke_opacity, stroke_grad = None, 0.0, 0.0, None
         if fill_opacity <= 0:
-            fill_rgb, fill_opacity = None, 0.0
+            fill_rgb, fill_opacity, fill_grad = None, 0.0, None
         # The rasterizer draws every cap and join; SVG 2's miter-clip and arcs joins are drawn as miter.
         if stroke_rgb is not None and style.linejoin in ("miter-clip", "arcs") and _has_corner(subpaths):
             self.report.add("stroke-linejoin", elem, inst)
@@ -462,7 +464,7 @@ class Builder:
                 stroke_geom = clipping.clip_stroke(stroke_geom, rect_, to_rect, from_rect)
         join = "miter" if style.linejoin in ("miter-clip", "arcs") else style.linejoin
         self.emit(fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, style.fill_rule,
-                  (style.linecap, join, style.miterlimit))
+                  (style.linecap, join, style.miterlimit), fill_grad, stroke_grad)
 
     def draw_markers(self, elem: ET.Element, subpaths: List[Subpath], style: Style, ctx: _Context) -> None:
         if self.in_marker:
@@ -544,26 +546,41 @@ class Builder:
     def _map(sp: Subpath, m: Matrix) -> Subpath:
         return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
 
-    def paint(self, paint: Paint, style: Style, elem: ET.Element) -> Tuple[Optional[Tuple[float, float, float]], float]:
+    def paint(self, paint: Paint, style: Style, elem: ET.Element, ctx: Optional[_Context] = None,
+              subpaths: Optional[List[Subpath]] = None, bbox: Optional[list] = None):
+        """-> (flat rgb or None, alpha, Gradient in document coordinates or None). A gradient's flat colour is
+        the mean of its stops and its alpha 1 (the stops' opacities are in the Gradient)."""
         if paint.kind == "none":
-            return None, 0.0
+            return None, 0.0, None
         if paint.kind == "currentColor":
-            return style.color
+            return style.color[0], style.color[1], None
         if paint.kind == "color":
-            return paint.rgb, paint.alpha
+            return paint.rgb, paint.alpha, None
         server = self.servers.get(paint.server)
         if server is None:
             if paint.fallback is not None:
-                return self.paint(paint.fallback, style, elem)
-            return None, 0.0  # a missing server without fallback colour paints nothing
-        self.report.add("gradient" if server.kind in ("linearGradient", "radialGradient") else "pattern", elem,
-                        self.instance)
-        if server.rgb is None:
-            return None, 0.0
-        return server.rgb, server.alpha
+                return self.paint(paint.fallback, style, elem, ctx, subpaths, bbox)
+            return None, 0.0, None  # a missing server without fallback colour paints nothing
+        spec = resolve_spec(paint.server, self.servers, self.css) if ctx is not None else None
+        if spec is None:
+            self.report.add("gradient" if server.kind in ("linearGradient", "radialGradient") else "pattern", elem,
+                            self.instance)
+            if server.rgb is None:
+                return None, 0.0, None
+            return server.rgb, server.alpha, None
+        if bbox is not None and not bbox:
+            bbox.append(shape_bbox(subpaths or []))
+        kind, value = build_gradient(spec, bbox[0] if bbox else None, ctx.ctm, ctx.viewport)
+        if kind == "gradient":
+            return value.mean_color(), 1.0, value
+        if kind == "flat":
+            return value[0], value[1], None
+        if kind == "fallback" and paint.fallback is not None:  # no stops, or a zero-size objectBoundingBox
+            return self.paint(paint.fallback, style, elem, ctx, subpaths, bbox)
+        return None, 0.0, None
 
     def emit(self, fill_geom, stroke_geom, fill_rgb, fill_opacity, stroke_rgb, stroke_opacity, width, rule,
-             caps: Tuple[str, str, float] = ("butt", "miter", 4.0)) -> None:
+             caps: Tuple[str, str, float] = ("butt", "miter", 4.0), fill_grad=None, stroke_grad=None) -> None:
         def layout(sp: Subpath) -> Tuple[List[Point2], bool]:
             segs = sp.segments
             pts = [segs[0][0]]
@@ -589,14 +606,15 @@ class Builder:
             pts, closed = layout(sp)
             self.paths.append(RawPath(pts, closed, None if separate else stroke_rgb,
                                       0.0 if separate else stroke_opacity, 0.0 if separate else width,
-                                      fill_rgb, fill_opacity, group, rule, *caps))
+                                      fill_rgb, fill_opacity, group, rule, *caps, fill_paint=fill_grad,
+                                      stroke_paint=None if separate else stroke_grad))
         if separate and stroke_rgb is not None:
             for sp in stroke_geom:
                 if not sp.segments:
                     continue
                 pts, closed = layout(sp)
                 self.paths.append(RawPath(pts, closed, stroke_rgb, stroke_opacity, width, None, 0.0, self.group,
-                                          rule, *caps))
+                                          rule, *caps, stroke_paint=stroke_grad))
                 self.group += 1
 
 

@@ -91,6 +91,12 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
 
     n = len(raw)
     black = (0.0, 0.0, 0.0)
+    if fit:
+        centre = ((lo + hi) / 2).tolist()
+        to_out = (scale, 0.0, 0.0, scale, out_w / 2 - centre[0] * scale, out_h / 2 - centre[1] * scale)
+    else:
+        off = offset.tolist()
+        to_out = (scale, 0.0, 0.0, scale, off[0], off[1])
     style = PathStyle(
         num_segments=[len(p.points) // 3 for p in raw],
         closed=[p.closed for p in raw],
@@ -109,4 +115,11 @@ def to_canvas(raw: List[RawPath], viewport: Tuple[float, float], canvas: Optiona
                                for p in raw):
         style = replace(style, stroke_linecap=[p.linecap for p in raw], stroke_linejoin=[p.linejoin for p in raw],
                         stroke_miterlimit=[float(p.miterlimit) for p in raw])
+    # Gradients (document coordinates -> canvas); force_black draws flat black strokes and no fills.
+    if not force_black and any(p.fill_paint is not None for p in raw):
+        style = replace(style, fill_paint=[None if p.fill_paint is None else p.fill_paint.transformed(to_out)
+                                           for p in raw])
+    if not force_black and any(p.stroke_paint is not None for p in raw):
+        style = replace(style, stroke_paint=[None if p.stroke_paint is None else p.stroke_paint.transformed(to_out)
+                                             for p in raw])
     return Sketch(points=out.to(torch.float32), style=style, width=out_w, height=out_h)

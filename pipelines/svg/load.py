@@ -47,7 +47,8 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
 
     Each shape is one fill group (Sketch's PathStyle.fill_group) of its subpaths, under its fill-rule.
     Every feature that is not drawn (text, images, filters, masks, clip paths, animation, ...) gives one warning
-    naming it and the number of elements it affected; gradients and patterns are drawn as one flat colour.
+    naming it and the number of elements it affected. Linear and radial gradients are drawn (PathStyle.fill_paint /
+    stroke_paint); patterns are drawn as one flat colour.
     """
     if canvas_size is not None and (isinstance(canvas_size, bool) or not isinstance(canvas_size, int)
                                     or not 1 <= canvas_size <= MAX_CANVAS):

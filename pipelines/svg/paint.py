@@ -1,6 +1,6 @@
 """Paint: colours, paints (none / colour / currentColor / url(#server) with fallback), opacities, and paint
-servers drawn as one flat colour (the sketch has one colour per path): a gradient as the mean of its stop
-colours and stop opacities, a pattern or other server as grey."""
+servers' flat colours: a gradient's is the mean of its stop colours and stop opacities (the path's flat colour
+beside its gradient, gradient.py), a pattern or other server is drawn as grey."""
 from __future__ import annotations
 
 import colorsys
@@ -77,6 +77,8 @@ class PaintServer:
     kind: str  # element name: linearGradient, radialGradient, pattern, ...
     rgb: Optional[RGB]  # flat fallback colour; None = draws nothing (gradient without stops)
     alpha: float
+    elem: Optional[ET.Element] = None  # the server element (gradients are resolved from it, gradient.py)
+    stops: Tuple[ET.Element, ...] = ()  # its <stop> children, taken before the clean-up empties the element
 
 
 def collect_paint_servers(root: ET.Element) -> Dict[str, PaintServer]:
@@ -110,7 +112,9 @@ def collect_paint_servers(root: ET.Element) -> Dict[str, PaintServer]:
     out = {}
     for ident, (name, _) in by_id.items():
         found = stops_of.get(ident)
-        out[ident] = PaintServer(name, found[0] if found else None, found[1] if found else 0.0)
+        elem = by_id[ident][1]
+        out[ident] = PaintServer(name, found[0] if found else None, found[1] if found else 0.0, elem,
+                                 tuple(s for s in elem if isinstance(s.tag, str) and _split_tag(s.tag)[1] == "stop"))
     return out
 
 

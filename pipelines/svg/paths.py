@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from ..sketch import Gradient
 from .geometry import Point2
 
 
@@ -21,3 +22,5 @@ class RawPath:
     linecap: str = "butt"  # SVG's stroke-linecap
     linejoin: str = "miter"  # stroke-linejoin: miter, round or bevel (miter-clip and arcs are drawn as miter)
     miterlimit: float = 4.0
+    fill_paint: Optional[Gradient] = None  # gradient in document coordinates (fill_rgb is its mean colour)
+    stroke_paint: Optional[Gradient] = None
