@@ -112,6 +112,10 @@ def _attribute_cases():
     yield "css_descendant_chain", "a 100-part descendant selector on 190 nested groups", lambda k: (
         SVG + "<style>" + " ".join(["*"] * k) + "{fill:red}</style>" + "<g>" * 190
         + '<path stroke="black" d="M40 40 L60 60"/>' * 20 + "</g>" * 190 + "</svg>"), 100
+    yield "gradient_stops", "a 4000-stop gradient painting elements up to MAX_GRADIENT_STOP_USES", lambda k: (
+        SVG + '<linearGradient id="g">' + "".join(f'<stop offset="{i / 4000}" stop-color="#{i % 4096:03x}"/>'
+                                                   for i in range(4000)) + "</linearGradient>"
+        + '<rect width="50" height="50" fill="url(#g)"/>' * k + "</svg>"), L.MAX_GRADIENT_STOP_USES // 4000
     yield "big_file", "MAX_BYTES of comment and one path", lambda k: (
         SVG + "<!--" + "x" * (k - 200) + '--><path stroke="black" d="M0 0 L5 5"/></svg>'), L.MAX_BYTES - 200
 

@@ -166,3 +166,15 @@ def test_an_internal_failure_in_any_stage_is_a_load_error(monkeypatch, stage, at
     else:
         monkeypatch.setattr(load, "to_canvas", broken)
     refused(SVG + PATH + "</svg>", "internal error", "IndexError")
+
+
+def test_gradient_work_is_bounded_by_stops_times_uses():
+    stops = "".join(f'<stop offset="{i / 2000}" stop-color="#0{i % 10}0"/>' for i in range(2000))
+    uses = limits.MAX_GRADIENT_STOP_USES // 2000
+
+    def doc(n: int) -> str:
+        return (SVG + f'<linearGradient id="g">{stops}</linearGradient>'
+                + '<rect width="5" height="5" fill="url(#g)"/>' * n + "</svg>")
+
+    assert load_svg_sketch(doc(uses)).sketch.num_paths == uses
+    refused(doc(uses + 1), "gradient", "too costly", str(limits.MAX_GRADIENT_STOP_USES))

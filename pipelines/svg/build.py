@@ -39,7 +39,7 @@ from .geometry import (
     translate,
     viewbox_transform,
 )
-from .limits import MAX_ABS_COORD, SVGLoadError
+from .limits import MAX_ABS_COORD, MAX_GRADIENT_STOP_USES, SVGLoadError
 from .markers import vertices
 from .gradient import build_gradient, resolve_spec, shape_bbox
 from .paint import Paint, PaintServer
@@ -153,6 +153,8 @@ class Builder:
         self.clip_rects = clip_rects or {}
         self.css = css
         self.servers = servers
+        self.specs: Dict[str, object] = {}  # gradient id -> resolved GradientSpec (or None)
+        self.gradient_stop_uses = 0  # bounded by MAX_GRADIENT_STOP_USES
         self.ids = ids
         self.report = Report()
         self.styles = StyleResolver(css, self.report)
@@ -561,7 +563,16 @@ class Builder:
             if paint.fallback is not None:
                 return self.paint(paint.fallback, style, elem, ctx, subpaths, bbox)
             return None, 0.0, None  # a missing server without fallback colour paints nothing
-        spec = resolve_spec(paint.server, self.servers, self.css) if ctx is not None else None
+        spec = None
+        if ctx is not None:
+            if paint.server not in self.specs:  # resolved once per gradient, not once per element it paints
+                self.specs[paint.server] = resolve_spec(paint.server, self.servers, self.css)
+            spec = self.specs[paint.server]
+        if spec is not None:
+            self.gradient_stop_uses += len(spec.stops)
+            if self.gradient_stop_uses > MAX_GRADIENT_STOP_USES:
+                raise SVGLoadError(f"SVG gradients are too costly: more than {MAX_GRADIENT_STOP_USES} gradient stops "
+                                   f"summed over the paints that use them (at {describe(elem)})")
         if spec is None:
             self.report.add("gradient" if server.kind in ("linearGradient", "radialGradient") else "pattern", elem,
                             self.instance)

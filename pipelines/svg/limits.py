@@ -15,6 +15,7 @@ ARC_SEGMENT_COST = 4  # an elliptical arc costs svgelements about four line segm
 MAX_CSS_RULES = 10_000  # selectors in all <style> elements
 MAX_PARSE_WORK = 2_000_000  # estimated characters svgelements parses, see _Cleaner._check_expansion
 MAX_TRANSFORM_FUNCTIONS = 1_000  # functions in one transform list
+MAX_GRADIENT_STOP_USES = 50_000  # gradient stops summed over every fill/stroke painted with a gradient
 MAX_ABS_COORD = 1e7  # any coordinate / number beyond this is treated as hostile
 MIN_ARC_RADIUS = 1e-9  # a non-zero arc radius below this underflows svgelements' arithmetic: refused
 MAX_CANVAS = 16384
