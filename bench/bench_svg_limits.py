@@ -77,10 +77,10 @@ def _element_cases():
         SVG + "".join(f'<svg x="{i % 50}" y="{i % 40}" width="20" height="20" viewBox="0 0 10 10"><path '
                       f'd="M-5 -5 C 20 0 0 20 15 15 Z" fill="red" stroke="black"/></svg>' for i in range(k))
         + "</svg>"), (L.MAX_ELEMENTS - 1) // 2
-    yield "nested_viewports_deep", "40 nested <svg viewBox> (clips) around filled circles (MAX_PARSE_WORK: ~170)", lambda k: (
+    yield "nested_viewports_deep", "40 nested <svg viewBox> (clips) around filled circles", lambda k: (
         SVG + '<svg x="1" y="1" width="98" height="98" viewBox="0 0 100 100">' * 40 + "".join(
             f'<circle cx="{i % 100}" cy="{(i * 7) % 100}" r="30" fill="red" stroke="black"/>' for i in range(k))
-        + "</svg>" * 40 + "</svg>"), 150
+        + "</svg>" * 40 + "</svg>"), L.MAX_ELEMENTS - 42
     d = L.MAX_DEPTH - 2  # the root <svg> and the path are levels too
     yield "nested_rotate_groups", "MAX_DEPTH - 2 nested <g transform='rotate(1 50 50)'> around a path", lambda k: (
         SVG + '<g transform="rotate(1 50 50)">' * k + '<path stroke="black" d="M40 40 L60 60"/>' + "</g>" * k

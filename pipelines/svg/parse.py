@@ -27,9 +27,6 @@ _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
 _SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
-# Inherited attributes that svgelements parses again for every descendant (see _attribute_cost).
-_REPARSED_INHERITED = ("transform", "style", "fill", "stroke", "stroke-width", "stroke-opacity", "fill-opacity",
-                       "opacity", "color")
 
 _LENGTH_RE = re.compile(r"(%s)(px|pt|pc|mm|cm|in|em|ex)?" % _FLOAT)  # used with fullmatch
 _XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -481,13 +478,11 @@ class _Cleaner:
                 attrib["width"] = repr(size["height"] * viewbox[2] / viewbox[3])
 
     def _check_expansion(self) -> None:
-        """Bound what svgelements will do, before it starts.
+        """Bound what the walk (build.py) will do, before it starts.
 
-        Mirrors svgelements' <use> inlining (the target's subtree is parsed again under each <use>) to count
+        Mirrors the walk's <use> inlining (the target's subtree is walked again under each <use>) to count
         elements, segments and nesting depth of the expanded document: use-bombs, circular references and deep
-        chains are caught here. Also estimates parse work: svgelements copies every inherited attribute into
-        each descendant and re-parses inherited strings (the whole transform chain, paint values) for each
-        one, so an attribute costs its length times the size of the subtree below it.
+        chains are caught here. Also counts parse work: the characters of every instance's own attributes.
         """
         ids = {}
         for elem in self.root.iter():
@@ -526,8 +521,7 @@ class _Cleaner:
             elements = 1 + sum(p[0] for p in parts)
             segments = self.segments.get(node, 0) + sum(p[1] for p in parts)
             depth = 1 + max((p[2] for p in parts), default=0)
-            inherited, own = _attribute_cost(node)
-            work = elements * inherited + own + sum(p[3] for p in parts)
+            work = _attribute_cost(node) + sum(p[3] for p in parts)
             if elements > MAX_ELEMENTS:
                 raise SVGLoadError(f"SVG has too many elements after expanding <use> references: more than "
                                    f"the limit of {MAX_ELEMENTS}")
@@ -536,21 +530,15 @@ class _Cleaner:
             if depth > MAX_DEPTH:
                 raise SVGLoadError(f"SVG is nested too deeply through <use> references: more than {MAX_DEPTH} levels")
             if work > MAX_PARSE_WORK:
-                raise SVGLoadError(f"SVG is too costly to parse: inherited attributes and transforms add up to more "
-                                   f"than {MAX_PARSE_WORK} characters of parsing (long attributes on large groups)")
+                raise SVGLoadError(f"SVG is too costly to parse: its attributes, with <use> instances counted "
+                                   f"again, add up to more than {MAX_PARSE_WORK} characters")
             totals[node] = (elements, segments, depth, work)
             state[node] = 2
 
 
-def _attribute_cost(elem: ET.Element) -> Tuple[int, int]:
-    """(cost paid by every element below `elem` for its attributes, cost paid by `elem` itself), in characters.
-
-    Path data and points are excluded: they are only parsed by their own element and bounded by MAX_SEGMENTS.
-    """
-    attrib = elem.attrib
-    inherited = len(attrib) + sum(len(attrib.get(k, "")) for k in _REPARSED_INHERITED)
-    inherited += 3 * len(attrib.get("transform", ""))  # measured: transform chains cost ~4x other characters
-    if "viewBox" in attrib:
-        inherited += 4 * 64  # svgelements turns a viewBox into a transform string inherited like 'transform'
-    own = sum(len(v) for k, v in attrib.items() if k not in ("d", "points"))
-    return inherited, own
+def _attribute_cost(elem: ET.Element) -> int:
+    """Characters of `elem`'s own attributes that the walk parses (path data and points excluded: they are
+    bounded by MAX_SEGMENTS). Inherited values cost nothing per descendant: the walk copies the parent's
+    computed style and composes transforms as matrices, so an attribute is parsed once per instance of its
+    element (a <use> instantiates its target's subtree again, which the expansion above counts)."""
+    return sum(len(v) for k, v in elem.attrib.items() if k not in ("d", "points"))
