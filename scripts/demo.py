@@ -67,6 +67,9 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     if threading_main():
         signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+        # A shell without job control starts background commands with SIGINT ignored, and Python keeps an
+        # inherited SIG_IGN: Ctrl-C (or `kill -INT`) would then never reach the clean-up below.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.time()
     server = ComfyServer()
     failed = True  # keeps the server's folder and log for a look afterwards
