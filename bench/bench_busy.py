@@ -138,7 +138,7 @@ def loop_child(iters: int) -> dict:
 
     from pipelines.embedded.prior import load_embedded_prior
     from pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
-    from pipelines.svg_loader import load_svg_sketch
+    from pipelines.svg import load_svg_sketch
 
     if os.environ.get("VP_BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["VP_BENCH_THREADS"]))

@@ -32,7 +32,7 @@ from pipelines import render_budget as rb  # noqa: E402
 
 def preview_lines(n: int) -> dict:
     from pipelines.priors.diffusers_prior import LiveTensorMemory
-    from pipelines.svg_loader import load_svg_sketch
+    from pipelines.svg import load_svg_sketch
 
     rnd = random.Random(0)
     els = "".join(f'<line x1="{rnd.uniform(0, 100):.1f}" y1="{rnd.uniform(0, 100):.1f}" '

@@ -11,7 +11,7 @@ from pipelines import render_budget as rb
 from pipelines.priors.diffusers_prior import LiveTensorMemory
 from pipelines.raster import rasterize
 from pipelines.sketch import PathStyle
-from pipelines.svg_loader import load_svg_sketch
+from pipelines.svg import load_svg_sketch
 
 
 def _scene(kind: str, n: int, size: int = 128, seed: int = 0):

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from pipelines.svg import build as svg_build
-from pipelines.svg_loader import SVGLoadError, load_svg_sketch
+from pipelines.svg import SVGLoadError, load_svg_sketch
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
 PATH = '<path d="M 0 0 L 10 10" stroke="black"/>'

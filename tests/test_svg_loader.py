@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.svg_loader import SVGLoadError, SVGLoadResult, load_svg_sketch
+from pipelines.svg import SVGLoadError, SVGLoadResult, load_svg_sketch
 
 DATA = Path(__file__).parent / "data" / "svg"
 IDENTITY = dict(canvas_size=100, fit=False)
