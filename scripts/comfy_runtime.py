@@ -298,6 +298,7 @@ class ComfyServer:
         log_size = os.path.getsize(self.log_path)
         next_poll = 0.0
         last_event = None
+        ended = False  # this prompt's terminal websocket message has arrived
         while True:
             event = stream.get(0.5) if stream is not None else None
             if event is None and stream is not None and not stream.alive:
@@ -308,12 +309,16 @@ class ComfyServer:
                 if on_event is not None:
                     on_event(event)
                 if event.get("type") in TERMINAL_EVENTS:
-                    next_poll = 0.0
+                    next_poll, ended = 0.0, True
             if stream is None:
                 time.sleep(0.25)
             if now >= next_poll:
                 entry = self.history(prompt_id)
                 if entry is not None:
+                    # The history can be written before the last messages reach us: with a live socket,
+                    # read on until the terminal message, so on_event sees the whole run.
+                    if not ended and stream is not None:
+                        self._drain(stream, prompt_id, on_event)
                     return entry
                 if self.proc is not None and self.proc.poll() is not None:
                     raise RuntimeError(f"ComfyUI died while running {prompt_id} (log: {self.log_path}):\n"
@@ -327,6 +332,23 @@ class ComfyServer:
             if stall_timeout is not None and now - last_activity > stall_timeout:
                 raise TimeoutError(f"prompt {prompt_id} made no progress for {stall_timeout}s (last message: "
                                    f"{last_event}; log: {self.log_path})")
+
+    @staticmethod
+    def _drain(stream, prompt_id: str, on_event, quiet: float = 60.0) -> None:
+        """Pass on this prompt's remaining messages until its terminal one (or `quiet` s without any message)."""
+        last = time.monotonic()
+        while True:
+            event = stream.get(0.5)
+            if event is None:
+                if not stream.alive or time.monotonic() - last > quiet:
+                    return
+                continue
+            last = time.monotonic()
+            if (event.get("data") or {}).get("prompt_id") == prompt_id:
+                if on_event is not None:
+                    on_event(event)
+                if event.get("type") in TERMINAL_EVENTS:
+                    return
 
     def run(self, prompt: dict, timeout: float | None = None, stall_timeout: float | None = None,
             on_event: Callable[[dict], None] | None = None) -> dict:
