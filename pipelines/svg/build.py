@@ -307,30 +307,19 @@ class Builder:
         self.instance = self.instances
         try:
             tns, tname = split_tag(target.tag)
-            if tname == "symbol":
+            if tname in ("symbol", "svg"):
                 if not self.conditions_hold(target):
                     return
                 self.current = target
-                sym_style = self.style_of(target, style, inner)
-                if not sym_style.display:
+                own_style = self.style_of(target, style, inner)
+                if not own_style.display:
                     return
                 # a transform on <symbol> is SVG 2 only; ignored as in SVG 1.1 and resvg
-                sym_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * sym_style.opacity)
-                size = (elem.get("width") if elem.get("width") not in (None, "auto") else target.get("width"),
-                        elem.get("height") if elem.get("height") not in (None, "auto") else target.get("height"))
-                self.nested_svg(elem, sym_style, sym_ctx, target, size)
-            elif tname == "svg":
-                # the referenced <svg>: the <use>'s width/height override its own
-                if not self.conditions_hold(target):
-                    return
-                self.current = target
-                svg_style = self.style_of(target, style, inner)
-                if not svg_style.display:
-                    return
-                svg_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * svg_style.opacity)
-                size = (elem.get("width") if elem.get("width") not in (None, "auto") else None,
-                        elem.get("height") if elem.get("height") not in (None, "auto") else None)
-                self.nested_svg(target, svg_style, svg_ctx, target, size)
+                own_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * own_style.opacity)
+                # the <use>'s width/height win; a <symbol>'s own are the fallback, a referenced <svg> keeps its own
+                size = tuple(elem.get(k) if elem.get(k) not in (None, "auto")
+                             else (target.get(k) if tname == "symbol" else None) for k in ("width", "height"))
+                self.nested_svg(elem if tname == "symbol" else target, own_style, own_ctx, target, size)
             else:
                 self.walk(target, style, inner)
         finally:
