@@ -374,3 +374,13 @@ def test_declared_encodings_are_honoured():
     utf16 = '<?xml version="1.0" encoding="UTF-16"?>' + SVG + PATH + '</svg>'
     assert loads(utf16.encode("utf-16")).sketch.num_paths == 1  # with byte-order mark
     assert loads(b"\xef\xbb\xbf" + (SVG + PATH + "</svg>").encode()).sketch.num_paths == 1  # UTF-8 BOM
+
+
+def test_duplicate_ids_cannot_hide_a_use_bomb():
+    # Each level of a 10-way <use> chain is followed by an empty decoy with the same id. The walk takes the first
+    # element with an id (as browsers do); the expansion check must count through the same one, or the decoys make
+    # 100,000 instanced paths look like a handful.
+    levels = ['<g id="L0"><path d="M0 0 L5 5" stroke="black"/></g><g id="L0"/>']
+    for k in range(1, 6):
+        levels.append(f'<g id="L{k}">' + f'<use href="#L{k - 1}"/>' * 10 + f'</g><g id="L{k}"/>')
+    rejects(SVG + "<defs>" + "".join(levels) + '</defs><use href="#L5"/></svg>', "too many elements")

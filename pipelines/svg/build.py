@@ -618,18 +618,14 @@ class Builder:
                 self.group += 1
 
 
-def build_paths(root: ET.Element, css, servers, reference: Optional[Tuple[float, float]], clip_root: bool,
-                warnings: List[str], clip_rects: Optional[Dict] = None, markers: Optional[Dict] = None
-                ) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
-    """Walks the cleaned document. Returns (paths, root viewport size, report, viewport declared)."""
+def build_paths(root: ET.Element, css, servers, ids: Dict[str, ET.Element], reference: Optional[Tuple[float, float]],
+                clip_root: bool, warnings: List[str], clip_rects: Optional[Dict] = None,
+                markers: Optional[Dict] = None) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
+    """Walks the cleaned document (ids: the clean-up's id map, the one its expansion check counted).
+    Returns (paths, root viewport size, report, viewport declared)."""
     width, height, declared = root_viewport(root, reference)
     if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
         raise SVGLoadError(f"empty SVG: the viewport is {width:g}x{height:g}, nothing is rendered")
-    ids: Dict[str, ET.Element] = {}
-    for elem in root.iter():
-        ident = elem.get("id")
-        if ident and ident not in ids:
-            ids[ident] = elem  # the first element with an id wins (as browsers' getElementById)
     builder = Builder(root, css, servers, ids, clip_rects=clip_rects, markers=markers)
     builder.root_viewport = (width, height)
     base = Style()

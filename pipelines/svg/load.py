@@ -79,7 +79,7 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
         # geometry outside it is kept whole, off-canvas (as LiveSketch's reference keeps it: an animation may
         # bring it in). fit=True frames the content itself, whatever the viewport, so nothing is cut either.
         clip_root = not fit and canvas_size is not None and abs(vw - vh) > 1e-9 * max(vw, vh)
-        raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, reference,
+        raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, cleaner.ids, reference,
                                                clip_root=clip_root, warnings=warnings,
                                                clip_rects=clip_rects, markers=markers)
     except SVGLoadError:

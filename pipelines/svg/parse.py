@@ -20,7 +20,7 @@ from .limits import (ARC_SEGMENT_COST, MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_P
                      _check_value, _too_many_segments)
 from .paint import collect_paint_servers
 from .validate import check_values
-from .xmlutil import SVG_NS, XLINK_HREF, split_tag as _split_tag
+from .xmlutil import SVG_NS, XLINK_HREF, id_map, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
 _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
@@ -282,6 +282,7 @@ class _Cleaner:
         self.segments: Dict[ET.Element, int] = {}  # element -> number of path segments it draws itself
         self.paint_servers: Dict = {}
         self.css: Dict = {}
+        self.ids: Dict[str, ET.Element] = {}  # id -> element, set by _check_expansion for the walk
         self._use_targets: Optional[set] = None  # ids referenced by <use>, computed when first needed
 
     def run(self) -> None:
@@ -484,10 +485,7 @@ class _Cleaner:
         elements, segments and nesting depth of the expanded document: use-bombs, circular references and deep
         chains are caught here. Also counts parse work: the characters of every instance's own attributes.
         """
-        ids = {}
-        for elem in self.root.iter():
-            if elem.get("id"):
-                ids[elem.get("id")] = elem  # last one wins, as in svgelements
+        self.ids = ids = id_map(self.root)  # build.py walks <use> through the same map
 
         def target_of(node):
             if _split_tag(node.tag)[1] == "use" and node.get("href"):

@@ -16,6 +16,17 @@ def split_tag(tag) -> Tuple[str, str]:
     return "", tag
 
 
+def id_map(root) -> dict:
+    """id -> element, the first element with an id winning (as browsers' getElementById). One map serves both
+    the expansion check and the walk, so what is counted is what is drawn."""
+    ids: dict = {}
+    for elem in root.iter():
+        ident = elem.get("id")
+        if ident and ident not in ids:
+            ids[ident] = elem
+    return ids
+
+
 def describe(elem) -> str:
     """<tag id='...'> for messages that name an element."""
     name = split_tag(elem.tag)[1]
