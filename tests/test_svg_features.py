@@ -539,3 +539,10 @@ def test_zero_length_dash_at_a_corner_stays_on_one_segment():
     sk = load('<rect x="40" y="40" width="120" height="120" fill="none" stroke="green" stroke-width="20" '
               'stroke-dasharray="0 40" stroke-linecap="square"/>').sketch
     assert len(sk.style.num_segments) == 12 and all(n == 1 for n in sk.style.num_segments)  # a dot: one tiny segment, no join
+
+
+def test_root_em_size_follows_the_viewbox_aspect():
+    # width in em (16 px each), height from the viewBox aspect ratio: both read by the walk's length parser
+    sketch = load_svg_sketch('<svg xmlns="http://www.w3.org/2000/svg" width="2em" viewBox="0 0 10 20">'
+                             '<rect width="10" height="20" fill="black"/></svg>', canvas_size=None, fit=False).sketch
+    assert (sketch.width, sketch.height) == (32, 64)

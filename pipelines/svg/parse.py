@@ -14,13 +14,14 @@ import defusedxml.ElementTree as DET
 import svgelements as se
 
 from .css import collect_css, match_css
+from .geometry import parse_length
 from .limits import (ARC_SEGMENT_COST, MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_PARSE_WORK, MAX_SEGMENTS,
                      MIN_ARC_RADIUS, SVGLoadError,
-                     _FLOAT, _FLOAT_RE, _NONFINITE_IN_D_RE, _NONFINITE_WORD_RE, _POINTS_BAD_CHAR_RE, _check_numbers,
+                     _FLOAT_RE, _NONFINITE_IN_D_RE, _NONFINITE_WORD_RE, _POINTS_BAD_CHAR_RE,
                      _check_value, _too_many_segments)
 from .paint import collect_paint_servers
 from .validate import check_values
-from .xmlutil import SVG_NS, XLINK_HREF, id_map, split_tag as _split_tag
+from .xmlutil import SVG_NS, XLINK_HREF, describe, id_map, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
 _SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
@@ -28,7 +29,6 @@ _SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
 
-_LENGTH_RE = re.compile(r"(%s)(px|pt|pc|mm|cm|in|em|ex)?" % _FLOAT)  # used with fullmatch
 _XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"%PDF", "a PDF document"), (b"\x1f\x8b", "gzip data (a compressed .svgz? decompress it first)"),
@@ -182,12 +182,6 @@ def _parse_xml(data: str) -> ET.Element:
 # ----------------------------------------------------------------------------------------------------------
 # 3. tree clean-up and checks
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _describe(elem: ET.Element) -> str:
-    name = _split_tag(elem.tag)[1]
-    ident = elem.get("id")
-    return f"<{name} id={ident[:40]!r}>" if ident else f"<{name}>"
 
 
 class _PathDataCheck:
@@ -375,7 +369,7 @@ class _Cleaner:
             # (a negative rx/ry of an ellipse means auto, SVG 2: build.py resolves it)
             sizes = {"rect": ("width", "height"), "circle": ("r",), "ellipse": (), "line": ()}[name]
             if any(attrib.get(k, "").strip().startswith("-") for k in sizes):
-                self.malformed.append(f"{_describe(elem)} has a negative size (not drawn)")  # svgelements mirrors it
+                self.malformed.append(f"{describe(elem)} has a negative size (not drawn)")  # svgelements mirrors it
                 return False
             segments = 8 if name == "rect" else (1 if name == "line" else 4)
         elif name == "use":
@@ -394,7 +388,7 @@ class _Cleaner:
 
     def _clean_path_data(self, elem: ET.Element) -> int:
         d = elem.get("d")
-        where = f"{_describe(elem)} attribute d (path data)"
+        where = f"{describe(elem)} attribute d (path data)"
         if _NONFINITE_IN_D_RE.search(d):
             raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
         budget = MAX_SEGMENTS - self.segments_total
@@ -405,13 +399,13 @@ class _Cleaner:
         check = _PathDataCheck(where, budget)
         problem = check.run(d)
         if problem:
-            self.malformed.append(f"{_describe(elem)}: {problem}")
+            self.malformed.append(f"{describe(elem)}: {problem}")
             elem.set("d", d[:check.valid_end])
         return check.segments
 
     def _clean_points(self, elem: ET.Element, name: str) -> int:
         points = elem.get("points", "")
-        where = f"{_describe(elem)} attribute points"
+        where = f"{describe(elem)} attribute points"
         bad = _POINTS_BAD_CHAR_RE.search(points)
         if bad and _NONFINITE_WORD_RE.search(points):
             raise SVGLoadError(f"non-finite number (NaN/inf) in {where}")
@@ -425,7 +419,7 @@ class _Cleaner:
             if len(numbers) > limit:
                 raise _too_many_segments()
         if bad or len(numbers) % 2:  # SVG: draw up to the error (svgelements would silently skip garbage)
-            self.malformed.append(f"{_describe(elem)}: invalid points list at character {valid}")
+            self.malformed.append(f"{describe(elem)}: invalid points list at character {valid}")
             numbers = numbers[: len(numbers) // 2 * 2]
         # Always rewritten canonically: svgelements' coordinate-pair regex backtracks catastrophically
         # on long digit runs.
@@ -462,8 +456,9 @@ class _Cleaner:
             value = attrib.get(key, "").strip()
             if not value or value == "auto" or value.endswith("%"):
                 continue  # resolved against the canvas by svgelements (parse width/height)
-            # svgelements reads an invalid length as 0, which would disable rendering: treat it as absent instead.
-            length = float(se.Length(value).value(ppi=se.DEFAULT_PPI)) if _LENGTH_RE.fullmatch(value) else -1.0
+            # the walk's own length parser (canvas.root_viewport reads the size with it); invalid = absent
+            length = parse_length(value, 0.0)
+            length = -1.0 if length is None else length
             if length < 0 or not math.isfinite(length):
                 self.warnings.append(f"ignored invalid {key} {value[:60]!r} on <svg>")
                 del attrib[key]
