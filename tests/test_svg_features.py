@@ -546,3 +546,14 @@ def test_root_em_size_follows_the_viewbox_aspect():
     sketch = load_svg_sketch('<svg xmlns="http://www.w3.org/2000/svg" width="2em" viewBox="0 0 10 20">'
                              '<rect width="10" height="20" fill="black"/></svg>', canvas_size=None, fit=False).sketch
     assert (sketch.width, sketch.height) == (32, 64)
+
+
+@pytest.mark.parametrize("where", ['style="fill:inherit"', "sheet"])
+def test_inherit_takes_the_parents_value_over_the_elements_own(where):
+    # fill="red" is a presentation attribute: below both an inline style and a style sheet rule saying inherit
+    sheet = "<style>rect{fill:inherit}</style>" if where == "sheet" else ""
+    inline = where if where != "sheet" else ""
+    sketch = load(f'{sheet}<g fill="blue" opacity="0.5"><rect width="50" height="50" fill="red" {inline} '
+                  'opacity="inherit"/></g>').sketch
+    close(sketch.style.fill_color[0], [0.0, 0.0, 1.0])
+    close(sketch.style.fill_opacity[0], 0.25)  # opacity is not inherited: "inherit" takes the group's 0.5 again

@@ -352,11 +352,6 @@ class _Cleaner:
     def _clean_element(self, elem: ET.Element, name: str) -> bool:
         """Returns False if the element must be dropped."""
         attrib = elem.attrib
-        for key in [k for k, v in attrib.items() if v.strip().lower() == "inherit"]:
-            del attrib[key]  # svgelements copies 'inherit' literally; removing it lets the parent's value through
-        if "style" in attrib:
-            decls = [d for d in attrib["style"].split(";") if d.partition(":")[2].strip().lower() != "inherit"]
-            attrib["style"] = ";".join(decls)
         # numbers in attributes and styles are checked by validate.check_values, once the style sheet is matched
         segments = 0
         if name == "path":
