@@ -58,6 +58,7 @@ def test_utf16_without_byte_order_mark_is_detected():
 @pytest.mark.parametrize("markup, words", [
     ('<path id="p1" d="M0 0 L5 5" stroke="black" stroke-opacity="inf"/>', ("<path id='p1'>", "stroke-opacity")),
     ('<path id="p1" d="M0 0 L5 5" stroke="black" style="stroke-opacity: inf"/>', ("<path id='p1'>", "stroke-opacity")),
+    ('<path id="p1" d="M0 0 L5 5" stroke="black" style="STROKE-OPACITY: inf"/>', ("<path id='p1'>", "stroke-opacity")),
     ('<style>#p1 { fill-opacity: 1e999 }</style><path id="p1" d="M0 0 L5 5"/>', ("<path id='p1'>", "fill-opacity")),
     ('<rect id="r" width="5" height="5" fill="rgb(1e400, 0, 0)"/>', ("<rect id='r'>", "fill")),
     ('<g id="g" opacity="NaN">' + PATH + '</g>', ("<g id='g'>", "opacity")),

@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Dict, Optional
 
+from .css import parse_declarations
 from .limits import _FLOAT_RE, _NONFINITE_WORD_RE, MAX_TRANSFORM_FUNCTIONS, SVGLoadError, _check_numbers, _check_value
 from .xmlutil import describe
 
@@ -66,9 +67,7 @@ def check_values(root: ET.Element, sheet: Optional[Dict] = None) -> None:
             _check(key, attrib[key], f"{describe(elem)} attribute {key}")
         style = attrib.get("style")
         if style:
-            for decl in style.split(";"):
-                key, _, value = decl.partition(":")
-                key = key.strip()
+            for key, value, _important in parse_declarations(style):  # as the cascade reads them
                 if key in _CHECKED:
                     _check(key, value, f"{describe(elem)} style property {key}")
         for _specificity, (key, value, _important) in sheet.get(elem, ()):
