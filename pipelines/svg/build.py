@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from . import clip as clipping
-from .canvas import root_viewport
 from .css import cascade
 from .dashes import MAX_DASHES, count_dashes, dash, dash_pattern
 from .geometry import (
-    DEFAULT_FONT_SIZE,
     IDENTITY,
     Matrix,
     Point2,
@@ -39,16 +37,15 @@ from .geometry import (
     translate,
     viewbox_transform,
 )
-from .limits import MAX_ABS_COORD, MAX_GRADIENT_STOP_USES, SVGLoadError
+from .limits import MAX_ABS_COORD, MAX_GRADIENT_STOP_USES, PATTERN_FALLBACK_RGB, SVGLoadError
 from .markers import vertices
 from .gradient import build_gradient, resolve_spec, shape_bbox
 from .paint import Paint, PaintServer
 from .paths import RawPath
 from .report import Report
 from .style import Style, StyleResolver
-from .xmlutil import SVG_NS, describe, split_tag
+from .xmlutil import SHAPES, SVG_NS, describe, split_tag
 
-SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
 CONTAINERS = {"svg", "g", "a", "switch", "use"}
 # Graphics elements that are drawn by browsers but not by this loader (reported when they would be drawn).
 UNSUPPORTED_GRAPHICS = {"text", "image", "foreignObject", "video", "audio", "canvas", "iframe"}
@@ -56,7 +53,6 @@ NEVER_DRAWN = {"defs", "symbol", "clipPath", "mask", "marker", "pattern", "linea
                "filter", "style", "title", "desc", "metadata", "script", "view", "cursor", "font", "font-face",
                "glyph", "missing-glyph", "meshgradient", "hatch", "solidcolor", "animate", "animateMotion",
                "animateTransform", "animateColor", "set", "mpath", "color-profile"}
-MARKABLE = {"path", "line", "polyline", "polygon", "rect", "circle", "ellipse"}  # markers apply to (SVG 2)
 MAX_MARKER_SEGMENTS = 20_000  # segments all marker instances may draw; beyond, markers are reported instead
 ANIMATIONS = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
 USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (resvg's default, as browsers in en-US)
@@ -146,10 +142,8 @@ def add_clip(clips, rect_, from_rect: Matrix):
 
 
 class Builder:
-    def __init__(self, root: ET.Element, css: Dict, servers: Dict[str, PaintServer], ids: Dict[str, ET.Element],
-                 root_font_size: float = DEFAULT_FONT_SIZE, clip_rects: Optional[Dict] = None,
-                 markers: Optional[Dict] = None):
-        self.root = root
+    def __init__(self, css: Dict, servers: Dict[str, PaintServer], ids: Dict[str, ET.Element],
+                 clip_rects: Optional[Dict] = None, markers: Optional[Dict] = None):
         self.clip_rects = clip_rects or {}
         self.css = css
         self.servers = servers
@@ -169,10 +163,7 @@ class Builder:
         self.instance = 0  # distinguishes the elements drawn through different <use>s
         self.instances = 0
         self.use_stack: List[ET.Element] = []
-        self.root_font_size = root_font_size
-        self.root_viewport = (100.0, 100.0)
         self.dashes = 0
-        self.warnings: List[str] = []
         self.current: Optional[ET.Element] = None
 
     def style_of(self, elem: ET.Element, parent: Style, ctx: _Context) -> Style:
@@ -236,7 +227,7 @@ class Builder:
             return
         groups_before, paths_before = self.shapes, len(self.paths)
         if name == "svg":
-            self.nested_svg(elem, style, inner, elem)
+            self.nested_svg(style, inner, elem)
         elif name == "use":
             self.use(elem, style, inner)
         elif name == "switch":
@@ -257,8 +248,8 @@ class Builder:
         if style.opacity < 1 and self.shapes - groups_before > 1 and _overlap(self.paths[paths_before:]):
             self.report.add("group opacity", elem, self.instance)
 
-    def nested_svg(self, elem: ET.Element, style: Style, ctx: _Context, source: ET.Element,
-                   size: Tuple[Optional[str], Optional[str]] = (None, None), children_of: ET.Element = None) -> None:
+    def nested_svg(self, style: Style, ctx: _Context, source: ET.Element,
+                   size: Tuple[Optional[str], Optional[str]] = (None, None)) -> None:
         """A new viewport: nested <svg>, or a <symbol> / <svg> instanced by <use> (size from the <use>)."""
         fs = style.font_size
         x = self._length(source.get("x", "0"), ctx, "x", fs) or 0.0 if split_tag(source.tag)[1] == "svg" else 0.0
@@ -288,7 +279,7 @@ class Builder:
         else:
             viewport = (w, h)
         inner = _Context(ctm, viewport, clips, ctx.opacity)
-        for child in (children_of if children_of is not None else source):
+        for child in source:
             if isinstance(child.tag, str):
                 self.walk(child, style, inner)
 
@@ -319,7 +310,7 @@ class Builder:
                 # the <use>'s width/height win; a <symbol>'s own are the fallback, a referenced <svg> keeps its own
                 size = tuple(elem.get(k) if elem.get(k) not in (None, "auto")
                              else (target.get(k) if tname == "symbol" else None) for k in ("width", "height"))
-                self.nested_svg(elem if tname == "symbol" else target, own_style, own_ctx, target, size)
+                self.nested_svg(own_style, own_ctx, target, size)
             else:
                 self.walk(target, style, inner)
         finally:
@@ -381,7 +372,7 @@ class Builder:
             return
         subpaths = self.geometry(elem, name, style, ctx)
         self._draw_shape(elem, name, style, ctx, subpaths)
-        if subpaths and name in MARKABLE and any(m is not None for m in style.markers):
+        if subpaths and any(m is not None for m in style.markers):  # markers apply to every shape (SVG 2)
             self.draw_markers(elem, subpaths, style, ctx)
 
     def _draw_shape(self, elem: ET.Element, name: str, style: Style, ctx: _Context, subpaths: List[Subpath]) -> None:
@@ -537,7 +528,7 @@ class Builder:
     def _map(sp: Subpath, m: Matrix) -> Subpath:
         return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
 
-    def paint(self, paint: Paint, style: Style, elem: ET.Element, ctx: Optional[_Context] = None,
+    def paint(self, paint: Paint, style: Style, elem: ET.Element, ctx: _Context,
               subpaths: Optional[List[Subpath]] = None, bbox: Optional[list] = None):
         """-> (flat rgb or None, alpha, Gradient in document coordinates or None). A gradient's flat colour is
         the mean of its stops and its alpha 1 (the stops' opacities are in the Gradient)."""
@@ -552,22 +543,16 @@ class Builder:
             if paint.fallback is not None:
                 return self.paint(paint.fallback, style, elem, ctx, subpaths, bbox)
             return None, 0.0, None  # a missing server without fallback colour paints nothing
-        spec = None
-        if ctx is not None:
-            if paint.server not in self.specs:  # resolved once per gradient, not once per element it paints
-                self.specs[paint.server] = resolve_spec(paint.server, self.servers, self.css)
-            spec = self.specs[paint.server]
-        if spec is not None:
-            self.gradient_stop_uses += len(spec.stops)
-            if self.gradient_stop_uses > MAX_GRADIENT_STOP_USES:
-                raise SVGLoadError(f"SVG gradients are too costly: more than {MAX_GRADIENT_STOP_USES} gradient stops "
-                                   f"summed over the paints that use them (at {describe(elem)})")
-        if spec is None:
-            self.report.add("gradient" if server.kind in ("linearGradient", "radialGradient") else "pattern", elem,
-                            self.instance)
-            if server.rgb is None:
-                return None, 0.0, None
-            return server.rgb, server.alpha, None
+        if paint.server not in self.specs:  # resolved once per gradient, not once per element it paints
+            self.specs[paint.server] = resolve_spec(paint.server, self.servers, self.css)
+        spec = self.specs[paint.server]
+        if spec is None:  # a pattern, or another server that is not a gradient
+            self.report.add("pattern", elem, self.instance)
+            return PATTERN_FALLBACK_RGB, 1.0, None
+        self.gradient_stop_uses += len(spec.stops)
+        if self.gradient_stop_uses > MAX_GRADIENT_STOP_USES:
+            raise SVGLoadError(f"SVG gradients are too costly: more than {MAX_GRADIENT_STOP_USES} gradient stops "
+                               f"summed over the paints that use them (at {describe(elem)})")
         if bbox is not None and not bbox:
             bbox.append(shape_bbox(subpaths or []))
         kind, value = build_gradient(spec, bbox[0] if bbox else None, ctx.ctm, ctx.viewport)
@@ -618,26 +603,24 @@ class Builder:
                 self.group += 1
 
 
-def build_paths(root: ET.Element, css, servers, ids: Dict[str, ET.Element], reference: Optional[Tuple[float, float]],
-                clip_root: bool, warnings: List[str], clip_rects: Optional[Dict] = None,
-                markers: Optional[Dict] = None) -> Tuple[List[RawPath], Tuple[float, float], Report, bool]:
-    """Walks the cleaned document (ids: the clean-up's id map, the one its expansion check counted).
-    Returns (paths, root viewport size, report, viewport declared)."""
-    width, height, declared = root_viewport(root, reference)
+def build_paths(root: ET.Element, css, servers, ids: Dict[str, ET.Element], viewport: Tuple[float, float],
+                clip_root: bool, clip_rects: Optional[Dict] = None,
+                markers: Optional[Dict] = None) -> Tuple[List[RawPath], Report]:
+    """Walks the cleaned document (ids: the clean-up's id map, the one its expansion check counted; viewport:
+    the outermost viewport's size, canvas.root_viewport). Returns (paths, report)."""
+    width, height = viewport
     if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
         raise SVGLoadError(f"empty SVG: the viewport is {width:g}x{height:g}, nothing is rendered")
-    builder = Builder(root, css, servers, ids, clip_rects=clip_rects, markers=markers)
-    builder.root_viewport = (width, height)
+    builder = Builder(css, servers, ids, clip_rects=clip_rects, markers=markers)
     base = Style()
     top = _Context(IDENTITY, (width, height), (), 1.0)
     style = builder.style_of(root, base, top)
-    builder.root_font_size = style.font_size
     builder.root_style = style
     background = cascade(root, css.get(root, ()), {"background-color"}).get("background-color", [])
     if background and background[0].strip().lower() not in ("transparent", "none", "initial"):
         builder.report.add("background-color", root)
     if not style.display or not builder.conditions_hold(root):
-        return [], (width, height), builder.report, declared
+        return [], builder.report
     for flag, feature in ((style.filter, "filter"), (style.mask, "mask"), (style.blend, "mix-blend-mode"),
                           (style.clip_path is not None, "clip-path")):
         if flag:
@@ -667,6 +650,6 @@ def build_paths(root: ET.Element, css, servers, ids: Dict[str, ET.Element], refe
         raise SVGLoadError(f"internal error while building {where}: {type(exc).__name__}: {exc}") from exc
     if style.opacity < 1 and builder.shapes > 1 and _overlap(builder.paths):
         builder.report.add("group opacity", root)
-    return builder.paths, (width, height), builder.report, declared
+    return builder.paths, builder.report
 
 

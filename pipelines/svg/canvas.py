@@ -14,10 +14,9 @@ from .limits import FIT_MARGIN, FORCED_STROKE_WIDTH, MAX_ABS_COORD, MAX_CANVAS, 
 from .paths import RawPath
 
 
-def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) -> Tuple[float, float, bool]:
-    """(width, height, declared) of the outermost viewport. Missing or % width/height resolve against
-    `reference` (the canvas) if given, else against the viewBox size (or 100 x 100 without one), as resvg does.
-    `declared`: the document states its own visible area (a viewBox, or both width and height absolute)."""
+def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+    """(width, height) of the outermost viewport. Missing or % width/height resolve against `reference` (the
+    canvas) if given, else against the viewBox size (or 100 x 100 without one), as resvg does."""
     viewbox = parse_viewbox(root.get("viewBox"))
     sizes = []
     for key, i in (("width", 2), ("height", 3)):
@@ -35,9 +34,7 @@ def root_viewport(root: ET.Element, reference: Optional[Tuple[float, float]]) ->
                 base = viewbox[i] if viewbox else 100.0
             value = base * pct / 100.0
         sizes.append(value)
-    declared = viewbox is not None or all(root.get(k) and not root.get(k).strip().endswith("%")
-                                          for k in ("width", "height"))
-    return sizes[0], sizes[1], declared
+    return sizes[0], sizes[1]
 
 
 

@@ -92,10 +92,9 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
     Each dash is one open subpath; the rasterizer draws its caps. On a closed subpath, a dash running through
     the start point is one dash (the last and the first joined). cap="butt": zero-length dashes draw nothing;
     cap="round"/"square": a zero-length dash becomes a tiny piece along the path (a dot or a square turned with
-    the path). `width` is unused (kept for callers).
+    the path). `width` (the stroke's) sizes that piece.
     """
     period = sum(pattern)
-    trim = 0.0
     out: List[Subpath] = []
     for sp in subpaths:
         tables = [_table(c) for c in sp.segments]
@@ -118,7 +117,7 @@ def dash(subpaths: Sequence[Subpath], pattern: List[float], offset: float, cap: 
         for a, b in intervals:
             if cap == "butt" and b - a <= 0:
                 continue
-            a2, b2 = a + trim, b - trim
+            a2, b2 = a, b
             if b2 - a2 <= 1e-6 * (1 + width):
                 mid = (a + b) / 2
                 eps = max(1e-3 * width, 1e-6)

@@ -10,13 +10,15 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from .limits import _FLOAT
+
 Point2 = Tuple[float, float]
 Cubic = Tuple[Point2, Point2, Point2, Point2]
 Matrix = Tuple[float, float, float, float, float, float]  # SVG matrix(a b c d e f): x' = a x + c y + e
 IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 _WSP = " \t\r\n\f"
-_NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_NUMBER = _FLOAT  # one number syntax for the whole loader (limits.py)
 _NUM_RE = re.compile(r"[ \t\r\n\f]*,?[ \t\r\n\f]*(%s)" % _NUMBER)
 _FLAG_RE = re.compile(r"[ \t\r\n\f]*,?[ \t\r\n\f]*([01])")
 _CMD_RE = re.compile(r"[ \t\r\n\f]*([MmZzLlHhVvCcSsQqTtAa])")

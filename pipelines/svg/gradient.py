@@ -4,22 +4,20 @@ stops and attributes, gradientUnits, gradientTransform, spreadMethod, SVG's defa
 from __future__ import annotations
 
 import math
-import re
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Tuple
 
 from ..sketch import Gradient
 from .css import cascade
 from .geometry import IDENTITY, Matrix, multiply, parse_transform
-from .paint import RGB, parse_colour, unit_interval
+from .limits import _FLOAT_RE
+from .paint import RGB, parse_colour, parse_opacity, unit_interval
 from .xmlutil import XLINK_HREF
-from .xmlutil import split_tag as _split_tag
 
 _LINEAR = ("x1", "y1", "x2", "y2")
 _RADIAL = ("cx", "cy", "r", "fx", "fy", "fr")
 _COMMON = ("gradientUnits", "gradientTransform", "spreadMethod")
 _DEFAULTS = {"x1": "0%", "y1": "0%", "x2": "100%", "y2": "0%", "cx": "50%", "cy": "50%", "r": "50%", "fr": "0%"}
-_NUMBER_RE = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 MAX_HREF_CHAIN = 64
 
 
@@ -33,7 +31,7 @@ class GradientSpec:
 def resolve_spec(ident: str, servers: Dict, css: Dict) -> Optional[GradientSpec]:
     """The gradient `ident` after href inheritance; None if it is not a gradient."""
     server = servers.get(ident)
-    if server is None or server.kind not in ("linearGradient", "radialGradient") or server.elem is None:
+    if server is None or server.kind not in ("linearGradient", "radialGradient"):
         return None
     kind = server.kind
     own = _LINEAR if kind == "linearGradient" else _RADIAL
@@ -67,8 +65,7 @@ def _stop(stop: ET.Element, css: Dict) -> Tuple[float, RGB, float]:
         colour = ((0.0, 0.0, 0.0), 1.0)
     opacity = 1.0
     for text in values.get("stop-opacity", []):
-        v = unit_interval(text, default=float("nan"))
-        if not math.isnan(v):
+        if (v := parse_opacity(text)) is not None:
             opacity = v
             break
     return _offset(stop.get("offset")), colour[0], colour[1] * opacity
@@ -86,9 +83,9 @@ def _coordinate(text: Optional[str], obb: bool, percent_of: float) -> Optional[f
     text = text.strip()
     if obb:
         if text.endswith("%"):
-            m = _NUMBER_RE.fullmatch(text[:-1])
+            m = _FLOAT_RE.fullmatch(text[:-1])
             return float(text[:-1]) / 100.0 if m else None
-        m = _NUMBER_RE.fullmatch(text)
+        m = _FLOAT_RE.fullmatch(text)
         return float(text) if m else None
     return parse_length(text, percent_of)
 

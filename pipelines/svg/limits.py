@@ -21,7 +21,7 @@ MIN_ARC_RADIUS = 1e-9  # a non-zero arc radius below this underflows svgelements
 MAX_CANVAS = 16384
 FIT_MARGIN = 0.05  # fit=True leaves this fraction of the canvas free on each side
 FORCED_STROKE_WIDTH = 1.5  # force_black: stroke width for paths that had no stroke
-PATTERN_FALLBACK_RGB = (0.5, 0.5, 0.5)  # flat colour for pattern paints (a gradient's flat colour is its mean stop colour)
+PATTERN_FALLBACK_RGB = (0.5, 0.5, 0.5)  # flat colour for pattern paints
 
 _FLOAT = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _FLOAT_RE = re.compile(_FLOAT)

@@ -73,15 +73,15 @@ def load_svg_sketch(source: Union[bytes, str], canvas_size: Optional[int] = 256,
 
     reference = None if canvas_size is None else (float(canvas_size), float(canvas_size))
     try:
-        vw, vh, _ = root_viewport(root, reference)
+        vw, vh = root_viewport(root, reference)
         # The outermost viewport is clipped only where the canvas would show what lies outside it: a viewport
         # that is not square, letterboxed on the square canvas. Otherwise the canvas edge is the viewport edge and
         # geometry outside it is kept whole, off-canvas (as LiveSketch's reference keeps it: an animation may
         # bring it in). fit=True frames the content itself, whatever the viewport, so nothing is cut either.
         clip_root = not fit and canvas_size is not None and abs(vw - vh) > 1e-9 * max(vw, vh)
-        raw, viewport, report, _ = build_paths(root, cleaner.css, cleaner.paint_servers, cleaner.ids, reference,
-                                               clip_root=clip_root, warnings=warnings,
-                                               clip_rects=clip_rects, markers=markers)
+        viewport = (vw, vh)
+        raw, report = build_paths(root, cleaner.css, cleaner.paint_servers, cleaner.ids, viewport,
+                                  clip_root=clip_root, clip_rects=clip_rects, markers=markers)
     except SVGLoadError:
         raise
     except Exception as exc:  # a bug of ours must still surface as the loader's error

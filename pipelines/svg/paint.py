@@ -1,6 +1,6 @@
-"""Paint: colours, paints (none / colour / currentColor / url(#server) with fallback), opacities, and paint
-servers' flat colours: a gradient's is the mean of its stop colours and stop opacities (the path's flat colour
-beside its gradient, gradient.py), a pattern or other server is drawn as grey."""
+"""Paint: colours, paints (none / colour / currentColor / url(#server) with fallback), opacities, and the
+paint servers of a document (gradients are resolved and drawn by gradient.py; a pattern or other server is
+drawn as flat grey)."""
 from __future__ import annotations
 
 import colorsys
@@ -12,14 +12,11 @@ from typing import Dict, Optional, Tuple
 
 from PIL import ImageColor
 
-from .css import parse_declarations
-from .limits import PATTERN_FALLBACK_RGB
-from .xmlutil import SVG_NS, XLINK_HREF
+from .xmlutil import SVG_NS
 from .xmlutil import split_tag as _split_tag
 
 RGB = Tuple[float, float, float]
-_GRADIENTS = {"linearGradient", "radialGradient"}
-_PAINT_SERVERS = _GRADIENTS | {"pattern", "meshgradient", "hatch"}
+_PAINT_SERVERS = {"linearGradient", "radialGradient", "pattern", "meshgradient", "hatch"}
 _HEX_RE = re.compile(r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _FUNC_RE = re.compile(r"(rgba?|hsla?)\(([^()]*)\)", re.IGNORECASE)
 _NUM_PCT_RE = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?%?")
@@ -75,58 +72,20 @@ def parse_colour(text: str) -> Optional[Tuple[RGB, float]]:
 @dataclass
 class PaintServer:
     kind: str  # element name: linearGradient, radialGradient, pattern, ...
-    rgb: Optional[RGB]  # flat fallback colour; None = draws nothing (gradient without stops)
-    alpha: float
-    elem: Optional[ET.Element] = None  # the server element (gradients are resolved from it, gradient.py)
+    elem: ET.Element  # the server element (gradients are resolved from it, gradient.py)
     stops: Tuple[ET.Element, ...] = ()  # its <stop> children, taken before the clean-up empties the element
 
 
 def collect_paint_servers(root: ET.Element) -> Dict[str, PaintServer]:
-    """Paint server id -> its flat fallback (gradients follow href for their stops, memoised)."""
-    by_id = {}
+    """Paint server id -> the server (the first element with an id wins); gradient.py resolves gradients from
+    them, every other kind is drawn as flat grey (PATTERN_FALLBACK_RGB)."""
+    out: Dict[str, PaintServer] = {}
     for elem in root.iter():
         ns, name = _split_tag(elem.tag)
-        if ns in ("", SVG_NS) and name in _PAINT_SERVERS and elem.get("id"):
-            by_id.setdefault(elem.get("id"), (name, elem))  # the first element with an id wins
-    stops_of: Dict[str, Optional[Tuple[Optional[RGB], float]]] = {}
-    for ident in by_id:
-        chain, result = {}, None  # dict: ordered and O(1) membership
-        while ident not in stops_of and ident in by_id and ident not in chain:
-            chain[ident] = True
-            name, elem = by_id[ident]
-            stops = [s for s in elem if _split_tag(s.tag)[1] == "stop"]
-            if name not in _GRADIENTS or stops:
-                colours = [c for c in map(_stop_colour, stops) if c is not None]
-                if name in _GRADIENTS and colours:
-                    rgb = tuple(sum(c[0][i] for c in colours) / len(colours) for i in range(3))
-                    result = (rgb, sum(c[1] for c in colours) / len(colours))
-                elif name not in _GRADIENTS:
-                    result = (PATTERN_FALLBACK_RGB, 1.0)
-                break
-            ref = (elem.get("href") or elem.get(XLINK_HREF) or "").strip()  # no stops: use the href'd ones
-            ident = ref[1:] if ref.startswith("#") else ""
-        else:
-            result = stops_of.get(ident)  # already resolved (or missing / circular: None)
-        for link in chain:  # memoised, so long href chains are walked once
-            stops_of[link] = result
-    out = {}
-    for ident, (name, _) in by_id.items():
-        found = stops_of.get(ident)
-        elem = by_id[ident][1]
-        out[ident] = PaintServer(name, found[0] if found else None, found[1] if found else 0.0, elem,
-                                 tuple(s for s in elem if isinstance(s.tag, str) and _split_tag(s.tag)[1] == "stop"))
+        if ns in ("", SVG_NS) and name in _PAINT_SERVERS and elem.get("id") and elem.get("id") not in out:
+            out[elem.get("id")] = PaintServer(
+                name, elem, tuple(s for s in elem if isinstance(s.tag, str) and _split_tag(s.tag)[1] == "stop"))
     return out
-
-
-def _stop_colour(stop: ET.Element) -> Optional[Tuple[RGB, float]]:
-    values = {"stop-color": stop.get("stop-color"), "stop-opacity": stop.get("stop-opacity")}
-    for key, value, _ in parse_declarations(stop.get("style", "")):
-        if key in values:
-            values[key] = value
-    colour = parse_colour(values["stop-color"] or "black")
-    if colour is None:
-        colour = ((0.0, 0.0, 0.0), 1.0)
-    return colour[0], colour[1] * unit_interval(values["stop-opacity"])
 
 
 def unit_interval(value, default: float = 1.0) -> float:

@@ -21,11 +21,10 @@ from .limits import (ARC_SEGMENT_COST, MAX_BYTES, MAX_DEPTH, MAX_ELEMENTS, MAX_P
                      _check_value, _too_many_segments)
 from .paint import collect_paint_servers
 from .validate import check_values
-from .xmlutil import SVG_NS, XLINK_HREF, describe, id_map, split_tag as _split_tag
+from .xmlutil import SHAPES, SVG_NS, XLINK_HREF, describe, id_map, split_tag as _split_tag
 
 # Elements kept for svgelements; everything else in the SVG namespace is dropped with its subtree.
-_SHAPES = {"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"}
-_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | _SHAPES
+_SUPPORTED = {"svg", "g", "a", "defs", "use", "switch", "symbol"} | SHAPES
 # Dropped without a warning: they never draw anything (<style> is read and inlined before).
 _SILENT = {"title", "desc", "metadata", "script", "style", "view", "cursor", "color-profile"}
 
@@ -300,7 +299,7 @@ class _Cleaner:
         stack = [self.root]
         while stack:
             parent = stack.pop()
-            parent_is_shape = _split_tag(parent.tag)[1] in _SHAPES
+            parent_is_shape = _split_tag(parent.tag)[1] in SHAPES
             for child in list(parent):
                 ns, name = _split_tag(child.tag)
                 if ns not in ("", SVG_NS) or name in _SILENT:  # editor metadata (sodipodi:namedview, ...) draws nothing

@@ -11,7 +11,6 @@ FEATURES = {
     "mask": "drawn unmasked",
     "clip-path": "drawn unclipped (only a single plain <rect> in userSpaceOnUse units clips)",
     "marker": "markers not drawn (content too large, nested in a marker, or over the marker budget)",
-    "gradient": "gradient paint drawn as one flat colour, the mean of its stop colours and opacities",
     "pattern": "pattern paint drawn as flat grey",
     "stroke-linejoin": "miter-clip / arcs joins (SVG 2) drawn as miter joins",
     "group opacity": "opacity of a group applied to each of its paths separately (overlaps differ)",

@@ -5,6 +5,7 @@ from typing import Tuple
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+SHAPES = frozenset({"path", "rect", "circle", "ellipse", "line", "polyline", "polygon"})  # the drawn elements
 
 
 def split_tag(tag) -> Tuple[str, str]:
