@@ -38,7 +38,7 @@ from .geometry import (
     viewbox_transform,
 )
 from .limits import MAX_ABS_COORD, MAX_GRADIENT_STOP_USES, PATTERN_FALLBACK_RGB, SVGLoadError
-from .markers import vertices
+from .markers import end_dir, start_dir, vertices
 from .gradient import build_gradient, resolve_spec, shape_bbox
 from .paint import Paint, PaintServer
 from .paths import RawPath
@@ -61,17 +61,6 @@ USER_LANGUAGES = ("en-US", "en")  # systemLanguage is matched against these (res
 
 def _has_corner(subpaths) -> bool:
     """Does any join (between segments, and the closing join of closed subpaths) turn by more than ~1 degree?"""
-    def direction(a, b):
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        n = math.hypot(dx, dy)
-        return (dx / n, dy / n) if n > 0 else None
-
-    def end_dir(c):
-        return next((d for d in (direction(c[2], c[3]), direction(c[1], c[3]), direction(c[0], c[3])) if d), None)
-
-    def start_dir(c):
-        return next((d for d in (direction(c[0], c[1]), direction(c[0], c[2]), direction(c[0], c[3])) if d), None)
-
     for sp in subpaths:
         segs = sp.segments
         pairs = list(zip(segs, segs[1:])) + ([(segs[-1], segs[0])] if sp.closed and len(segs) > 1 else [])
@@ -169,6 +158,14 @@ class Builder:
     def style_of(self, elem: ET.Element, parent: Style, ctx: _Context) -> Style:
         return self.styles.style_of(elem, parent, ctx.viewport)
 
+    def enter(self, elem: ET.Element, parent: Style, ctx: _Context) -> Optional[Style]:
+        """elem's computed style, or None when it draws nothing: its conditions fail, or display is none."""
+        if not self.conditions_hold(elem):
+            return None
+        self.current = elem
+        style = self.style_of(elem, parent, ctx)
+        return style if style.display else None
+
     def _length(self, value: str, ctx: _Context, axis: str, font_size: float) -> Optional[float]:
         return self.styles.length(value, ctx.viewport, axis, font_size)
 
@@ -191,11 +188,8 @@ class Builder:
             return
         if name in NEVER_DRAWN:
             return  # (animation elements are reported from the clean-up's count, see load.py)
-        if not self.conditions_hold(elem):
-            return
-        self.current = elem
-        style = self.style_of(elem, parent, ctx)
-        if not style.display:
+        style = self.enter(elem, parent, ctx)
+        if style is None:
             return
         if name in UNSUPPORTED_GRAPHICS:
             self.report.add(f"<{name}>", elem, self.instance)
@@ -299,11 +293,8 @@ class Builder:
         try:
             tns, tname = split_tag(target.tag)
             if tname in ("symbol", "svg"):
-                if not self.conditions_hold(target):
-                    return
-                self.current = target
-                own_style = self.style_of(target, style, inner)
-                if not own_style.display:
+                own_style = self.enter(target, style, inner)
+                if own_style is None:
                     return
                 # a transform on <symbol> is SVG 2 only; ignored as in SVG 1.1 and resvg
                 own_ctx = _Context(inner.ctm, inner.viewport, inner.clips, inner.opacity * own_style.opacity)
@@ -424,7 +415,7 @@ class Builder:
                 else:
                     stroke_pieces = dash(subpaths, pattern, style.dashoffset, style.linecap, style.stroke_width)
                     self.dashes += len(stroke_pieces)
-        fill_geom = [self._map(sp, ctx.ctm) for sp in subpaths]
+        fill_geom = clipping.map_subpaths(subpaths, ctx.ctm)
         for sp in fill_geom:
             for c in sp.segments:
                 for x, y in c:
@@ -433,9 +424,9 @@ class Builder:
                     if abs(x) > MAX_ABS_COORD or abs(y) > MAX_ABS_COORD:
                         raise SVGLoadError(f"absurd coordinate ({x:g}, {y:g}) in <{name}> after applying "
                                            f"transforms (limit |x| <= {MAX_ABS_COORD:g})")
-        stroke_geom = None if stroke_pieces is None else [self._map(sp, ctx.ctm) for sp in stroke_pieces]
+        stroke_geom = None if stroke_pieces is None else clipping.map_subpaths(stroke_pieces, ctx.ctm)
         for rect_, to_rect, from_rect in reversed(ctx.clips):
-            local = clipping._map(fill_geom, to_rect)
+            local = clipping.map_subpaths(fill_geom, to_rect)
             rel = clipping.relation(local, rect_)
             if rel == "inside":
                 continue
@@ -523,10 +514,6 @@ class Builder:
                     self.walk(child, marker_style, inner)
         finally:
             self.in_marker, self.instance = False, instance
-
-    @staticmethod
-    def _map(sp: Subpath, m: Matrix) -> Subpath:
-        return Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed)
 
     def paint(self, paint: Paint, style: Style, elem: ET.Element, ctx: _Context,
               subpaths: Optional[List[Subpath]] = None, bbox: Optional[list] = None):

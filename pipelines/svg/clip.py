@@ -89,7 +89,7 @@ def _bbox(subpaths: Sequence[Subpath]) -> Rect:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _map(subpaths: Sequence[Subpath], m: Matrix) -> List[Subpath]:
+def map_subpaths(subpaths: Sequence[Subpath], m: Matrix) -> List[Subpath]:
     if m == (1.0, 0.0, 0.0, 1.0, 0.0, 0.0):
         return list(subpaths)
     return [Subpath([tuple(apply(m, p) for p in c) for c in sp.segments], sp.closed) for sp in subpaths]
@@ -110,7 +110,7 @@ def relation(subpaths: Sequence[Subpath], rect: Rect) -> str:
 
 def clip_fill(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rect: Matrix) -> List[Subpath]:
     """Fill geometry clipped to `rect`, given in the coordinates that `to_rect` maps into."""
-    local = _map(subpaths, to_rect)
+    local = map_subpaths(subpaths, to_rect)
     for axis, value, keep_above in ((0, rect[0], True), (0, rect[2], False), (1, rect[1], True),
                                     (1, rect[3], False)):
         coords = [p[axis] for sp in local for c in sp.segments for p in c]
@@ -141,7 +141,7 @@ def clip_fill(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rec
         segs = [c for c in sp.segments if not (c[0] == c[1] == c[2] == c[3])]
         if segs and relation([sp], rect) != "outside":
             kept.append(Subpath(_rejoin(segs), sp.closed))
-    return _map(kept, from_rect)
+    return map_subpaths(kept, from_rect)
 
 
 def _rejoin(segs: List[Cubic]) -> List[Cubic]:
@@ -158,7 +158,7 @@ def _rejoin(segs: List[Cubic]) -> List[Cubic]:
 def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_rect: Matrix) -> List[Subpath]:
     """The parts of the subpaths inside `rect`, as open subpaths."""
     out = []
-    for sp in _map(subpaths, to_rect):
+    for sp in map_subpaths(subpaths, to_rect):
         run: List[Cubic] = []
         pieces: List[List[Cubic]] = []
         for c in sp.segments:
@@ -190,7 +190,7 @@ def clip_stroke(subpaths: Sequence[Subpath], rect: Rect, to_rect: Matrix, from_r
             out.append(Subpath(pieces[0], True))  # nothing cut
         else:
             out.extend(Subpath(p, False) for p in pieces)
-    return _map(out, from_rect)
+    return map_subpaths(out, from_rect)
 
 
 def collect_clip_rects(root) -> Dict[str, Optional[Tuple[Rect, Matrix]]]:

@@ -43,11 +43,11 @@ def _direction(a: Point2, b: Point2) -> Optional[Tuple[float, float]]:
     return (dx / n, dy / n) if n > 1e-12 else None
 
 
-def _start_dir(c) -> Optional[Tuple[float, float]]:
+def start_dir(c) -> Optional[Tuple[float, float]]:
     return _direction(c[0], c[1]) or _direction(c[0], c[2]) or _direction(c[0], c[3])
 
 
-def _end_dir(c) -> Optional[Tuple[float, float]]:
+def end_dir(c) -> Optional[Tuple[float, float]]:
     return _direction(c[2], c[3]) or _direction(c[1], c[3]) or _direction(c[0], c[3])
 
 
@@ -69,12 +69,12 @@ def vertices(subpaths: List[Subpath]) -> List[Tuple[Point2, float]]:
     for sp in subpaths:
         segs = sp.segments
         ends = sp.vertex_ends if sp.vertex_ends is not None else list(range(len(segs)))
-        first_in = _end_dir(segs[-1]) if sp.closed else None
-        out.append((segs[0][0], _angle(first_in, _start_dir(segs[0]))))
+        first_in = end_dir(segs[-1]) if sp.closed else None
+        out.append((segs[0][0], _angle(first_in, start_dir(segs[0]))))
         for k in ends:
             if k + 1 < len(segs):
-                out.append((segs[k][3], _angle(_end_dir(segs[k]), _start_dir(segs[k + 1]))))
+                out.append((segs[k][3], _angle(end_dir(segs[k]), start_dir(segs[k + 1]))))
             else:
-                last_out = _start_dir(segs[0]) if sp.closed else None
-                out.append((segs[k][3], _angle(_end_dir(segs[k]), last_out)))
+                last_out = start_dir(segs[0]) if sp.closed else None
+                out.append((segs[k][3], _angle(end_dir(segs[k]), last_out)))
     return out
