@@ -1132,7 +1132,7 @@ def _rasterize_diffvg(pts, style: PathStyle, size_in, size_out, bg: Background, 
     scaled = pts * pts.new_tensor([sx, sy])
     width = style.stroke_width.to(pts) * math.sqrt(sx * sy)
     samples = 2 * quality  # diffvg anti-aliases by supersampling only
-    groups_of, rules = style.groups(), style.rules()
+    rules = style.rules()
     frames = []
     for k in range(scaled.shape[0]):
         shapes, groups = [], []
@@ -1144,20 +1144,17 @@ def _rasterize_diffvg(pts, style: PathStyle, size_in, size_out, bg: Background, 
         # Same layers as the torch backend: per fill group one ShapeGroup for the fill (all its
         # paths, the first path's colour and rule; diffvg fills open paths as closed), then one
         # stroke-only ShapeGroup per path.
-        for p in range(style.num_paths):
-            if p == 0 or groups_of[p] != groups_of[p - 1]:
-                end = p + 1
-                while end < style.num_paths and groups_of[end] == groups_of[p]:
-                    end += 1
-                members = list(range(p, end))
-                if float(style.fill_opacity[p]) > 0:
-                    fill = torch.cat([style.fill_color[p], style.fill_opacity[p:p + 1]]).float()
-                    groups.append(pydiffvg.ShapeGroup(shape_ids=torch.tensor(members), fill_color=fill,
-                                                      use_even_odd_rule=rules[p] == "evenodd", stroke_color=None))
-            if float(style.stroke_width[p]) > 0:
-                stroke = torch.cat([style.stroke_color[p], style.stroke_opacity[p:p + 1]]).float()
-                groups.append(pydiffvg.ShapeGroup(shape_ids=torch.tensor([p]), fill_color=None,
-                                                  use_even_odd_rule=False, stroke_color=stroke))
+        bounds = style.group_bounds()
+        for g0, g1 in zip(bounds, bounds[1:]):
+            if float(style.fill_opacity[g0]) > 0:
+                fill = torch.cat([style.fill_color[g0], style.fill_opacity[g0:g0 + 1]]).float()
+                groups.append(pydiffvg.ShapeGroup(shape_ids=torch.arange(g0, g1), fill_color=fill,
+                                                  use_even_odd_rule=rules[g0] == "evenodd", stroke_color=None))
+            for p in range(g0, g1):
+                if float(style.stroke_width[p]) > 0:
+                    stroke = torch.cat([style.stroke_color[p], style.stroke_opacity[p:p + 1]]).float()
+                    groups.append(pydiffvg.ShapeGroup(shape_ids=torch.tensor([p]), fill_color=None,
+                                                      use_even_odd_rule=False, stroke_color=stroke))
         args = pydiffvg.RenderFunction.serialize_scene(ow, oh, shapes, groups)
         rgba = pydiffvg.RenderFunction.apply(ow, oh, samples, samples, k, None, *args).to(pts)
         if bg is not None:

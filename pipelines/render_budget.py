@@ -216,13 +216,6 @@ def estimate_render_bytes(points: torch.Tensor, style: PathStyle, canvas_size: t
     return one * int(frames)
 
 
-def _units(style: PathStyle) -> list[int]:
-    """Start index of every fill group (paths of one group are rendered together), plus the end."""
-    groups = style.groups()
-    starts = [i for i in range(len(groups)) if i == 0 or groups[i] != groups[i - 1]]
-    return starts + [len(groups)]
-
-
 def render_bounded(points: torch.Tensor, style: PathStyle, canvas_size: tuple[int, int],
                    out_size: tuple[int, int] | None = None, background=(1.0, 1.0, 1.0), quality: int = 1,
                    backend: str = "torch", budget: int = DEFAULT_BUDGET,
@@ -256,7 +249,7 @@ def render_bounded(points: torch.Tensor, style: PathStyle, canvas_size: tuple[in
     style_out = replace(style, stroke_width=style.stroke_width.detach() * wscale)
     s = int(quality)
     cell = max(4.0, max(ow, oh) * s / GRID)
-    units = _units(style)
+    units = style.group_bounds()  # paths of one fill group are rendered together
     costs = None
     bg_t = torch.tensor(bg)
 

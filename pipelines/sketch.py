@@ -181,6 +181,13 @@ class PathStyle:
             out.append(g)
         return out
 
+    def group_bounds(self) -> List[int]:
+        """First path of every fill group, then the number of paths: group g is paths [b[g], b[g + 1])."""
+        if self.fill_group is None:
+            return list(range(self.num_paths + 1))
+        g = self.fill_group
+        return [i for i in range(len(g)) if i == 0 or g[i] != g[i - 1]] + [len(g)]
+
     def points_per_path(self) -> List[int]:
         return [3 * s + (0 if c else 1) for s, c in zip(self.num_segments, self.closed)]
 

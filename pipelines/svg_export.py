@@ -96,24 +96,23 @@ def _stroke_attrs(style: PathStyle, i: int) -> list[str]:
     return ['stroke="none"']
 
 
-def _cap_attrs(style: PathStyle, i: int) -> list[str]:
-    """Cap and join of path i, always written (SVG's defaults, butt and miter, are not ours: round)."""
-    join = style.linejoins()[i]
-    attrs = [f'stroke-linecap="{style.linecaps()[i]}"', f'stroke-linejoin="{join}"']
-    if join == "miter" and style.miterlimits()[i] != DEFAULT_MITERLIMIT:
-        attrs.append(f'stroke-miterlimit="{_num(style.miterlimits()[i])}"')
+def _cap_attrs(cap: str, join: str, miterlimit: float) -> list[str]:
+    """Cap and join of a path, always written (SVG's defaults, butt and miter, are not ours: round)."""
+    attrs = [f'stroke-linecap="{cap}"', f'stroke-linejoin="{join}"']
+    if join == "miter" and miterlimit != DEFAULT_MITERLIMIT:
+        attrs.append(f'stroke-miterlimit="{_num(miterlimit)}"')
     return attrs
 
 
-def _fill_attrs(style: PathStyle, i: int) -> list[str]:
-    """Fill of path i's group (i = its first path). Open paths are filled too: SVG, like the
-    rasterizer, fills an open subpath as if closed."""
+def _fill_attrs(style: PathStyle, i: int, rule: str) -> list[str]:
+    """Fill of path i's group (i = its first path, `rule` its fill rule). Open paths are filled too: SVG,
+    like the rasterizer, fills an open subpath as if closed."""
     if float(style.fill_opacity[i]) <= 0:
         return ['fill="none"']
     attrs = [f'fill="{_paint(style, "fill", i)}"']
     if float(style.fill_opacity[i]) < 1:
         attrs.append(f'fill-opacity="{_num(float(style.fill_opacity[i]))}"')
-    if style.rules()[i] == "evenodd":
+    if rule == "evenodd":
         attrs.append('fill-rule="evenodd"')
     return attrs
 
@@ -126,22 +125,20 @@ def _elements(style: PathStyle) -> list[tuple[list[int], str]]:
     path's stroke by one more element after it (fill="none"): the same paint order as the
     rasterizer (a group's fill, then its paths' strokes).
     """
-    groups, out, p = style.groups(), [], 0
-    while p < style.num_paths:
-        end = p + 1
-        while end < style.num_paths and groups[end] == groups[p]:
-            end += 1
+    # the per-path lists resolved once (each getter builds a list of every path)
+    rules, caps_of, joins, limits = style.rules(), style.linecaps(), style.linejoins(), style.miterlimits()
+    bounds, out = style.group_bounds(), []
+    for p, end in zip(bounds, bounds[1:]):
         members = list(range(p, end))
         strokes = [_stroke_attrs(style, i) for i in members]
-        caps = [_cap_attrs(style, i) for i in members]
+        caps = [_cap_attrs(caps_of[i], joins[i], limits[i]) for i in members]
         if all(st == strokes[0] and cp == caps[0] for st, cp in zip(strokes, caps)):
-            out.append((members, " ".join(caps[0] + strokes[0] + _fill_attrs(style, p))))
+            out.append((members, " ".join(caps[0] + strokes[0] + _fill_attrs(style, p, rules[p]))))
         else:
             if float(style.fill_opacity[p]) > 0:
-                out.append((members, " ".join(['stroke="none"'] + _fill_attrs(style, p))))
+                out.append((members, " ".join(['stroke="none"'] + _fill_attrs(style, p, rules[p]))))
             out += [([i], " ".join(cp + st + ['fill="none"'])) for i, st, cp in zip(members, strokes, caps)
                     if st != ['stroke="none"']]
-        p = end
     return out
 
 

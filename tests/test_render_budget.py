@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -66,7 +68,8 @@ def test_bounded_render_splits_the_work_when_the_budget_is_small(monkeypatch):
 def test_fill_groups_are_never_split():
     style = PathStyle([1, 1, 1, 1], [True] * 4, torch.ones(4), torch.zeros(4, 3), torch.ones(4), torch.zeros(4, 3),
                       torch.ones(4), ["evenodd"] * 4, [0, 1, 1, 2])
-    assert rb._units(style) == [0, 1, 3, 4]
+    assert style.group_bounds() == [0, 1, 3, 4]  # the units render_bounded splits a render into
+    assert replace(style, fill_group=None).group_bounds() == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("kind,n,out", [("lines", 400, 256), ("lines", 150, 768), ("fills", 40, 256),
