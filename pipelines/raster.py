@@ -1027,22 +1027,25 @@ def _paint_gradients(pixel, layer, alpha, colour, scene: _Scene, H: int, W: int)
     sx, sy = scene.pixel_scale
     with torch.no_grad():
         factor = torch.ones_like(alpha)
-        painted, paint = [], []
-        for index, grad in enumerate(scene.layer_paint):
-            if grad is None:
-                continue
-            rows = torch.nonzero(layer == index).squeeze(1)
-            if not rows.numel():
-                continue
+        has_paint = torch.tensor([g is not None for g in scene.layer_paint], device=layer.device)
+        rows = torch.nonzero(_take(has_paint, layer)).squeeze(1)
+        if rows.numel():
+            # the entries of gradient layers, grouped by layer (one pass, not one scan of all entries per layer)
+            by_layer = _take(layer, rows)
+            order = torch.argsort(by_layer, stable=True)
+            rows, by_layer = _take(rows, order), _take(by_layer, order)
+            layers, counts = torch.unique_consecutive(by_layer, return_counts=True)
             yx = _take(pixel, rows) % (H * W)
             x = (yx % W).double().add_(0.5).div_(sx)
             y = torch.div(yx, W, rounding_mode="floor").double().add_(0.5).div_(sy)
-            rgb, a = gradient_paint(grad, x, y)
-            painted.append(rows)
-            paint.append(rgb.to(colour.dtype))
-            factor.index_copy_(0, rows, a.to(alpha.dtype))
-    if painted:
-        colour = colour.index_copy(0, torch.cat(painted), torch.cat(paint))
+            paint, opacity = [], []
+            for index, xs, ys in zip(layers.tolist(), x.split(counts.tolist()), y.split(counts.tolist())):
+                rgb, a = gradient_paint(scene.layer_paint[index], xs, ys)
+                paint.append(rgb.to(colour.dtype))
+                opacity.append(a.to(alpha.dtype))
+            factor.index_copy_(0, rows, torch.cat(opacity))
+    if rows.numel():
+        colour = colour.index_copy(0, rows, torch.cat(paint))
     return alpha * factor, colour
 
 
