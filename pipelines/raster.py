@@ -374,11 +374,7 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     K, C = pts.shape[0], cubic_points.shape[0]
     ctrl = pts[:, cubic_points].reshape(K * C, 4, 2)
     with torch.no_grad():
-        second = torch.maximum((ctrl[:, 0] - 2 * ctrl[:, 1] + ctrl[:, 2]).norm(dim=-1),
-                               (ctrl[:, 1] - 2 * ctrl[:, 2] + ctrl[:, 3]).norm(dim=-1))
-        polygon = (ctrl[:, 1:] - ctrl[:, :-1]).norm(dim=-1).sum(-1)
-        n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / max_piece)
-        n = torch.nan_to_num(n, nan=1.0).ceil().clamp(1, MAX_PIECES_PER_CUBIC).long()
+        n = pieces_per_cubic(ctrl, max_piece).long()
         cubic, j = _ragged_range(n)
         nn = _take(n, cubic).to(pts.dtype)
         t0, t1 = j.to(pts.dtype) / nn, (j + 1).to(pts.dtype) / nn
@@ -388,6 +384,16 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     if detail:  # also: the cubic of each piece (index into frames x cubics)
         return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
     return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
+
+
+def pieces_per_cubic(ctrl: torch.Tensor, max_piece: float = MAX_PIECE_LENGTH) -> torch.Tensor:
+    """Flattening pieces of each cubic ctrl[..., 4, 2], as floats in [1, MAX_PIECES_PER_CUBIC] (also used by
+    render_budget's estimate, so it counts what _flatten makes)."""
+    second = torch.maximum((ctrl[..., 0, :] - 2 * ctrl[..., 1, :] + ctrl[..., 2, :]).norm(dim=-1),
+                           (ctrl[..., 1, :] - 2 * ctrl[..., 2, :] + ctrl[..., 3, :]).norm(dim=-1))
+    polygon = (ctrl[..., 1:, :] - ctrl[..., :-1, :]).norm(dim=-1).sum(-1)
+    n = torch.maximum(torch.sqrt(0.75 * second / FLATTEN_TOLERANCE), polygon / max_piece)
+    return torch.nan_to_num(n, nan=1.0).ceil().clamp(1, MAX_PIECES_PER_CUBIC)
 
 
 def _bernstein(t: torch.Tensor) -> torch.Tensor:

@@ -82,11 +82,8 @@ def _path_costs(pts: torch.Tensor, style: PathStyle, scale: float, cell: float) 
     seg = style.segment_index()
     seg_path = style.segment_path()
     ctrl = pts[:, seg]  # [K, C, 4, 2]
-    polygon = (ctrl[:, :, 1:] - ctrl[:, :, :-1]).norm(dim=-1).sum(-1)  # [K, C]
-    second = torch.maximum((ctrl[:, :, 0] - 2 * ctrl[:, :, 1] + ctrl[:, :, 2]).norm(dim=-1),
-                           (ctrl[:, :, 1] - 2 * ctrl[:, :, 2] + ctrl[:, :, 3]).norm(dim=-1))
-    n = torch.maximum(torch.sqrt(0.75 * second / raster.FLATTEN_TOLERANCE), polygon / raster.MAX_PIECE_LENGTH)
-    n = torch.nan_to_num(n, nan=1.0, posinf=raster.MAX_PIECES_PER_CUBIC).ceil().clamp(1, raster.MAX_PIECES_PER_CUBIC)
+    polygon = (ctrl[:, :, 1:] - ctrl[:, :, :-1]).norm(dim=-1).sum(-1)  # [K, C] (the outlines' band length below)
+    n = raster.pieces_per_cubic(ctrl)  # [K, C], as many pieces as the rasterizer's flattening makes
     r = reach[seg_path].unsqueeze(0)
     span = ctrl.amax(2) - ctrl.amin(2)  # [K, C, 2] the cubic's box; its n pieces share it
     pairs = n * (span[..., 0] / n + 2 * r + 1) * (span[..., 1] / n + 2 * r + 1)  # piece boxes grown by the reach
@@ -129,11 +126,12 @@ def _path_costs(pts: torch.Tensor, style: PathStyle, scale: float, cell: float) 
     C = seg.shape[0]
     m = (span.amax(-1) / cell).ceil().clamp(1, 64).long().reshape(-1)  # [K*C]
     m = m * stroked[seg_path].repeat(K).long()
-    owner_c, j = _ragged(m)
+    owner_c, j = raster._ragged_range(m)
+    j = j.float()
     mm = m[owner_c].float()
     g = ctrl.reshape(K * C, 4, 2)[owner_c]
-    a = (_bernstein(j / mm).unsqueeze(-1) * g).sum(1)
-    b = (_bernstein((j + 1) / mm).unsqueeze(-1) * g).sum(1)
+    a = (raster._bernstein(j / mm).unsqueeze(-1) * g).sum(1)
+    b = (raster._bernstein((j + 1) / mm).unsqueeze(-1) * g).sum(1)
     rr = reach[seg_path].repeat(K)[owner_c].unsqueeze(-1) + raster.FLATTEN_TOLERANCE
     sbox = torch.cat([torch.minimum(a, b) - rr, torch.maximum(a, b) + rr], -1)
     sframe = torch.div(owner_c, C, rounding_mode="floor")
@@ -141,18 +139,6 @@ def _path_costs(pts: torch.Tensor, style: PathStyle, scale: float, cell: float) 
     fk, fp = torch.nonzero(encloses, as_tuple=True)
     return _Costs(stroke, fill, box, layers, torch.cat([sbox, box[fk, fp]]), torch.cat([sframe, fk]),
                   torch.cat([spath, fp]), float(cell))
-
-
-def _ragged(counts: torch.Tensor):
-    total = int(counts.sum())
-    owner = torch.repeat_interleave(torch.arange(counts.shape[0]), counts, output_size=total)
-    local = torch.arange(total) - (torch.cumsum(counts, 0) - counts)[owner]
-    return owner, local.float()
-
-
-def _bernstein(t: torch.Tensor) -> torch.Tensor:
-    u = 1 - t
-    return torch.stack([u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t], -1)
 
 
 def _clip_fraction(box: torch.Tensor, y0: int, y1: int, x1: int) -> torch.Tensor:
