@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from .sketch import LINECAPS, LINEJOINS, PathStyle, Sketch, SketchAnimation
+from .sketch import LINECAPS, LINEJOINS, PathStyle, Sketch, SketchAnimation, affine_invert
 
 __all__ = ["diffvg_available", "outlined_paths", "rasterize", "rasterize_sketch"]
 
@@ -1057,7 +1057,7 @@ def _paint_gradients(pixel, layer, alpha, colour, scene: _Scene, H: int, W: int)
 
 def gradient_paint(grad, x: torch.Tensor, y: torch.Tensor):
     """SVG gradient at canvas points (x, y) -> (rgb [n, 3], opacity [n]), float64."""
-    ia = _invert_affine(grad.matrix)
+    ia = affine_invert(grad.matrix)
     n = x.shape[0]
     if ia is None:  # a singular transform: the element's paint has no area; draw the mean colour
         return x.new_tensor(grad.mean_color()).expand(n, 3), x.new_full((n,), sum(grad.opacities) / len(grad.opacities))
@@ -1111,14 +1111,6 @@ def _radial_t(grad, gx: torch.Tensor, gy: torch.Tensor):
     big, small = torch.maximum(t1, t2), torch.minimum(t1, t2)
     t = torch.where(grad.fr + big * dr >= 0, big, small)
     return t, (disc >= 0) & (grad.fr + t * dr >= 0)
-
-
-def _invert_affine(m):
-    a, b, c, d, e, f = m
-    det = a * d - b * c
-    if det == 0 or not math.isfinite(det):
-        return None
-    return (d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det)
 
 
 # ----------------------------------------------------------------------------------------------

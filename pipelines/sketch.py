@@ -28,6 +28,7 @@ still has a flat colour (the mean of its stops), used by code that needs one col
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
 
@@ -40,6 +41,23 @@ LINEJOINS = ("miter", "round", "bevel")
 DEFAULT_MITERLIMIT = 4.0
 SPREADS = ("pad", "reflect", "repeat")
 Affine = Tuple[float, float, float, float, float, float]  # SVG matrix(a b c d e f): x' = a x + c y + e
+
+
+def affine_multiply(m: Affine, n: Affine) -> Affine:
+    """m . n (n applied first)."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2, a * e2 + c * f2 + e,
+            b * e2 + d * f2 + f)
+
+
+def affine_invert(m: Affine) -> Optional[Affine]:
+    """The inverse of m, or None if it is singular or not finite."""
+    a, b, c, d, e, f = m
+    det = a * d - b * c
+    if det == 0 or not math.isfinite(det):
+        return None
+    return (d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det)
 
 
 @dataclass(frozen=True)
@@ -88,10 +106,7 @@ class Gradient:
 
     def transformed(self, m: Affine) -> "Gradient":
         """The same gradient after the affine m (applied after self.matrix)."""
-        a, b, c, d, e, f = m
-        a2, b2, c2, d2, e2, f2 = self.matrix
-        return replace(self, matrix=(a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
-                                     a * e2 + c * f2 + e, b * e2 + d * f2 + f))
+        return replace(self, matrix=affine_multiply(m, self.matrix))
 
 
 @dataclass

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+from ..sketch import Affine, affine_invert, affine_multiply
 from .limits import _FLOAT
 
 Point2 = Tuple[float, float]
 Cubic = Tuple[Point2, Point2, Point2, Point2]
-Matrix = Tuple[float, float, float, float, float, float]  # SVG matrix(a b c d e f): x' = a x + c y + e
+Matrix = Affine  # SVG matrix(a b c d e f): x' = a x + c y + e
 IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 _WSP = " \t\r\n\f"
@@ -293,20 +294,8 @@ def rect(x: float, y: float, w: float, h: float, rx: float, ry: float) -> List[S
 
 # -------------------------------------------------------------------------------------------------- transforms
 
-def multiply(m: Matrix, n: Matrix) -> Matrix:
-    """m . n (n applied first)."""
-    a, b, c, d, e, f = m
-    a2, b2, c2, d2, e2, f2 = n
-    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2, a * e2 + c * f2 + e,
-            b * e2 + d * f2 + f)
-
-
-def invert(m: Matrix) -> Optional[Matrix]:
-    a, b, c, d, e, f = m
-    det = a * d - b * c
-    if det == 0 or not math.isfinite(det):
-        return None
-    return (d / det, -b / det, -c / det, a / det, (c * f - d * e) / det, (b * e - a * f) / det)
+multiply = affine_multiply  # m . n (n applied first); the sketch's gradients and the rasterizer use the same
+invert = affine_invert
 
 
 def apply(m: Matrix, p: Point2) -> Point2:
