@@ -29,7 +29,7 @@ still has a flat colour (the mean of its stops), used by code that needs one col
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import List, Optional, Tuple
 
 import torch
@@ -132,9 +132,6 @@ class PathStyle:
         p = len(self.num_segments)
         if len(self.closed) != p:
             raise ValueError(f"closed has {len(self.closed)} entries for {p} paths")
-        if self.fill_rule is not None:
-            if len(self.fill_rule) != p or any(r not in FILL_RULES for r in self.fill_rule):
-                raise ValueError(f"fill_rule must list one of {FILL_RULES} per path")
         if self.fill_group is not None:
             if len(self.fill_group) != p:
                 raise ValueError(f"fill_group has {len(self.fill_group)} entries for {p} paths")
@@ -145,7 +142,7 @@ class PathStyle:
                 if g in seen:
                     raise ValueError("the paths of a fill group must be contiguous")
                 seen.add(g)
-        for name, allowed in (("stroke_linecap", LINECAPS), ("stroke_linejoin", LINEJOINS)):
+        for name, allowed in (("fill_rule", FILL_RULES), ("stroke_linecap", LINECAPS), ("stroke_linejoin", LINEJOINS)):
             values = getattr(self, name)
             if values is not None and (len(values) != p or any(v not in allowed for v in values)):
                 raise ValueError(f"{name} must list one of {allowed} per path")
@@ -164,23 +161,24 @@ class PathStyle:
     def num_paths(self) -> int:
         return len(self.num_segments)
 
+    def _resolved(self, values: Optional[list], default) -> list:
+        return list(values) if values is not None else [default] * self.num_paths
+
     def rules(self) -> List[str]:
-        """Fill rule of every path (resolved default)."""
-        return list(self.fill_rule) if self.fill_rule is not None else ["nonzero"] * self.num_paths
+        """Fill rule of every path (resolved default: nonzero)."""
+        return self._resolved(self.fill_rule, "nonzero")
 
     def linecaps(self) -> List[str]:
         """Stroke cap of every path (resolved default: round)."""
-        return list(self.stroke_linecap) if self.stroke_linecap is not None else ["round"] * self.num_paths
+        return self._resolved(self.stroke_linecap, "round")
 
     def linejoins(self) -> List[str]:
         """Stroke join of every path (resolved default: round)."""
-        return list(self.stroke_linejoin) if self.stroke_linejoin is not None else ["round"] * self.num_paths
+        return self._resolved(self.stroke_linejoin, "round")
 
     def miterlimits(self) -> List[float]:
         """Miter limit of every path (resolved default: 4)."""
-        if self.stroke_miterlimit is None:
-            return [DEFAULT_MITERLIMIT] * self.num_paths
-        return list(self.stroke_miterlimit)
+        return self._resolved(self.stroke_miterlimit, DEFAULT_MITERLIMIT)
 
     def has_gradients(self) -> bool:
         return any(g is not None for paints in (self.fill_paint, self.stroke_paint) for g in (paints or ()))
@@ -235,33 +233,19 @@ class PathStyle:
         ) if self.num_paths else torch.zeros(0, dtype=torch.long, device=device)
 
     def select(self, keep: List[int]) -> "PathStyle":
+        """The paths `keep`, in that order (every field is per path: tensors indexed, lists picked)."""
         idx = torch.tensor(keep, dtype=torch.long)
-        return PathStyle(
-            num_segments=[self.num_segments[i] for i in keep],
-            closed=[self.closed[i] for i in keep],
-            stroke_width=self.stroke_width[idx],
-            stroke_color=self.stroke_color[idx],
-            stroke_opacity=self.stroke_opacity[idx],
-            fill_color=self.fill_color[idx],
-            fill_opacity=self.fill_opacity[idx],
-            fill_rule=None if self.fill_rule is None else [self.fill_rule[i] for i in keep],
-            fill_group=None if self.fill_group is None else [self.fill_group[i] for i in keep],
-            stroke_linecap=None if self.stroke_linecap is None else [self.stroke_linecap[i] for i in keep],
-            stroke_linejoin=None if self.stroke_linejoin is None else [self.stroke_linejoin[i] for i in keep],
-            stroke_miterlimit=None if self.stroke_miterlimit is None else [self.stroke_miterlimit[i] for i in keep],
-            fill_paint=None if self.fill_paint is None else [self.fill_paint[i] for i in keep],
-            stroke_paint=None if self.stroke_paint is None else [self.stroke_paint[i] for i in keep],
-        )
+
+        def pick(value):
+            if value is None:
+                return None
+            return value[idx] if torch.is_tensor(value) else [value[i] for i in keep]
+
+        return PathStyle(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})
 
     def to(self, device) -> "PathStyle":
-        return replace(
-            self,
-            stroke_width=self.stroke_width.to(device),
-            stroke_color=self.stroke_color.to(device),
-            stroke_opacity=self.stroke_opacity.to(device),
-            fill_color=self.fill_color.to(device),
-            fill_opacity=self.fill_opacity.to(device),
-        )
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if torch.is_tensor(getattr(self, f.name))})
 
 
 @dataclass

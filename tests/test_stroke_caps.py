@@ -176,6 +176,26 @@ def test_gradients_match_finite_differences():
         assert float(w.grad[0]) > 0
 
 
+def test_select_picks_every_per_path_field():
+    from pipelines.sketch import Gradient
+
+    grad = Gradient("linear", (0.0, 1.0), ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), (1.0, 1.0), "pad", x2=1.0)
+    style = replace(make_style([1, 2, 3], [False, True, True], stroke_width=2.0), fill_rule=["nonzero", "evenodd", "evenodd"],
+                    fill_group=[0, 1, 1], stroke_linecap=["butt", "round", "square"],
+                    stroke_linejoin=["bevel", "miter", "round"], stroke_miterlimit=[2, 3, 4],
+                    fill_paint=[None, grad, None], stroke_paint=[grad, None, None],
+                    stroke_width=torch.tensor([1.0, 2.0, 3.0]))
+    sub = style.select([2, 0])
+    assert (sub.num_segments, sub.closed, sub.fill_rule, sub.fill_group) == ([3, 1], [True, False], ["evenodd", "nonzero"],
+                                                                            [1, 0])
+    assert (sub.stroke_linecap, sub.stroke_linejoin, sub.stroke_miterlimit) == (["square", "butt"], ["round", "bevel"],
+                                                                               [4.0, 2.0])
+    assert sub.fill_paint == [None, None] and sub.stroke_paint == [None, grad]
+    assert sub.stroke_width.tolist() == [3.0, 1.0] and sub.fill_color.shape == (2, 3)
+    assert style.select([1]).fill_paint == [grad]
+    assert replace(style, fill_rule=None).select([0]).fill_rule is None
+
+
 def test_style_fields_are_checked_and_carried():
     style = replace(make_style([1, 2], [False, True]), stroke_linecap=["butt", "square"],
                     stroke_linejoin=["bevel", "miter"], stroke_miterlimit=[2, 7.5])
