@@ -327,7 +327,7 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     K = pts.shape[0]
     pixels, layers, coverages = [], [], []
     if scene.num_layers:
-        a, b, frame, path = _flatten(pts, scene.cubic_points, scene.cubic_path)
+        a, b, frame, path, _cubic = _flatten(pts, scene.cubic_points, scene.cubic_path)
         keep = torch.nonzero(_take(scene.capsule_layer, path) >= 0).squeeze(1)
         if keep.numel():
             kpath = _take(path, keep)
@@ -363,9 +363,10 @@ def _render(pts: torch.Tensor, scene: _Scene, H: int, W: int, bg: Background) ->
     return _composite(torch.cat(pixels), torch.cat(layers), torch.cat(coverages), scene, K, H, W, bg)
 
 
-def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor, detail: bool = False,
+def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Tensor,
              max_piece: float = MAX_PIECE_LENGTH):
-    """Cubics of every frame -> line pieces a[M, 2] -> b[M, 2], with their frame[M] and path[M].
+    """Cubics of every frame -> line pieces a[M, 2] -> b[M, 2], with their frame[M], path[M] and cubic[M]
+    (index into frames x cubics).
 
     The number of pieces of each cubic depends only on that cubic (so a batch renders exactly
     like its frames one by one): Wang's bound n >= sqrt(3/4 * max|second difference| / tol),
@@ -381,9 +382,7 @@ def _flatten(pts: torch.Tensor, cubic_points: torch.Tensor, cubic_path: torch.Te
     g = _take(ctrl, cubic)  # [M, 4, 2]
     a = (_bernstein(t0).unsqueeze(-1) * g).sum(1)
     b = (_bernstein(t1).unsqueeze(-1) * g).sum(1)
-    if detail:  # also: the cubic of each piece (index into frames x cubics)
-        return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
-    return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C)
+    return a, b, torch.div(cubic, C, rounding_mode="floor"), _take(cubic_path, cubic % C), cubic
 
 
 def pieces_per_cubic(ctrl: torch.Tensor, max_piece: float = MAX_PIECE_LENGTH) -> torch.Tensor:
@@ -582,7 +581,7 @@ def _outline_coverage(pts: torch.Tensor, scene: _Scene, H: int, W: int):
     """
     K, R = pts.shape[0], scene.outline_paths.shape[0]
     a, b, frame, path, cubic = _flatten(pts, _take(scene.cubic_points, scene.outline_cubics),
-                                        _take(scene.cubic_path, scene.outline_cubics), detail=True, max_piece=math.inf)
+                                        _take(scene.cubic_path, scene.outline_cubics), max_piece=math.inf)
     with torch.no_grad():
         # Pieces of zero length (repeated points, degenerate cubics) have no direction: dropped, so that the
         # pieces around them meet in the path's join; a path of zero length keeps one for its caps.

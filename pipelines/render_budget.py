@@ -44,10 +44,6 @@ DEFAULT_BUDGET = 512 * 1024 ** 2  # working memory of one tile; the output itsel
 GRID = 64  # cells per side of the coarse grid that bounds the layers stacked on one pixel
 
 
-class RenderTooLarge(ValueError):
-    """A render that cannot be brought under the memory budget (the message says by how much)."""
-
-
 def gib(nbytes: float) -> str:
     """Bytes for a message, in decimal units (GB = 10^9 bytes)."""
     return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.0f} MB"
@@ -304,4 +300,4 @@ def render_bounded(points: torch.Tensor, style: PathStyle, canvas_size: tuple[in
     return out
 
 
-__all__ = ["render_bounded", "estimate_render_bytes", "estimate_tile_bytes", "output_bytes", "RenderTooLarge", "DEFAULT_BUDGET", "gib"]
+__all__ = ["render_bounded", "estimate_render_bytes", "estimate_tile_bytes", "output_bytes", "DEFAULT_BUDGET", "gib"]
