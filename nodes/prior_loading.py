@@ -62,18 +62,24 @@ def embedded_folder() -> str:
     return EMBEDDED_PRIOR_DIR
 
 
-def list_prior_folders() -> list[str]:
-    """"embedded" first (ships with the pack), then the names of text-to-video folders under
-    models/video_priors and models/diffusers (a user folder named "embedded" is shadowed)."""
-    names = [EMBEDDED]
+def _prior_folders() -> dict[str, str]:
+    """Name -> folder of every text-to-video folder under models/video_priors and models/diffusers, in
+    listing order; the first root that has a text-to-video folder of a name wins (a user folder named
+    "embedded" is shadowed by the pack's own prior)."""
+    found: dict[str, str] = {}
     for root in _search_roots():
         if not os.path.isdir(root):
             continue
         for entry in sorted(os.listdir(root)):
             path = os.path.join(root, entry)
-            if os.path.isdir(path) and _is_t2v_folder(path) and entry not in names:
-                names.append(entry)
-    return names
+            if entry != EMBEDDED and entry not in found and os.path.isdir(path) and _is_t2v_folder(path):
+                found[entry] = path
+    return found
+
+
+def list_prior_folders() -> list[str]:
+    """"embedded" first (ships with the pack), then the names of text-to-video folders (_prior_folders)."""
+    return [EMBEDDED, *_prior_folders()]
 
 
 def _safe_folder_name(name) -> bool:
@@ -88,15 +94,12 @@ def resolve_prior_folder(name: str) -> str:
     Errors name folders relative to ComfyUI's models folder, never absolute server paths."""
     if name == EMBEDDED:
         return embedded_folder()
-    where = " or ".join(f"models/{k}" for k in SEARCH_KEYS)
-    if not _safe_folder_name(name) or name not in list_prior_folders():
+    path = _prior_folders().get(name) if _safe_folder_name(name) else None  # the folder that was listed
+    if path is None:
+        where = " or ".join(f"models/{k}" for k in SEARCH_KEYS)
         raise FileNotFoundError(f"video prior {name!r} is not one of the text-to-video folders in {where} "
                                 f"(names of folders there, or 'embedded'). " + WHERE_TO_GET)
-    for root in _search_roots():
-        path = os.path.join(root, name)
-        if os.path.isdir(path):
-            return path
-    raise FileNotFoundError(f"video prior folder {name!r} not found in {where}. " + WHERE_TO_GET)
+    return path
 
 
 def torch_dtype(name: str, device) -> torch.dtype:

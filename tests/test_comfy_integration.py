@@ -374,6 +374,31 @@ def test_livesketch_bad_inputs_give_clear_node_errors(comfy_inproc, tmp_path):
     assert not valid and error["type"] == "prompt_outputs_failed_validation" and motion in node_errors
 
 
+def test_prior_name_resolves_to_the_folder_that_was_listed(comfy_inproc):
+    # models/video_priors/<name> is not a text-to-video folder, models/diffusers/<name> is: the list offers the
+    # name for the diffusers one, and loading must open that one, not the first directory of that name.
+    import shutil
+    import sys
+
+    import folder_paths
+
+    comfy_inproc.object_info()  # the pack is loaded (under ComfyUI's module name for custom nodes)
+    pack = sys.modules[next(m for m in sys.modules if m.endswith(".nodes.prior_loading"))]
+    priors = folder_paths.get_folder_paths("video_priors")[0]
+    diffusers_root = os.path.join(os.path.dirname(priors), "diffusers")
+    src = os.path.join(priors, "text-to-video-ms-1.7b")
+    decoy, real = os.path.join(priors, "shadowed-t2v"), os.path.join(diffusers_root, "shadowed-t2v")
+    try:
+        os.makedirs(os.path.join(decoy, "unet"))  # a directory, but not a text-to-video model
+        shutil.copytree(src, real)
+        folder_paths.add_model_folder_path("diffusers", diffusers_root)
+        assert "shadowed-t2v" in pack.list_prior_folders()
+        assert os.path.realpath(pack.resolve_prior_folder("shadowed-t2v")) == os.path.realpath(real)
+    finally:
+        shutil.rmtree(decoy, ignore_errors=True)
+        shutil.rmtree(real, ignore_errors=True)
+
+
 def test_prior_folder_problems_name_the_file_and_where_to_get_it(comfy_inproc):
     import shutil
 
