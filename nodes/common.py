@@ -55,14 +55,12 @@ MEMORY_FRACTION = 0.5
 
 
 def free_memory_bytes(device=None) -> int:
-    """Free memory of `device` (a GPU's, through ComfyUI), or the machine's available RAM."""
-    import psutil
+    """Free memory of `device` (ComfyUI's figure: a GPU's, or the machine's available RAM for the CPU);
+    device None = the CPU's."""
+    import comfy.model_management as mm
+    import torch
 
-    if device is not None and getattr(device, "type", str(device)) not in ("cpu", "meta"):
-        import comfy.model_management as mm
-
-        return int(mm.get_free_memory(device))
-    return int(psutil.virtual_memory().available)
+    return int(mm.get_free_memory(device if device is not None else torch.device("cpu")))
 
 
 def require_memory(node_id: str, nbytes: int, what: str, knob: str, device=None) -> None:
@@ -83,11 +81,6 @@ def file_digest(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def check_choices(node_cls, **values) -> bool | str:
-    """Combo (enum) membership of the given values (`check_inputs` does this and more)."""
-    return check_inputs(node_cls, values)
 
 
 def _schema_inputs(node_cls) -> list:

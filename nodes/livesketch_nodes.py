@@ -228,7 +228,7 @@ def _check_animation_memory(prior, embeds, sketch, frames: int, render_size: int
     """Refuse an optimisation that cannot fit before it starts: the prior's pass on the rendered clip
     (measured on the prior, see estimate_sampling_bytes), the differentiable render of every frame
     (its saved tensors about double the forward's working memory) and the frames with their gradients."""
-    from ..pipelines.render_budget import estimate_render_bytes
+    from ..pipelines.render_budget import estimate_render_bytes, output_bytes
     from ..pipelines.sampling import estimate_sampling_bytes
 
     render = 2 * estimate_render_bytes(sketch.points, sketch.style, (sketch.width, sketch.height),
@@ -240,12 +240,11 @@ def _check_animation_memory(prior, embeds, sketch, frames: int, render_size: int
     pixel_space = getattr(prior, "vae", True) is None  # frames are resized to the prior's own size
     h, w = (prior.height, prior.width) if pixel_space else (render_size, render_size)
     try:
-        with torch.no_grad():
-            need = estimate_sampling_bytes(prior, embeds, frames, h, w)
+        need = estimate_sampling_bytes(prior, embeds, frames, h, w)  # its probe runs under no_grad
     except Exception as e:  # a prior whose probe fails still runs; only the early refusal is lost
         log.warning("VP_AnimateSketch: could not estimate the memory of the prior's pass (%s)", e)
         return
-    need += render + frames * 3 * render_size * render_size * 4 * 12  # frames, augmentations and their gradients
+    need += render + 12 * output_bytes(frames, render_size, render_size)  # frames, augmentations, their gradients
     require_memory("VP_AnimateSketch", need, f"{frames} frames at render_size {render_size}",
                    "lower render_size or the motion model's frames", device)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 
 from .priors.base import PromptEmbeds, VideoPrior
+from .render_budget import output_bytes
 
 
 class SamplingError(ValueError):
@@ -212,7 +213,7 @@ def estimate_sampling_bytes(prior: VideoPrior, embeds: PromptEmbeds, num_frames:
     chunk = min(k, int(getattr(prior, "decode_chunk", k) or k))
     unet = extrapolate(probe["predict"], k * height * width) * batch
     decode = extrapolate(probe["decode"], chunk * height * width / probe["frames"])
-    frames = 2 * batch * k * 3 * height * width * 4  # the decoded clip and its copy into an IMAGE
+    frames = 2 * batch * output_bytes(k, width, height)  # the decoded clip and its copy into an IMAGE
     return int(1.75 * (unet + decode) + frames)
 
 
