@@ -122,12 +122,14 @@ def demo_settings() -> dict:
         nodes = {n["type"]: n.get("widgets_values", []) for n in json.load(f)["nodes"]}
     svg, canvas, fit, stroke, black, max_paths = nodes["VP_LoadSVGSketch"][:6]
     m = nodes["VP_SketchMotionModel"]
+    assert len(m) == 14, f"VP_SketchMotionModel has {len(m)} widgets: read the new ones below"
     g = nodes["VP_SDSGuidance"]
     a = nodes["VP_AnimateSketch"]
     return {"svg": svg, "canvas": canvas, "fit": fit, "stroke_width": stroke, "force_black": black,
             "max_paths": max_paths, "prior": nodes["VP_LoadVideoPrior"][0],
             "model": dict(num_frames=m[0], hidden=m[1], dropout=m[2], lambda_t=m[3], lambda_r=m[4], lambda_sh=m[5],
-                          lambda_s=m[6], local_lr=m[7], global_lr=m[8], use_local=m[9], use_global=m[10]),
+                          lambda_s=m[6], local_lr=m[7], global_lr=m[8], use_local=m[9], use_global=m[10],
+                          anchor=m[11], shape_weight=m[12], smooth_weight=m[13]),  # the inputs appended later
             "sds": dict(prompt=g[0], negative_prompt=g[1], guidance_local=g[2], guidance_global=g[3], t_min=g[4],
                         t_max=g[5], augment=g[6], perspective_distortion=g[7], crop_scale=(g[8], 1.0)),
             "animate": dict(iterations=a[0], seed=a[1], fused=a[3], fps=a[4], render_size=a[5])}
