@@ -15,14 +15,13 @@ import pytest
 import requests
 
 from comfy_env import STALL_TIMEOUT
-from comfy_runtime import REPO
+from comfy_runtime import REPO, WIDGET_TYPES, _input_specs, _is_widget
 
 pytestmark = pytest.mark.server
 
 SMALL_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
              '<path d="M20 20 C40 10 60 30 80 20" stroke="black" stroke-width="3" fill="none"/>'
              '<circle cx="50" cy="60" r="20" stroke="black" fill="none"/></svg>')
-WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,11 +36,14 @@ def _forget_this_modules_prompts(comfy_server):
         requests.post(comfy_server.url + "/history", json={"delete": added}, timeout=30).raise_for_status()
 
 
+@pytest.fixture(scope="module")
+def info(comfy_server) -> dict:
+    """/object_info once for the module (a few MB; no test here changes the node schemas it reads)."""
+    return comfy_server.object_info()
+
+
 def _spec(info: dict, node: str) -> dict:
-    table = {}
-    for section in ("required", "optional"):
-        table.update(info[node]["input"].get(section, {}))
-    return table
+    return dict(_input_specs(info[node]))
 
 
 def _widget_defaults(info: dict, node: str) -> dict:
@@ -52,7 +54,7 @@ def _widget_defaults(info: dict, node: str) -> dict:
             values[name] = opts.get("default", kind[0])
         elif kind == "COMBO":
             values[name] = opts.get("default", (opts.get("options") or [None])[0])
-        elif kind in WIDGETS:
+        elif kind in WIDGET_TYPES:
             values[name] = opts.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[kind])
     return values
 
@@ -143,13 +145,12 @@ def _execution_error(entry: dict) -> dict:
 
 # --- the graph every case below starts from ---------------------------------------------------
 
-def test_full_graph_of_every_node_validates_and_runs(comfy_server):
+def test_full_graph_of_every_node_validates_and_runs(comfy_server, info):
     """Positive control: every VP_ node with widgets is in the graph, and on its defaults it runs."""
-    info = comfy_server.object_info()
     prompt = full_prompt(info)
     covered = {v["class_type"] for v in prompt.values()}
     with_widgets = {n for n in _vp_nodes(info) if any(
-        isinstance(s[0], list) or s[0] in WIDGETS for s in _spec(info, n).values())}
+        _is_widget(s) for s in _spec(info, n).values())}
     assert with_widgets <= covered, with_widgets - covered
     entry = comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT)
     assert entry["status"]["status_str"] == "success", entry["status"]
@@ -165,8 +166,7 @@ def _numeric_inputs(info: dict, kinds=("FLOAT",)):
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan")])
-def test_every_float_input_refuses_non_finite_values(comfy_server, value):
-    info = comfy_server.object_info()
+def test_every_float_input_refuses_non_finite_values(comfy_server, value, info):
     base = full_prompt(info)
     cases = list(_numeric_inputs(info))
     assert len(cases) >= 15, cases
@@ -178,8 +178,7 @@ def test_every_float_input_refuses_non_finite_values(comfy_server, value):
         assert name in text
 
 
-def test_every_number_outside_its_declared_range_is_refused(comfy_server):
-    info = comfy_server.object_info()
+def test_every_number_outside_its_declared_range_is_refused(comfy_server, info):
     base = full_prompt(info)
     checked = 0
     for node, name, opts in _numeric_inputs(info, ("INT", "FLOAT")):
@@ -195,24 +194,24 @@ def test_every_number_outside_its_declared_range_is_refused(comfy_server):
 
 
 @pytest.mark.parametrize("t_min,t_max", [(-500, -1), (50, 5000), (0, 0), (900, 100)])
-def test_sds_timestep_range_is_checked_although_the_node_validates_it(comfy_server, t_min, t_max):
-    prompt = full_prompt(comfy_server.object_info())
+def test_sds_timestep_range_is_checked_although_the_node_validates_it(comfy_server, t_min, t_max, info):
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_SDSGuidance")
     prompt[node_id]["inputs"].update(t_min=t_min, t_max=t_max)
     _refused(comfy_server, prompt, node_id)
 
 
-def test_procedural_motion_nan_fps_never_reaches_the_svg(comfy_server):
+def test_procedural_motion_nan_fps_never_reaches_the_svg(comfy_server, info):
     """The issue's reproducer: "fps": "nan" wrote dur="nans" into the SVG."""
-    prompt = full_prompt(comfy_server.object_info())
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_ProceduralMotion")
     prompt[node_id]["inputs"]["fps"] = "nan"
     assert "fps" in _refused(comfy_server, prompt, node_id)
 
 
-def test_nan_through_a_link_fails_the_node_at_run_time(comfy_server):
+def test_nan_through_a_link_fails_the_node_at_run_time(comfy_server, info):
     """A core Float node accepts NaN; the value reaches the pack through a link and is refused there."""
-    prompt = full_prompt(comfy_server.object_info())
+    prompt = full_prompt(info)
     keep = {"1", "2", "5"}
     prompt = {k: v for k, v in prompt.items() if k in keep}
     prompt["90"] = {"class_type": "PrimitiveFloat", "inputs": {"value": "nan"}}
@@ -227,8 +226,7 @@ def test_nan_through_a_link_fails_the_node_at_run_time(comfy_server):
 
 # --- combos and null ---------------------------------------------------------------------------
 
-def test_null_values_are_refused_at_validation(comfy_server):
-    info = comfy_server.object_info()
+def test_null_values_are_refused_at_validation(comfy_server, info):
     base = full_prompt(info)
     checked = 0
     for node in _vp_nodes(info):
@@ -253,16 +251,16 @@ def test_null_values_are_refused_at_validation(comfy_server):
     ("VP_SaveAnimatedSVG", "interpolation", 3),
     ("VP_LoadVideoPrior", "dtype", "fp8"),
 ])
-def test_combo_values_outside_their_options_are_refused(comfy_server, node, name, value):
-    prompt = full_prompt(comfy_server.object_info())
+def test_combo_values_outside_their_options_are_refused(comfy_server, node, name, value, info):
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, node)
     prompt[node_id]["inputs"][name] = value
     _refused(comfy_server, prompt, node_id)
 
 
-def test_linked_inputs_keep_their_type_check(comfy_server):
+def test_linked_inputs_keep_their_type_check(comfy_server, info):
     """Nodes that tell links from nulls (input_types) check the linked types themselves."""
-    prompt = full_prompt(comfy_server.object_info())
+    prompt = full_prompt(info)
     raster = _node_of(prompt, "VP_RasterizeSketch")
     prompt[raster]["inputs"]["sketch"] = [_node_of(prompt, "VP_LoadVideoPrior"), 0]
     _refused(comfy_server, prompt, raster)
@@ -278,11 +276,11 @@ def _upload(server, subfolder: str, name: str, data: bytes):
 
 @pytest.mark.parametrize("name", ["../../input/uploaded_prior", "/etc", "/", "..", ".", "embedded/..",
                                   "text-to-video-ms-1.7b/../text-to-video-ms-1.7b", "../video_priors/embedded"])
-def test_prior_names_outside_the_listing_are_refused_without_paths(comfy_server, name):
+def test_prior_names_outside_the_listing_are_refused_without_paths(comfy_server, name, info):
     # A folder a client uploaded through /upload/image that looks like a prior.
     _upload(comfy_server, "uploaded_prior", "model_index.json", b'{"_class_name": "TextToVideoSDPipeline"}')
     _upload(comfy_server, "uploaded_prior/unet", "config.json", b'{"_class_name": "UNet3DConditionModel"}')
-    prompt = full_prompt(comfy_server.object_info())
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_LoadVideoPrior")
     prompt[node_id]["inputs"]["prior"] = name
     _no_server_paths(comfy_server, _refused(comfy_server, prompt, node_id))
@@ -290,16 +288,16 @@ def test_prior_names_outside_the_listing_are_refused_without_paths(comfy_server,
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../comfyui.log", "../../etc/passwd", "examples/../../../etc/passwd",
                                   "examples/../../../../../etc/hostname", None])
-def test_svg_names_outside_the_listing_are_refused_without_paths(comfy_server, name):
-    prompt = full_prompt(comfy_server.object_info())
+def test_svg_names_outside_the_listing_are_refused_without_paths(comfy_server, name, info):
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_LoadSVGSketch")
     prompt[node_id]["inputs"].update(svg=name, svg_text="")
     _no_server_paths(comfy_server, _refused(comfy_server, prompt, node_id))
 
 
 @pytest.mark.parametrize("prefix", ["../escape", "/tmp/escape", "a/../../b", "C:/x", ""])
-def test_save_prefix_must_stay_in_the_output_folder(comfy_server, prefix):
-    prompt = full_prompt(comfy_server.object_info())
+def test_save_prefix_must_stay_in_the_output_folder(comfy_server, prefix, info):
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_SaveAnimatedSVG")
     prompt[node_id]["inputs"]["filename_prefix"] = prefix
     _no_server_paths(comfy_server, _refused(comfy_server, prompt, node_id))
@@ -373,8 +371,8 @@ def test_prior_config_sizes_are_validated_before_allocating(comfy_server, edit, 
 
 # --- memory: refused with the figure and the knob before allocating -----------------------------
 
-def test_rasterize_beyond_memory_is_refused_with_figure_and_knob(comfy_server):
-    prompt = full_prompt(comfy_server.object_info())
+def test_rasterize_beyond_memory_is_refused_with_figure_and_knob(comfy_server, info):
+    prompt = full_prompt(info)
     prompt = {k: v for k, v in prompt.items() if k in {"1", "2", "3", "4"}}
     prompt["2"]["inputs"]["frames"] = 1024
     prompt["3"]["inputs"].update(width=8192, height=8192)
@@ -382,12 +380,12 @@ def test_rasterize_beyond_memory_is_refused_with_figure_and_knob(comfy_server):
     msg = error["exception_message"]
     assert error["node_type"] == "VP_RasterizeSketch"
     assert "GB" in msg and "width/height" in msg and "frames" in msg, msg
-    entry = comfy_server.run(full_prompt_small(comfy_server), stall_timeout=STALL_TIMEOUT)
+    entry = comfy_server.run(full_prompt_small(info), stall_timeout=STALL_TIMEOUT)
     assert entry["status"]["status_str"] == "success"
 
 
-def full_prompt_small(server) -> dict:
-    prompt = full_prompt(server.object_info())
+def full_prompt_small(info: dict) -> dict:
+    prompt = full_prompt(info)
     return {k: v for k, v in prompt.items() if k in {"1", "2", "3", "4"}}
 
 
@@ -399,10 +397,10 @@ def test_sample_video_beyond_memory_is_refused_with_figure_and_knob(comfy_server
     assert "GB" in msg and "frames" in msg and "width" in msg, msg
 
 
-def test_many_lines_preview_loads_or_fails_cleanly_and_the_server_keeps_serving(comfy_server):
+def test_many_lines_preview_loads_or_fails_cleanly_and_the_server_keeps_serving(comfy_server, info):
     lines = "".join(f'<line x1="{i % 97}" y1="{(i * 7) % 89}" x2="{(i * 13) % 100}" y2="{(i * 31) % 100}" '
                     'stroke="black"/>' for i in range(5000))
-    prompt = full_prompt_small(comfy_server)
+    prompt = full_prompt_small(info)
     prompt["1"]["inputs"].update(svg_text=f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{lines}</svg>',
                                  canvas_size=256)
     prompt["2"]["inputs"]["frames"] = 1
@@ -412,10 +410,10 @@ def test_many_lines_preview_loads_or_fails_cleanly_and_the_server_keeps_serving(
     assert comfy_server.get("/system_stats").ok
 
 
-def test_animate_sketch_beyond_memory_is_refused_before_optimising(comfy_server):
+def test_animate_sketch_beyond_memory_is_refused_before_optimising(comfy_server, info):
     lines = "".join(f'<line x1="{i % 97}" y1="{(i * 7) % 89}" x2="{(i * 13) % 100}" y2="{(i * 31) % 100}" '
                     'stroke="black"/>' for i in range(2000))
-    prompt = full_prompt(comfy_server.object_info())
+    prompt = full_prompt(info)
     node_id = _node_of(prompt, "VP_AnimateSketch")
     prompt = _only(prompt, node_id)
     prompt["1"]["inputs"]["svg_text"] = f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{lines}</svg>'
