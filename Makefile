@@ -38,7 +38,7 @@ eval-prior:
 # Anchoring on / off (frame 0 = the input sketch): 48 distillation runs, about 15 minutes on 2 quiet cores; adds the
 # section "anchoring" to bench/results/embedded_prior_eval.json. Then: scripts/write_model_card.py
 eval-anchoring:
-	@$(BOOT); OMP_WAIT_POLICY=PASSIVE "$$PY" scripts/eval_embedded_prior.py --anchoring --jobs 2 --threads 1
+	@$(BOOT); "$$PY" scripts/eval_embedded_prior.py --anchoring --jobs 2 --threads 1
 
 workflows:
 	@$(BOOT); "$$PY" scripts/build_workflows.py

@@ -123,8 +123,11 @@ MAIN_CASE = "strokes"
 
 def run_case(name: str, runs: int) -> dict:
     scene, out_size, quality = CASES[name]
-    points, style = stroke_scene() if scene == "strokes" else fill_scene()
-    if scene == "outlines":
+    if scene == "strokes":
+        points, style = stroke_scene()
+    elif scene == "fills":
+        points, style = fill_scene()
+    else:  # outlines
         (sp, ss), (fp, fs) = stroke_scene(), fill_scene()
         fs = replace(fs, fill_opacity=torch.zeros(PATHS))
         n = ss.num_paths + fs.num_paths

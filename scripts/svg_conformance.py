@@ -74,19 +74,10 @@ def _load(data: bytes, width: int, height: int):
     """Load keeping the document's viewport, rendered at width x height (the reference's size).
 
     Returns (image [H, W, 3] numpy on white, warnings). With canvas_size=None the loader's canvas is the
-    document's own viewport and the rasterizer scales it to the reference size; a loader without that mode gets
-    fit=False on a square canvas, cropped to the viewport."""
-    if "canvas_size=None" in (svg_loader.load_svg_sketch.__doc__ or "").replace(" ", ""):
-        result = svg_loader.load_svg_sketch(data, canvas_size=None, fit=False)
-        img = rasterize_sketch(result.sketch, out_size=(width, height), background=(1.0, 1.0, 1.0))
-        return np.clip(img[0].detach().double().numpy(), 0.0, 1.0), list(result.warnings)
-    result = svg_loader.load_svg_sketch(data, canvas_size=max(width, height), fit=False)
-    img = rasterize_sketch(result.sketch, background=(1.0, 1.0, 1.0))[0].detach().double().numpy()
-    h, w = img.shape[:2]
-    if (w, h) != (width, height):  # square canvas: the viewport is centred in it
-        x0, y0 = (w - width) // 2, (h - height) // 2
-        img = img[y0:y0 + height, x0:x0 + width]
-    return np.clip(img, 0.0, 1.0), list(result.warnings)
+    document's own viewport, and the rasterizer scales it to the reference size."""
+    result = svg_loader.load_svg_sketch(data, canvas_size=None, fit=False)
+    img = rasterize_sketch(result.sketch, out_size=(width, height), background=(1.0, 1.0, 1.0))
+    return np.clip(img[0].detach().double().numpy(), 0.0, 1.0), list(result.warnings)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
