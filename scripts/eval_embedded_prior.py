@@ -47,6 +47,7 @@ the git commit and the thread count; `scripts/write_model_card.py` turns it into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -799,44 +800,46 @@ def anchoring_main(args, prior, folder: str, log) -> dict:
     report["anchoring"] = section
     print_anchoring_table(section)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-        os.replace(args.out + ".tmp", args.out)
+        _write_json(args.out, report)
         if not args.finished_only:
             progress.finish()
         print(f"\nwrote the 'anchoring' section of {args.out}")
     return report
 
 
-def _fmt(st: dict, key: str = "max", fmt: str = "{:.2f}") -> str:
-    return fmt.format(st[key]) if st else "-"
-
-
 def print_anchoring_table(section: dict) -> None:
-    """The comparison as a table: one row per motion class and variant."""
-    summary = section["summary"]
+    """The comparison as the model card shows it (write_model_card.anchoring_table)."""
+    from write_model_card import anchoring_table
+
     print(f"\nAnchoring ({', '.join(section['directions'])} x {section['seeds']} held-out sketches; "
           f"{section['settings']['off']['iterations']} iterations):")
-    print("  | class | anchoring | direction | frame-0 error px (max) | frame-0 |rot| deg (max) | "
-          "frame-0 scale (min-max) | worst-frame shape residual (mean / max) | runs > "
-          f"{section['collapse_residual']} | unrequested rotation deg (mean / max) | "
-          "unrequested scale x (mean / max) | last frame scale vs input (min-max) |")
-    print("  |" + " --- |" * 11)
-    for cls in summary["off"]["per_class"]:
-        for variant in ("off", "on"):
-            row = summary[variant]["per_class"].get(cls)
-            if not row:
-                continue
-            rot, sc = row.get("unrequested_rotation_deg"), row.get("unrequested_scale_factor")
-            print(f"  | {cls} | {variant} | {row['matches']}/{row['runs']} | {_fmt(row['frame0_error_px'], 'max', '{:.3g}')} | "
-                  f"{_fmt(row['frame0_rotation_abs_deg'], 'max', '{:.1f}')} | "
-                  f"{_fmt(row['frame0_scale'], 'min')}-{_fmt(row['frame0_scale'], 'max')} | "
-                  f"{_fmt(row['shape_residual_max'], 'mean')} / {_fmt(row['shape_residual_max'])} | "
-                  f"{row['collapsed_runs']} | "
-                  f"{(_fmt(rot, 'mean', '{:.1f}') + ' / ' + _fmt(rot, 'max', '{:.1f}')) if rot else '-'} | "
-                  f"{(_fmt(sc, 'mean') + ' / ' + _fmt(sc)) if sc else '-'} | "
-                  f"{_fmt(row['last_scale_vs_input'], 'min')}-{_fmt(row['last_scale_vs_input'], 'max')} |")
+    for line in anchoring_table(section):
+        print("  " + line)
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Atomically: a stopped run never leaves a half-written report."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+@contextlib.contextmanager
+def _quiet_pack_log():
+    """Held-out sentence frames contain words the vocabulary lacks ("that", "there", "where", by design): the
+    tokenizer's one warning per prompt would flood the log."""
+    logger = logging.getLogger("VideoPriors")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
 
 
 def main(argv=None) -> dict:
@@ -847,40 +850,20 @@ def main(argv=None) -> dict:
     prior = load_embedded_prior(folder)
     print(f"prior {folder}: {json.dumps(model_summary(folder))}", flush=True)
     if args.anchoring:
-        logger = logging.getLogger("VideoPriors")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
-            return anchoring_main(args, prior, folder, lambda msg: print(msg, flush=True))
-        finally:
-            logger.setLevel(level)
-
-    def log(msg):
-        print(msg, flush=True)
-
-    # Held-out sentence frames contain words the vocabulary lacks ("that", "there", "where", by design):
-    # the tokenizer's one warning per prompt would flood the log.
-    logger = logging.getLogger("VideoPriors")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+        with _quiet_pack_log():
+            return anchoring_main(args, prior, folder, _log)
     key = {"prior": model_summary(folder),
            "sampling": {"per_class": args.per_class, "steps": args.sampling_steps, "guidance": args.sampling_guidance,
                         "seed": args.sampling_seed, "start_t": args.sampling_start_t, "eta": args.sampling_eta},
            "distillation": {"directions": args.directions, "seeds": args.seeds,
                             **dataclasses.asdict(settings_from_args(args))}}
-    progress = Progress(args.out, key, enabled=not args.no_resume, log=log)
-    try:
-        sampling, distillation = _run(args, prior, log, progress)
-    finally:
-        logger.setLevel(level)
+    progress = Progress(args.out, key, enabled=not args.no_resume, log=_log)
+    with _quiet_pack_log():
+        sampling, distillation = _run(args, prior, _log, progress)
     report = build_report(args, folder, sampling, distillation, time.perf_counter() - t0)
     print_tables(report)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, args.out)
+        _write_json(args.out, report)
         progress.finish()
         print(f"\nwrote {args.out} ({report['seconds_total']:.0f} s)")
     return report
