@@ -282,7 +282,9 @@ class AnimateSketch(io.ComfyNode):
 
     @classmethod
     def execute(cls, sketch, motion_model, guidance, iterations, seed, fused, fps, render_size, preview_every):
-        ensure_inputs(cls, fps=fps)
+        # every number again at run time: a value from a link skipped ComfyUI's range check at validation
+        ensure_inputs(cls, iterations=iterations, seed=seed, fps=fps, render_size=render_size,
+                      preview_every=preview_every)
         if sketch.num_paths == 0:
             raise ValueError("VP_AnimateSketch: the sketch has no paths")
         managed = guidance["prior"]

@@ -224,6 +224,16 @@ def test_nan_through_a_link_fails_the_node_at_run_time(comfy_server, info):
         assert "nans" not in open(os.path.join(out, name), encoding="utf-8").read()
 
 
+def test_out_of_range_int_through_a_link_fails_the_node_at_run_time(comfy_server, info):
+    """ComfyUI checks min/max only of literal values: VP_AnimateSketch's render_size (min 32) from a core Int node."""
+    prompt = {k: v for k, v in full_prompt(info).items() if k in {"1", "8", "9", "10", "11", "12"}}
+    prompt["91"] = {"class_type": "PrimitiveInt", "inputs": {"value": 5}}
+    prompt["11"]["inputs"]["render_size"] = ["91", 0]
+    error = _execution_error(comfy_server.run(prompt, stall_timeout=STALL_TIMEOUT))
+    assert error["node_type"] == "VP_AnimateSketch"
+    assert "render_size" in error["exception_message"] and "32" in error["exception_message"], error
+
+
 # --- combos and null ---------------------------------------------------------------------------
 
 def test_null_values_are_refused_at_validation(comfy_server, info):
