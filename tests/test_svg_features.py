@@ -557,3 +557,13 @@ def test_inherit_takes_the_parents_value_over_the_elements_own(where):
                   'opacity="inherit"/></g>').sketch
     close(sketch.style.fill_color[0], [0.0, 0.0, 1.0])
     close(sketch.style.fill_opacity[0], 0.25)  # opacity is not inherited: "inherit" takes the group's 0.5 again
+
+
+def test_preserve_aspect_ratio_defer_prefix_is_ignored():
+    # SVG 1.1's "defer" (only meaningful on <image>) must not change the alignment of an <svg>
+    body = '<rect width="10" height="10" fill="black"/>'
+    head = 'width="200" height="100" viewBox="0 0 10 10" preserveAspectRatio="{}"'
+    plain = load(body, head=head.format("xMinYMax meet")).sketch
+    deferred = load(body, head=head.format("defer  xMinYMax meet")).sketch
+    assert torch.equal(plain.points, deferred.points)
+    assert bbox(plain.points)[0] == 0  # xMin: not centred

@@ -368,11 +368,6 @@ class _Cleaner:
             segments = 8 if name == "rect" else (1 if name == "line" else 4)
         elif name == "use":
             self._clean_use(elem)
-        elif name == "svg":
-            par = attrib.get("preserveAspectRatio")
-            if par is not None:  # svgelements splits on one space and does not know the SVG 1.1 'defer' prefix
-                words = par.split()
-                attrib["preserveAspectRatio"] = " ".join(words[1:] if words[:1] == ["defer"] else words)
         if segments:
             self.segments_total += segments
             if self.segments_total > MAX_SEGMENTS:
