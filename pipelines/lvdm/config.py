@@ -279,6 +279,7 @@ def tiny_config(variant: str, **overrides) -> UNetConfig:
     small = dict(model_channels=32, attention_resolutions=(1, 2), num_res_blocks=1, channel_mult=(1, 2),
                  num_head_channels=8, context_dim=64)
     small.update(overrides)
+    small["attention_resolutions"] = tuple(sorted(small["attention_resolutions"], reverse=True))
     return base.replace(**small)
 
 
