@@ -4,7 +4,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The one adapter module per backend that may import ComfyUI inside pipelines/.
-COMFY_ADAPTERS = {os.path.join("pipelines", "priors", "comfy_prior.py")}
+COMFY_ADAPTERS = {os.path.join("pipelines", "priors", "comfy_prior.py"), os.path.join("pipelines", "lvdm", "comfy_model.py")}
 COMFY_MODULES = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "nodes", "execution",
                  "server", "node_helpers", "latent_preview")
 

@@ -1,0 +1,457 @@
+"""The LVDM UNet (VideoCrafter1/2, DynamiCrafter 256/512/1024/interp, Make-Your-Video) as a native ComfyUI model.
+
+The one module of pipelines/lvdm that imports ComfyUI. It does for the LVDM family what core does for SVD and Wan:
+one `supported_models_base.BASE` config per published variant (`CONFIGS`, names from config.VARIANTS), a
+`model_base.BaseModel` subclass (`LVDMModel`) that wraps our UNetModel built with ComfyUI's `operations` (weight
+casting, manual cast, low-VRAM offload, LoRA patches through ModelPatcher), and `load_lvdm_checkpoint`, the
+counterpart of `comfy.sd.load_checkpoint_guess_config` for the official `model.ckpt` files.
+
+Latent layout. A LATENT is the SD 1.x KL-f8 latent of every frame with the FRAMES IN THE BATCH DIMENSION:
+[B*T, 4, h, w], sample-major (the T frames of one video are consecutive rows). Core VAEEncode / VAEDecode, latent
+previews and every sampler therefore work unchanged. `LVDMModel._apply_model` folds the rows into [B, C, T, h, w]
+with the frame count carried by the `num_video_frames` condition (a CONDConstant, as for SVD), calls the UNet once
+and unfolds the result. ComfyUI batches cond and uncond along dim 0 (B*T rows per branch, one after the other),
+which keeps every video's frames consecutive, so CFG batching needs nothing special.
+
+Conditions (`extra_conds`; keys a node puts into the CONDITIONING dicts with node_helpers.conditioning_set_values,
+on the positive AND the negative, as WanImageToVideo does):
+  cross_attn              text tokens from CLIPTextEncode -> `c_crossattn` (CONDCrossAttn). DynamiCrafter keeps
+                          exactly the first 77 tokens (its UNet splits text/image at token 77).
+  lvdm_image_tokens       DynamiCrafter only: the resampler output [1 or B, K, 1024] (K = 16 * frames, frame-major)
+                          -> CONDRegular. Combined inside the model into the official context
+                          cat(text[77], image tokens). Missing -> zero tokens, which make the image
+                          cross-attention output exactly 0 (= the official UNet given text only).
+  concat_latent_image     DynamiCrafter only: raw VAE latent(s), frames in batch: 1 row (the first frame; repeated
+                          to every frame) or T rows (interpolation/looping: first and last frame with zeros between,
+                          see `interp_concat_latent`). Scaled with the latent format (x0.18215) like core does.
+  lvdm_depth              Make-Your-Video only: per-frame depth [T, 1, h, w] at latent size, in [-1, 1] (the
+                          official per-frame min-max), not scaled.
+                          concat_latent_image / lvdm_depth become `c_concat` (a CONDNoiseShape of B*T rows).
+  lvdm_fs                 frame stride (DynamiCrafter) / fps (VideoCrafter2): int, or one per video -> CONDRegular.
+                          Missing -> the variant's official inference value (config.VARIANTS[..].default_fs).
+  num_video_frames        frames per video, int (default: all latent rows, i.e. a batch of one video).
+A missing c_concat input (DynamiCrafter image, Make-Your-Video depth) is an error, not silently zeros.
+
+Uncond. The official DynamiCrafter uncond is text "" plus resampler(CLIP(zero image)) with the same c_concat; give
+the negative CONDITIONING its own `lvdm_image_tokens` and the same concat latent. Conds with the same keys and
+shapes are batched into one UNet call (CONDCrossAttn pads different text lengths by repetition, which leaves
+attention unchanged, and DynamiCrafter only reads the first 77 tokens anyway); conds with different keys (e.g. a
+negative without image tokens) run as separate calls, which is also correct.
+
+Context windows (core ContextWindowsManual, dim=0 = frames for a batch of ONE video). In ComfyUI 0.3.75 the handler
+slices the latent rows and sets `num_video_frames` to the window length, but it does not slice model_conds along
+dim 0. Text, image tokens and fs are per video and need no slicing. The per-frame `c_concat` is carried by
+`CONDFrames`, which keeps all frames when a window asks for fewer rows; `_apply_model` then picks the window's
+frames from `transformer_options["context_window"].index_list`. Image tokens stay the full-video set: with a
+16-frame window they are given per frame in window order (the official 16-frame layout), otherwise every frame sees
+all of them (the official behaviour for other lengths).
+
+Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
+(the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+import comfy.clip_vision
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd
+import comfy.supported_models
+import comfy.supported_models_base
+import comfy.text_encoders.sd2_clip
+import comfy.utils
+
+from .config import UNET_PREFIX, VARIANTS, UNetConfig, Variant, unet_keys, variant_for
+from .unet import UNetModel
+
+TEXT_TOKENS = 77
+VAE_PREFIX = "first_stage_model."
+TEXT_ENCODER_PREFIX = "cond_stage_model.model."
+CLIP_VISION_PREFIX = "embedder.model.visual."
+RESAMPLER_PREFIX = "image_proj_model."
+# The linear schedule every LVDM checkpoint was trained with (official yaml: linear_start/linear_end, 1000 steps).
+SAMPLING = {"beta_schedule": "linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000}
+
+
+class LVDMError(ValueError):
+    """A condition or checkpoint the LVDM model cannot use."""
+
+
+def _build_unet(lvdm_unet: UNetConfig, operations=None, dtype=None, device=None, **_ignored) -> UNetModel:
+    """BaseModel builds `unet_model(**unet_config, device=, operations=)`; unet_config holds our UNetConfig."""
+    return UNetModel(lvdm_unet, operations=operations, dtype=dtype, device=device)
+
+
+class LVDMConfig(comfy.supported_models_base.BASE):
+    """Shared part of the per-variant configs. unet_config = {"lvdm_unet": UNetConfig, "lvdm_variant": name}.
+
+    No `num_res_blocks` key on purpose: comfy.lora reads SD-style configs with that key (unet_to_diffusers) and
+    would misread ours; without it LoRA keys map by parameter name (`lora_unet_<name>` / `diffusion_model.<name>`).
+    """
+
+    variant: Variant = None
+    unet_config = {}
+    unet_extra_config = {}
+    latent_format = comfy.latent_formats.SD15
+    vae_key_prefix = [VAE_PREFIX]
+    text_encoder_key_prefix = ["cond_stage_model."]
+    clip_vision_prefix = None
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
+    memory_usage_factor = 2.0
+
+    def __init__(self, unet: UNetConfig | None = None):
+        super().__init__({"lvdm_unet": unet or self.variant.unet, "lvdm_variant": self.variant.name})
+
+    @classmethod
+    def matches(cls, unet_config, state_dict=None):
+        return unet_config.get("lvdm_variant") == cls.variant.name
+
+    def model_type(self, state_dict=None, prefix=""):
+        if self.variant.parameterization == "v":
+            return comfy.model_base.ModelType.V_PREDICTION
+        return comfy.model_base.ModelType.EPS
+
+    def inpaint_model(self):
+        return False
+
+    def get_model(self, state_dict=None, prefix="", device=None):
+        return LVDMModel(self, model_type=self.model_type(state_dict, prefix), device=device)
+
+    def process_unet_state_dict(self, state_dict):
+        # DynamiCrafter 256 files that say framestride_embed where the code has fps_embedding.
+        return unet_keys(state_dict, prefix="")
+
+    # Text encoder: the OpenCLIP ViT-H text tower under cond_stage_model.model., exactly SD 2.x's layout.
+    def clip_target(self, state_dict={}):
+        return comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd2_clip.SD2Tokenizer,
+                                                      comfy.text_encoders.sd2_clip.SD2ClipModel)
+
+    def process_clip_state_dict(self, state_dict):
+        return comfy.supported_models.SD20.process_clip_state_dict(self, state_dict)
+
+    def process_clip_state_dict_for_saving(self, state_dict):
+        return comfy.supported_models.SD20.process_clip_state_dict_for_saving(self, state_dict)
+
+
+def _make_config(variant: Variant) -> type:
+    settings = dict(SAMPLING, zsnr=bool(variant.zero_terminal_snr))
+    attrs = {"variant": variant, "sampling_settings": settings, "__module__": __name__,
+             "__doc__": f"{variant.title}: {variant.parameterization}-prediction"
+                        f"{', zero terminal SNR' if variant.zero_terminal_snr else ''}."}
+    if variant.has_resampler:
+        attrs["clip_vision_prefix"] = CLIP_VISION_PREFIX
+    return type("LVDM_" + variant.name, (LVDMConfig,), attrs)
+
+
+CONFIGS: dict[str, type] = {name: _make_config(v) for name, v in VARIANTS.items()}
+
+
+class CONDFrames(comfy.conds.CONDNoiseShape):
+    """A per-frame tensor (frames in batch). Keeps every frame when fewer rows are asked for (a context window);
+    LVDMModel then selects the window's frames itself."""
+
+    def process_cond(self, batch_size, area, **kwargs):
+        data = self.cond
+        if area is not None:
+            dims = len(area) // 2
+            for i in range(dims):
+                data = data.narrow(i + 2, area[i + dims], area[i])
+        if data.shape[0] > batch_size:
+            return self._copy_with(data)
+        return self._copy_with(comfy.utils.repeat_to_batch_size(data, batch_size))
+
+
+def _frames(kwargs, rows: int) -> int:
+    frames = int(kwargs.get("num_video_frames", rows) or rows)
+    if frames < 1 or rows % frames:
+        raise LVDMError(f"the latent has {rows} rows, not a whole number of {frames}-frame videos "
+                        f"(num_video_frames); LVDM latents hold the frames in the batch dimension")
+    return frames
+
+
+def _fit_rows(tensor: torch.Tensor, noise: torch.Tensor, frames: int, name: str) -> torch.Tensor:
+    """Per-frame tensor -> one row per latent row: 1 row (every frame), T rows (one video) or B*T rows."""
+    rows = noise.shape[0]
+    if tensor.ndim == 5:  # [B, C, T, h, w] given by mistake or by a video-style node: frames to the batch
+        tensor = tensor.transpose(1, 2).reshape(-1, tensor.shape[1], *tensor.shape[3:])
+    if tensor.shape[-2:] != noise.shape[-2:]:
+        tensor = comfy.utils.common_upscale(tensor, noise.shape[-1], noise.shape[-2], "bilinear", "center")
+    if tensor.shape[0] not in (1, frames, rows):
+        raise LVDMError(f"{name} has {tensor.shape[0]} frames; the video has {frames} (give 1, {frames} or {rows})")
+    return comfy.utils.repeat_to_batch_size(tensor, rows)
+
+
+def _rows_per_video(tensor: torch.Tensor, rows: int, frames: int) -> torch.Tensor:
+    """A per-video tensor with one row per video (B > 1) -> one row per latent row (each video's row repeated over
+    its frames). ComfyUI's process_cond would tile it instead (v0, v1, v0, v1, ...), mixing the videos."""
+    videos = rows // frames
+    if videos > 1 and tensor.shape[0] == videos:
+        return tensor.repeat_interleave(frames, dim=0)
+    return tensor
+
+
+class LVDMModel(comfy.model_base.BaseModel):
+    """BaseModel over our UNetModel; frames in the batch dimension outside, [B, C, T, h, w] inside."""
+
+    def __init__(self, model_config: LVDMConfig, model_type=comfy.model_base.ModelType.EPS, device=None):
+        super().__init__(model_config, model_type, device=device, unet_model=_build_unet)
+        self.variant: Variant = model_config.variant
+        self.unet_config: UNetConfig = model_config.unet_config["lvdm_unet"]
+
+    # ---- conditions -------------------------------------------------------------------------------------------
+    def concat_cond(self, **kwargs):
+        cfg = self.unet_config
+        extra = cfg.in_channels - cfg.out_channels
+        if extra == 0:
+            return None
+        noise = kwargs["noise"]
+        frames = _frames(kwargs, noise.shape[0])
+        device = kwargs.get("device", noise.device)
+        if self.variant.family == "makeyourvideo":
+            depth = kwargs.get("lvdm_depth")
+            if depth is None:
+                raise LVDMError(f"{self.variant.title} needs a depth condition (`lvdm_depth`, [T, 1, h, w] in "
+                                "[-1, 1]) on every conditioning, positive and negative")
+            out = _fit_rows(depth.to(device=device, dtype=noise.dtype), noise, frames, "lvdm_depth")
+        else:
+            image = kwargs.get("concat_latent_image")
+            if image is None:
+                raise LVDMError(f"{self.variant.title} needs the image latent (`concat_latent_image`) on every "
+                                "conditioning, positive and negative")
+            image = self.process_latent_in(image.to(device=device, dtype=noise.dtype))
+            out = _fit_rows(image, noise, frames, "concat_latent_image")
+        if out.shape[1] != extra:
+            raise LVDMError(f"{self.variant.title} concatenates {extra} channel(s) to the latent; got {out.shape[1]}")
+        return out
+
+    def extra_conds(self, **kwargs):
+        cfg = self.unet_config
+        noise = kwargs["noise"]
+        frames = _frames(kwargs, noise.shape[0])
+        out = {"num_video_frames": comfy.conds.CONDConstant(frames)}
+
+        concat = self.concat_cond(**kwargs)
+        if concat is not None:
+            out["c_concat"] = CONDFrames(concat)
+
+        cross_attn = kwargs.get("cross_attn")
+        if cross_attn is not None:
+            if cfg.image_cross_attention:
+                if cross_attn.shape[1] < TEXT_TOKENS:
+                    raise LVDMError(f"{self.variant.title} needs {TEXT_TOKENS} text tokens, got "
+                                    f"{cross_attn.shape[1]}")
+                cross_attn = cross_attn[:, :TEXT_TOKENS]
+            out["c_crossattn"] = comfy.conds.CONDCrossAttn(_rows_per_video(cross_attn, noise.shape[0], frames))
+
+        tokens = kwargs.get("lvdm_image_tokens")
+        if tokens is not None and cfg.image_cross_attention:
+            if tokens.ndim != 3 or tokens.shape[-1] != cfg.context_dim:
+                raise LVDMError(f"lvdm_image_tokens must be [batch, tokens, {cfg.context_dim}], got "
+                                f"{list(tokens.shape)}")
+            out["lvdm_image_tokens"] = comfy.conds.CONDRegular(_rows_per_video(tokens, noise.shape[0], frames))
+
+        if cfg.fs_condition:
+            fs = kwargs.get("lvdm_fs", self.variant.default_fs)
+            if fs is None:
+                fs = cfg.default_fs
+            fs = torch.as_tensor(fs).to(torch.long).reshape(-1)
+            out["lvdm_fs"] = comfy.conds.CONDRegular(_rows_per_video(fs, noise.shape[0], frames))
+        return out
+
+    # ---- forward ----------------------------------------------------------------------------------------------
+    def _apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+        sigma = t
+        rows = x.shape[0]
+        frames = int(kwargs.get("num_video_frames", rows))
+        if rows % frames:
+            raise LVDMError(f"{rows} latent rows are not whole {frames}-frame videos")
+        videos = rows // frames
+        xc = self.model_sampling.calculate_input(sigma, x)
+        if c_concat is not None:
+            c_concat = self._window_rows(c_concat, rows, transformer_options)
+            xc = torch.cat([xc, comfy.model_management.cast_to_device(c_concat, xc.device, xc.dtype)], dim=1)
+
+        dtype = self.manual_cast_dtype if self.manual_cast_dtype is not None else self.get_dtype()
+        xc = xc.to(dtype)
+        device = xc.device
+        timestep = self.model_sampling.timestep(t).float().reshape(videos, frames)[:, 0]
+
+        if c_crossattn is None:
+            raise LVDMError(f"{self.variant.title} needs a text conditioning (CLIPTextEncode)")
+        context = comfy.model_management.cast_to_device(self._per_video(c_crossattn, videos, frames), device, dtype)
+        cfg = self.unet_config
+        if cfg.image_cross_attention:
+            context = context[:, :TEXT_TOKENS]
+            tokens = kwargs.get("lvdm_image_tokens")
+            if tokens is None:
+                tokens = context.new_zeros(videos, cfg.image_tokens_per_frame * frames, context.shape[-1])
+            else:
+                tokens = comfy.model_management.cast_to_device(self._per_video(tokens, videos, frames), device, dtype)
+            context = torch.cat([context, tokens], dim=1)
+
+        fs = kwargs.get("lvdm_fs")
+        if fs is not None:
+            fs = self._per_video(fs, videos, frames).reshape(videos).to(device=device, dtype=torch.long)
+
+        video = xc.reshape(videos, frames, *xc.shape[1:]).transpose(1, 2)
+        out = self.diffusion_model(video, timestep, context=context, fs=fs)
+        out = out.transpose(1, 2).reshape(rows, *out.shape[1:2], *out.shape[3:])
+        return self.model_sampling.calculate_denoised(sigma, out.float(), x)
+
+    @staticmethod
+    def _per_video(tensor: torch.Tensor, videos: int, frames: int) -> torch.Tensor:
+        """Row-per-frame condition -> one row per video (the first frame's row of each video)."""
+        if tensor.shape[0] == videos * frames:
+            return tensor[::frames]
+        if tensor.shape[0] == videos:
+            return tensor
+        return comfy.utils.repeat_to_batch_size(tensor[:1], videos)
+
+    @staticmethod
+    def _window_rows(c_concat: torch.Tensor, rows: int, transformer_options: dict) -> torch.Tensor:
+        """c_concat carries all frames of every branch when a context window runs on fewer rows: pick them."""
+        if c_concat.shape[0] == rows:
+            return c_concat
+        branches = max(1, len(transformer_options.get("cond_or_uncond", [])))
+        per_branch, full = rows // branches, c_concat.shape[0] // branches
+        grouped = c_concat.reshape(branches, full, *c_concat.shape[1:])
+        window = transformer_options.get("context_window")
+        if window is not None and len(window.index_list) == per_branch:
+            index = torch.as_tensor(window.index_list, device=c_concat.device, dtype=torch.long)
+            grouped = grouped[:, index]
+        else:
+            grouped = grouped[:, :per_branch]
+        return grouped.reshape(rows, *c_concat.shape[1:])
+
+
+# ---- helpers for the nodes ----------------------------------------------------------------------------------------
+def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -> torch.Tensor:
+    """DynamiCrafter interpolation / looping `concat_latent_image`: raw latents [1, 4, h, w] of the first and last
+    frame -> [frames, 4, h, w], first at row 0, last at row frames-1, zeros between (the official img_cat_cond)."""
+    out = torch.zeros((frames,) + tuple(first.shape[1:]), dtype=first.dtype, device=first.device)
+    out[0] = first[0]
+    out[-1] = last[0]
+    return out
+
+
+# ---- checkpoint loading -------------------------------------------------------------------------------------------
+def _read_state_dict(path: str) -> dict:
+    """Safe read of a checkpoint: safetensors, else torch.load(weights_only=True); unwraps Lightning/DeepSpeed.
+
+    Provisional: to be replaced by pipelines/lvdm/checkpoint.py (written by another helper) once it is on main.
+    """
+    if path.lower().endswith((".safetensors", ".sft")):
+        from safetensors.torch import load_file
+        sd = load_file(path)
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    elif isinstance(sd, dict) and isinstance(sd.get("module"), dict):
+        sd = sd["module"]
+        prefix = "_forward_module."
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    return {k: v for k, v in sd.items() if torch.is_tensor(v)}
+
+
+def _load_resampler(sd: dict, dtype=None):
+    """DynamiCrafter's image_proj_model as a module, or None (no keys / resampler module not available)."""
+    rs = {k[len(RESAMPLER_PREFIX):]: v for k, v in sd.items() if k.startswith(RESAMPLER_PREFIX)}
+    if not rs:
+        return None
+    try:
+        from .resampler import Resampler
+    except ImportError:  # pipelines/lvdm/resampler.py comes from another helper
+        logging.warning("LVDM: image_proj_model found but pipelines/lvdm/resampler.py is not available")
+        return None
+    dim = rs["latents"].shape[-1]
+    inner = rs["layers.0.0.to_q.weight"].shape[0]
+    depth = 1 + max(int(k.split(".")[1]) for k in rs if k.startswith("layers."))
+    # Head count is not in the shapes; every published DynamiCrafter uses 64-wide heads (12 x 64).
+    dim_head = 64 if inner % 64 == 0 else inner
+    num_queries = 16
+    model = Resampler(dim=dim, depth=depth, dim_head=dim_head, heads=inner // dim_head, num_queries=num_queries,
+                      embedding_dim=rs["proj_in.weight"].shape[1], output_dim=rs["proj_out.weight"].shape[0],
+                      ff_mult=rs["layers.0.1.1.weight"].shape[0] // dim,
+                      video_length=rs["latents"].shape[1] // num_queries)
+    model.load_state_dict(rs, strict=True)
+    return model.to(dtype=dtype or torch.float32).eval()
+
+
+def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip: bool = True,
+                         output_vae: bool = True, output_clipvision: bool = True, embedding_directory=None,
+                         te_model_options: dict | None = None):
+    """An official LVDM `model.ckpt` (or .safetensors, or an already-read state dict) -> ComfyUI objects.
+
+    Returns (MODEL ModelPatcher, CLIP or None, VAE or None, CLIP_VISION or None, resampler nn.Module or None,
+    Variant). `variant`: "auto" (detected from the keys) or a name of config.VARIANTS among those sharing the
+    file's key layout (DynamiCrafter 512 / 1024 / 512_interp). `dtype`: UNet weight dtype (None: ComfyUI's
+    choice for the device). Encoders absent from the file give None.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        sd = _read_state_dict(os.fspath(source))
+    else:
+        sd = dict(source)
+    chosen, unet_cfg = variant_for(sd, variant)
+    model_config = CONFIGS[chosen.name](unet_cfg)
+
+    parameters = comfy.utils.calculate_parameters(sd, UNET_PREFIX)
+    weight_dtype = comfy.utils.weight_dtype(sd, UNET_PREFIX)
+    load_device = comfy.model_management.get_torch_device()
+    supported = list(model_config.supported_inference_dtypes)
+    unet_dtype = dtype or comfy.model_management.unet_dtype(model_params=parameters, supported_dtypes=supported,
+                                                            weight_dtype=weight_dtype)
+    manual_cast_dtype = comfy.model_management.unet_manual_cast(unet_dtype, load_device, supported)
+    model_config.set_inference_dtype(unet_dtype, manual_cast_dtype)
+
+    clip_vision = None
+    if output_clipvision and model_config.clip_vision_prefix is not None:
+        visual = {k: v for k, v in sd.items() if k.startswith(CLIP_VISION_PREFIX)}
+        if visual:
+            clip_vision = comfy.clip_vision.load_clipvision_from_sd(visual, CLIP_VISION_PREFIX, convert_keys=True)
+            if clip_vision is None:
+                logging.warning("LVDM: embedder.model.visual.* is not an OpenCLIP ViT-H image tower")
+
+    resampler = _load_resampler(sd) if chosen.has_resampler else None
+
+    initial_device = comfy.model_management.unet_inital_load_device(parameters, unet_dtype)
+    model = model_config.get_model(sd, UNET_PREFIX, device=initial_device)
+    unet_sd = model_config.process_unet_state_dict(
+        {k[len(UNET_PREFIX):]: sd.pop(k) for k in [k for k in sd if k.startswith(UNET_PREFIX)]})
+    missing, unexpected = model.diffusion_model.load_state_dict(unet_sd, strict=False)
+    if missing or unexpected:
+        raise LVDMError(f"{chosen.title}: UNet keys do not match (missing {sorted(missing)[:5]}, "
+                        f"unexpected {sorted(unexpected)[:5]})")
+    del unet_sd
+
+    vae = None
+    if output_vae:
+        vae_sd = comfy.utils.state_dict_prefix_replace(sd, {VAE_PREFIX: ""}, filter_keys=True)
+        vae = comfy.sd.VAE(sd=vae_sd) if vae_sd else None
+
+    clip = None
+    if output_clip:
+        clip_sd = model_config.process_clip_state_dict(
+            {k: v for k, v in sd.items() if k.startswith(TEXT_ENCODER_PREFIX)})
+        if clip_sd:
+            clip = comfy.sd.CLIP(model_config.clip_target(), embedding_directory=embedding_directory,
+                                 tokenizer_data=clip_sd, parameters=comfy.utils.calculate_parameters(clip_sd),
+                                 model_options=te_model_options or {})
+            missing, unexpected = clip.load_sd(clip_sd, full_model=True)
+            missing = [k for k in missing if ".logit_scale" not in k and "text_projection" not in k]
+            if missing:
+                logging.warning("LVDM text encoder missing keys: %s", missing[:10])
+
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device,
+                                               offload_device=comfy.model_management.unet_offload_device())
+    if initial_device != torch.device("cpu"):
+        comfy.model_management.load_models_gpu([patcher], force_full_load=True)
+    return patcher, clip, vae, clip_vision, resampler, chosen

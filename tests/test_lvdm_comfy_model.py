@@ -1,0 +1,431 @@
+"""The LVDM UNet as a native ComfyUI model (pipelines/lvdm/comfy_model.py), in-process ComfyUI 0.3.75.
+
+Checkpoints are the golden fixtures' tiny random UNets (real key names, `model.diffusion_model.` prefix), loaded from
+disk through `load_lvdm_checkpoint`. Conditions go through the model's own `extra_conds` and ComfyUI's cond
+processing (`process_cond`, `comfy.samplers.cond_cat`) exactly as calc_cond_batch does, with the frames in the
+batch dimension, and the result is compared with the OFFICIAL outputs stored in the fixtures ([B, C, T, H, W] calls
+of the official UNet), at the README's forward tolerance.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from shared_data import golden, manifest
+
+ATOL = 1e-4      # golden README: single forward
+SCALE = 0.18215  # SD 1.x latent scale (SD15 latent format)
+
+
+@pytest.fixture(scope="module")
+def cm(comfy_inproc):
+    torch.set_num_threads(1)
+    from pipelines.lvdm import comfy_model
+    return comfy_model
+
+
+def frames_to_batch(x):
+    """[B, C, T, h, w] -> [B*T, C, h, w] (sample-major)."""
+    return x.transpose(1, 2).reshape(-1, x.shape[1], *x.shape[3:])
+
+
+def batch_to_frames(x, frames):
+    return x.reshape(-1, frames, *x.shape[1:]).transpose(1, 2)
+
+
+def load_fixture(cm, tmp_path, fixture, drop_alpha=False, **kw):
+    sd = load_file(golden(fixture, "weights.safetensors"))
+    if drop_alpha:
+        sd = {k: v for k, v in sd.items() if not k.endswith(".alpha")}
+    path = tmp_path / f"{fixture}.safetensors"
+    save_file(sd, str(path))
+    kw.setdefault("dtype", torch.float32)
+    return cm.load_lvdm_checkpoint(str(path), **kw)
+
+
+def comfy_conds(model, noise, branches):
+    """What ComfyUI does between CONDITIONING and apply_model: extra_conds per branch, process_cond to the latent's
+    rows, then one batched call (cond_cat). Returns the kwargs for apply_model."""
+    import comfy.samplers
+    per_branch = []
+    for params in branches:
+        conds = model.extra_conds(noise=noise, device=noise.device, **params)
+        per_branch.append({k: v.process_cond(batch_size=noise.shape[0], area=None) for k, v in conds.items()})
+    for c in per_branch[1:]:
+        assert comfy.samplers.cond_equal_size(per_branch[0], c), "cond and uncond must batch into one call"
+    return comfy.samplers.cond_cat(per_branch)
+
+
+def model_output(model, x_t, t, kwargs, branches=1, **options):
+    """Raw UNet output (eps or v) at integer timestep t for a latent x_t (variance-preserving scale), through
+    ComfyUI's sigma parameterisation: input x = x_t * sqrt(1 + sigma^2), then invert calculate_denoised."""
+    ms = model.model_sampling
+    sigma = ms.sigmas[t].float()
+    assert int(ms.timestep(sigma)) == t
+    x = torch.cat([x_t] * branches) * (1 + sigma ** 2) ** 0.5
+    sig = sigma.expand(x.shape[0])
+    transformer_options = {"cond_or_uncond": list(range(branches)), **options}
+    with torch.no_grad():
+        den = model.apply_model(x, sig, transformer_options=transformer_options, **kwargs)
+    if model.model_type.name == "EPS":
+        return (x - den) / sigma
+    return (x / (1 + sigma ** 2) - den) * (1 + sigma ** 2) ** 0.5 / sigma
+
+
+# ---- (a) apply_model == the official UNet --------------------------------------------------------------------------
+@pytest.mark.parametrize("fixture,drop_alpha,variant", [
+    ("dc256_unet", False, "dynamicrafter_256"), ("dc256_unet", True, "dynamicrafter_512")])
+def test_dynamicrafter_through_comfy_matches_official(cm, tmp_path, fixture, drop_alpha, variant):
+    patcher, clip, vae, clip_vision, resampler, found = load_fixture(cm, tmp_path, fixture, drop_alpha)
+    assert found.name == variant and (clip, vae, clip_vision, resampler) == (None, None, None, None)
+    model = patcher.model
+    io = load_file(golden("dc512_unet" if drop_alpha else "dc256_unet", "io.safetensors"))
+    frames = io["x"].shape[2]
+    z_t = frames_to_batch(io["x"][:, :4])
+    first = frames_to_batch(io["x"][:, 4:])[:1]               # the repeated first-frame latent (scaled)
+    text, tokens = io["context"][:, :77], io["context"][:, 77:]
+    fs, fs_alt = int(io["fs"][0]), int(io["fs_alt"][0])
+    params = {"cross_attn": text, "lvdm_image_tokens": tokens, "concat_latent_image": first / SCALE}
+    for t, f, out_key in [(981, fs, "out_t981"), (301, fs, "out_t301"), (981, fs_alt, f"out_t981_fs{fs_alt}")]:
+        kwargs = comfy_conds(model, z_t, [dict(params, lvdm_fs=f)])
+        assert kwargs["num_video_frames"] == frames and kwargs["c_concat"].shape == (frames, 4, 8, 8)
+        out = model_output(model, z_t, t, kwargs)
+        torch.testing.assert_close(batch_to_frames(out, frames), io[out_key], atol=ATOL, rtol=0, msg=out_key)
+    # fs missing -> the official inference value of the variant (256: 3, 512: 24 = the fixtures' fs)
+    kwargs = comfy_conds(model, z_t, [params])
+    assert int(kwargs["lvdm_fs"][0]) == found.default_fs == fs
+    # text longer than 77 tokens (a long prompt: 2 x 77) keeps the first 77
+    kwargs = comfy_conds(model, z_t, [dict(params, cross_attn=torch.cat([text, -text], 1), lvdm_fs=fs)])
+    torch.testing.assert_close(batch_to_frames(model_output(model, z_t, 981, kwargs), frames), io["out_t981"],
+                               atol=ATOL, rtol=0)
+
+
+def test_videocrafter2_through_comfy_matches_official(cm, tmp_path):
+    patcher, *_, found = load_fixture(cm, tmp_path, "vc2_unet")
+    assert found.name == "videocrafter2_512"
+    model = patcher.model
+    io = load_file(golden("vc2_unet", "io.safetensors"))
+    frames = io["x"].shape[2]
+    z_t = frames_to_batch(io["x"])
+    fps, fps_alt = int(io["fps"][0]), int(io["fps_alt"][0])
+    for t, f, key in [(981, fps, "out_t981"), (301, fps, "out_t301"), (981, fps_alt, f"out_t981_fps{fps_alt}")]:
+        kwargs = comfy_conds(model, z_t, [{"cross_attn": io["context"], "lvdm_fs": f}])
+        assert "c_concat" not in kwargs
+        torch.testing.assert_close(batch_to_frames(model_output(model, z_t, t, kwargs), frames), io[key],
+                                   atol=ATOL, rtol=0, msg=key)
+    kwargs = comfy_conds(model, z_t, [{"cross_attn": io["context"]}])
+    assert int(kwargs["lvdm_fs"][0]) == found.default_fs == 28 == fps
+
+
+@pytest.mark.parametrize("frames", [16, 24])
+def test_makeyourvideo_through_comfy_matches_official(cm, tmp_path, frames):
+    patcher, *_, found = load_fixture(cm, tmp_path, "myv_unet")
+    assert found.name == "makeyourvideo_256"
+    model = patcher.model
+    io = load_file(golden("myv_unet", "io.safetensors"))
+    x = io[f"x{frames}"]
+    z_t, depth = frames_to_batch(x[:, :4]), frames_to_batch(x[:, 4:])
+    for t in (981, 301):
+        kwargs = comfy_conds(model, z_t, [{"cross_attn": io["context"], "lvdm_depth": depth}])
+        assert "lvdm_fs" not in kwargs and kwargs["c_concat"].shape == (frames, 1, 8, 8)
+        torch.testing.assert_close(batch_to_frames(model_output(model, z_t, t, kwargs), frames),
+                                   io[f"out{frames}_t{t}"], atol=ATOL, rtol=0)
+    with pytest.raises(cm.LVDMError, match="depth"):
+        model.extra_conds(noise=z_t, device=z_t.device, cross_attn=io["context"])
+
+
+def test_cfg_batch_of_two_videos_equals_separate_unet_calls(cm, tmp_path):
+    """Two videos x (cond, uncond) in ONE apply_model call (4 x T rows) == four raw UNet calls on [1, C, T, h, w];
+    uncond = other text and other image tokens, same concat (the official DynamiCrafter uncond), interp layout."""
+    patcher, *_ = load_fixture(cm, tmp_path, "dc256_unet")
+    model = patcher.model
+    unet = model.diffusion_model
+    frames, g = 4, torch.Generator().manual_seed(0)
+    z_t = torch.randn(2 * frames, 4, 8, 8, generator=g)
+    first = torch.randn(2, 1, 4, 8, 8, generator=g) / SCALE   # per video: raw latent of its first / last frame
+    last = torch.randn(2, 1, 4, 8, 8, generator=g) / SCALE
+    concat = torch.cat([cm.interp_concat_latent(first[i], last[i], frames) for i in range(2)])
+    assert torch.equal(concat[frames:][1:-1], torch.zeros(frames - 2, 4, 8, 8)) and torch.equal(concat[0], first[0, 0])
+    text_c, text_u = torch.randn(2, 1, 77, 64, generator=g)
+    tok_c, tok_u = torch.randn(2, 2, frames * 16, 64, generator=g)
+    common = {"concat_latent_image": concat, "num_video_frames": frames, "lvdm_fs": 7}
+    kwargs = comfy_conds(model, z_t, [dict(common, cross_attn=text_c, lvdm_image_tokens=tok_c),
+                                      dict(common, cross_attn=text_u, lvdm_image_tokens=tok_u)])
+    assert kwargs["c_crossattn"].shape[0] == 4 * frames
+    out = model_output(model, z_t, 500, kwargs, branches=2)
+    with torch.no_grad():
+        for branch, (text, tok) in enumerate([(text_c, tok_c), (text_u, tok_u)]):
+            for video in range(2):
+                rows = slice(video * frames, (video + 1) * frames)
+                x = torch.cat([z_t[rows], concat[rows] * SCALE], 1)
+                ref = unet(batch_to_frames(x, frames), torch.tensor([500]),
+                           context=torch.cat([text, tok[video:video + 1]], 1), fs=torch.tensor([7]))
+                got = out[branch * 2 * frames:][rows]
+                torch.testing.assert_close(batch_to_frames(got, frames), ref, atol=ATOL, rtol=0)
+    # uncond without image tokens: zero tokens == text-only context in the UNet (image branch adds 0)
+    kwargs = comfy_conds(model, z_t[:frames], [dict(common, cross_attn=text_u, concat_latent_image=concat[:frames])])
+    assert "lvdm_image_tokens" not in kwargs
+    got = model_output(model, z_t[:frames], 500, kwargs)
+    with torch.no_grad():
+        ref = unet(batch_to_frames(torch.cat([z_t[:frames], concat[:frames] * SCALE], 1), frames),
+                   torch.tensor([500]), context=torch.cat([text_u, torch.zeros(1, 16 * frames, 64)], 1),
+                   fs=torch.tensor([7]))
+    torch.testing.assert_close(batch_to_frames(got, frames), ref, atol=ATOL, rtol=0)
+
+
+# ---- (b) core sampling with cond + uncond ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fixture,drop_alpha,sampler", [("dc256_unet", False, "euler"),
+                                                         ("dc256_unet", True, "ddim"),
+                                                         ("myv_unet", False, "dpmpp_2m"),
+                                                         ("vc2_unet", False, "euler_ancestral")])
+def test_core_ksampler_runs_with_cfg(cm, tmp_path, fixture, drop_alpha, sampler):
+    import comfy.sample
+    patcher, *_, found = load_fixture(cm, tmp_path, fixture, drop_alpha)
+    frames, g = 4, torch.Generator().manual_seed(1)
+    latent = torch.zeros(frames, 4, 8, 8)
+    extra = {}
+    if found.family == "dynamicrafter":
+        image = torch.randn(1, 4, 8, 8, generator=g)
+        pos = {"concat_latent_image": image, "lvdm_image_tokens": torch.randn(1, 16 * frames, 64, generator=g)}
+        neg = {"concat_latent_image": image, "lvdm_image_tokens": torch.randn(1, 16 * frames, 64, generator=g)}
+    elif found.family == "makeyourvideo":
+        depth = torch.rand(frames, 1, 8, 8, generator=g) * 2 - 1
+        pos, neg = {"lvdm_depth": depth}, {"lvdm_depth": depth}
+    else:
+        pos, neg = {"lvdm_fs": 28}, {"lvdm_fs": 28}
+    positive = [[torch.randn(1, 77, 64, generator=g), pos]]
+    negative = [[torch.randn(1, 77, 64, generator=g), neg]]
+    calls = []
+
+    def wrapper(apply_model, args):
+        calls.append((args["input"].shape[0], tuple(args["cond_or_uncond"])))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    patcher = patcher.clone()
+    patcher.model_options["model_function_wrapper"] = wrapper
+    noise = torch.randn(latent.shape, generator=g)
+    out = comfy.sample.sample(patcher, noise, 3, 7.5, sampler, "normal", positive, negative, latent,
+                              disable_pbar=True, seed=1, **extra)
+    assert out.shape == latent.shape and torch.isfinite(out).all() and out.abs().max() > 0
+    # every step evaluated cond and uncond together: 2 x frames rows in one call
+    assert calls and all(rows == 2 * frames and sorted(cu) == [0, 1] for rows, cu in calls), calls
+
+
+def test_context_windows_pick_each_windows_frames(cm, tmp_path):
+    """ContextWindowsManual (dim 0) runs the model on frame windows; the per-frame c_concat (Make-Your-Video
+    depth) follows the window, so each window equals the raw UNet on exactly those frames."""
+    import comfy.context_windows
+    import comfy.sample
+    patcher, *_ = load_fixture(cm, tmp_path, "myv_unet")
+    model, unet = patcher.model, patcher.model.diffusion_model
+    frames, g = 6, torch.Generator().manual_seed(2)
+    z_t = torch.randn(frames, 4, 8, 8, generator=g)
+    depth = torch.rand(frames, 1, 8, 8, generator=g) * 2 - 1
+    text = torch.randn(1, 77, 64, generator=g)
+    kwargs = comfy_conds(model, z_t, [{"cross_attn": text, "lvdm_depth": depth}])
+    # what the handler hands over for window [2, 3, 4, 5]: 4 latent rows, num_video_frames 4, full c_concat
+    window = comfy.context_windows.IndexListContextWindow([2, 3, 4, 5])
+    sub = dict(kwargs, num_video_frames=4, c_crossattn=kwargs["c_crossattn"][:4])
+    got = model_output(model, z_t[2:], 301, sub, context_window=window)
+    with torch.no_grad():
+        ref = unet(batch_to_frames(torch.cat([z_t[2:], depth[2:]], 1), 4), torch.tensor([301]), context=text)
+    torch.testing.assert_close(batch_to_frames(got, 4), ref, atol=ATOL, rtol=0)
+    # and the core node's handler drives a full sampling run. ComfyUI 0.3.75's IndexListContextHandler.set_step
+    # compares the per-row sigmas with sample_sigmas elementwise, which only works when the latent has
+    # steps + 1 rows (here 6 frames, 5 steps); any other count raises in core (see the module docstring).
+    windowed = patcher.clone()
+    windowed.model_options["context_handler"] = comfy.context_windows.IndexListContextHandler(
+        context_schedule=comfy.context_windows.get_matching_context_schedule(
+            comfy.context_windows.ContextSchedules.STATIC_STANDARD),
+        fuse_method=comfy.context_windows.get_matching_fuse_method(comfy.context_windows.ContextFuseMethods.PYRAMID),
+        context_length=4, context_overlap=2, dim=0)
+    comfy.context_windows.create_prepare_sampling_wrapper(windowed)
+    seen = []
+
+    def wrapper(apply_model, args):
+        seen.append((args["input"].shape[0], args["c"]["num_video_frames"]))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    windowed.model_options["model_function_wrapper"] = wrapper
+    cond = [[text, {"lvdm_depth": depth}]]
+    out = comfy.sample.sample(windowed, torch.randn(frames, 4, 8, 8, generator=g), 5, 5.0, "euler", "normal",
+                              cond, [[torch.zeros_like(text), {"lvdm_depth": depth}]], torch.zeros(frames, 4, 8, 8),
+                              disable_pbar=True, seed=0)
+    assert torch.isfinite(out).all() and seen and all(r == 8 and n == 4 for r, n in seen), seen
+
+
+# ---- (c) model_sampling per variant ---------------------------------------------------------------------------------
+def test_sampling_settings_match_the_official_schedules(cm):
+    import comfy.model_sampling
+    from pipelines.lvdm.config import VARIANTS, tiny_config
+    dc = load_file(golden("schedules", "dynamicrafter.safetensors"))
+    vc = load_file(golden("schedules", "videocrafter2.safetensors"))
+    plain, zsnr = vc["vc2.alphas_cumprod"].double(), dc["dc512.alphas_cumprod"].double()
+    torch.testing.assert_close(dc["dc256.alphas_cumprod"].double(), plain, rtol=0, atol=0)
+    assert set(cm.CONFIGS) == set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        config = cm.CONFIGS[name](tiny_config(name))
+        model = config.get_model({})
+        ms = model.model_sampling
+        assert isinstance(model, cm.LVDMModel) and isinstance(ms, comfy.model_sampling.ModelSamplingDiscrete)
+        expect_v = name in ("dynamicrafter_512", "dynamicrafter_1024", "dynamicrafter_512_interp")
+        assert variant.parameterization == ("v" if expect_v else "eps")
+        assert isinstance(ms, comfy.model_sampling.V_PREDICTION) == expect_v, name
+        assert ms.zsnr == expect_v and variant.zero_terminal_snr == expect_v, name
+        assert type(config.latent_format).__name__ == "SD15" and config.latent_format.scale_factor == SCALE
+        alphas = 1 / (1 + ms.sigmas.double() ** 2)
+        ref = zsnr if expect_v else plain
+        # ComfyUI keeps the last zero-SNR alpha at 4.9e-8 (a finite sigma_max); the official value is exactly 0
+        torch.testing.assert_close(alphas[:-1], ref[:-1], rtol=1e-6, atol=0, msg=name)
+        assert abs(float(alphas[-1] - ref[-1])) < (1e-7 if expect_v else 1e-6 * float(ref[-1]))
+        if expect_v:
+            assert float(ref[-1]) == 0.0 and float(alphas[-1]) < 1e-7
+
+
+# ---- (d) LoRA-style patches, (e) model management ------------------------------------------------------------------
+def test_weight_patches_and_model_management(cm, tmp_path):
+    import comfy.lora
+    import comfy.model_management
+    patcher, *_ = load_fixture(cm, tmp_path, "vc2_unet")
+    comfy.model_management.load_models_gpu([patcher])
+    assert patcher.model.device is None or True
+    io = load_file(golden("vc2_unet", "io.safetensors"))
+    z_t = frames_to_batch(io["x"])
+    kwargs = comfy_conds(patcher.model, z_t, [{"cross_attn": io["context"]}])
+    base = model_output(patcher.model, z_t, 501, kwargs)
+
+    # every weight-bearing layer is a comfy.ops layer (weight casting / low-VRAM offload go through it)
+    layers = [m for m in patcher.model.diffusion_model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d,
+              torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.GroupNorm, torch.nn.LayerNorm))]
+    assert layers and all(hasattr(m, "comfy_cast_weights") for m in layers)
+
+    # a standard kohya-style LoRA file maps onto our parameter names
+    key_map = comfy.lora.model_lora_keys_unet(patcher.model, {})
+    target = "diffusion_model.input_blocks.1.1.proj_in.weight"
+    assert key_map["lora_unet_input_blocks_1_1_proj_in"] == target
+    w = patcher.model.state_dict()[target]
+    g = torch.Generator().manual_seed(3)
+    lora = {"lora_unet_input_blocks_1_1_proj_in.lora_up.weight": torch.randn(w.shape[0], 2, generator=g),
+            "lora_unet_input_blocks_1_1_proj_in.lora_down.weight": torch.randn(2, w.shape[1], generator=g)}
+    patches = comfy.lora.load_lora(lora, key_map)
+    assert set(patches) == {target}
+    lora_model = patcher.clone()
+    assert lora_model.add_patches(patches, 0.5) == [target]
+    diff_model = patcher.clone()
+    diff_model.add_patches({"diffusion_model.out.2.weight": (torch.full_like(
+        patcher.model.state_dict()["diffusion_model.out.2.weight"], 0.01),)}, 1.0)
+    for patched in (lora_model, diff_model):
+        comfy.model_management.load_models_gpu([patched])
+        changed = model_output(patched.model, z_t, 501, kwargs)
+        assert (changed - base).abs().max() > 1e-3
+        patched.unpatch_model()
+    comfy.model_management.load_models_gpu([patcher])
+    torch.testing.assert_close(model_output(patcher.model, z_t, 501, kwargs), base, atol=0, rtol=0)
+    assert comfy.model_management.loaded_models()  # the model is tracked by model management
+
+
+def test_fp16_weights_with_manual_cast(cm, tmp_path):
+    """dtype fp16 on the CPU: ComfyUI stores fp16 weights and computes in fp32 (manual cast); the fixture's
+    weights are exact in fp16, so the output equals the fp32 model."""
+    patcher, *_ = load_fixture(cm, tmp_path, "dc256_unet", dtype=torch.float16)
+    model = patcher.model
+    assert model.get_dtype() == torch.float16 and model.manual_cast_dtype == torch.float32
+    io = load_file(golden("dc256_unet", "io.safetensors"))
+    z_t = frames_to_batch(io["x"][:, :4])
+    params = {"cross_attn": io["context"][:, :77], "lvdm_image_tokens": io["context"][:, 77:],
+              "concat_latent_image": frames_to_batch(io["x"][:, 4:])[:1] / SCALE, "lvdm_fs": int(io["fs"][0])}
+    out = model_output(model, z_t, 981, comfy_conds(model, z_t, [params]))
+    torch.testing.assert_close(batch_to_frames(out, 16), io["out_t981"], atol=ATOL, rtol=0)
+
+
+# ---- checkpoint routing: VAE, text encoder, CLIP vision -------------------------------------------------------------
+def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
+    """A Lightning-style {"state_dict": ...} pickle with UNet + KL-f8 VAE (real SD size: ComfyUI fixes its config)
+    + schedule buffers: the VAE becomes a core VAE that decodes frames-in-batch latents."""
+    import comfy.ldm.models.autoencoder
+    torch.manual_seed(0)
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+    shapes = {k: v.shape for k, v in
+              comfy.ldm.models.autoencoder.AutoencoderKL(ddconfig=ddconfig, embed_dim=4).state_dict().items()}
+    # ComfyUI layers skip weight init: draw every tensor (fan-in scaled weights, unit norms, zero biases)
+    sd = {"first_stage_model." + k: (torch.randn(s) / math.sqrt(math.prod(s[1:])) if len(s) > 1 else
+                                     torch.ones(s) if k.endswith("weight") else torch.zeros(s)).half()
+          for k, s in shapes.items()}
+    sd.update(load_file(golden("myv_unet", "weights.safetensors")))
+    sd["alphas_cumprod"] = torch.ones(1000)
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": sd, "global_step": torch.tensor(1)}, str(path))
+    patcher, clip, vae, clip_vision, resampler, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
+    assert found.name == "makeyourvideo_256" and clip is None and clip_vision is None and resampler is None
+    assert vae is not None and vae.latent_channels == 4
+    images = vae.decode(torch.randn(3, 4, 4, 4))
+    assert images.shape == (3, 32, 32, 3) and torch.isfinite(images).all()
+    # the same dict as an already-read state dict, VAE not asked for
+    _, _, vae2, *_ = cm.load_lvdm_checkpoint(sd, output_vae=False, dtype=torch.float32)
+    assert vae2 is None
+
+
+def meta_state_dict(lines, prefix="", keep=lambda k: True):
+    from pipelines.lvdm.config import shapes_from_manifest
+    return {prefix + k: torch.empty(s, device="meta") for k, s in shapes_from_manifest(lines).items() if keep(k)}
+
+
+def test_text_encoder_keys_become_comfy_sd2_clip(cm):
+    """cond_stage_model.model.* (OpenCLIP ViT-H text tower) -> exactly the keys and shapes of ComfyUI's SD 2.x
+    CLIP (SD2ClipModel, penultimate layer), built on the meta device."""
+    import comfy.text_encoders.sd2_clip
+    lines = open(manifest("openclip_vit_h_14_full")).read().splitlines()
+    sd = meta_state_dict(lines, cm.TEXT_ENCODER_PREFIX, keep=lambda k: not k.startswith("visual."))
+    sd.update(meta_state_dict(["model.diffusion_model.out.2.weight [4, 320, 3, 3]"]))
+    config = cm.CONFIGS["videocrafter2_512"]()
+    converted = config.process_clip_state_dict(sd)
+    with torch.device("meta"):
+        target = comfy.text_encoders.sd2_clip.SD2ClipModel(device="meta", dtype=torch.float16).state_dict()
+    target_shapes = {k: tuple(v.shape) for k, v in target.items()}
+    got = {k: tuple(v.shape) for k, v in converted.items()}
+    assert got == target_shapes
+    assert config.clip_target().clip is comfy.text_encoders.sd2_clip.SD2ClipModel
+    clip_model = comfy.text_encoders.sd2_clip.SD2ClipModel(device="meta", dtype=torch.float16)
+    assert clip_model.clip_h.layer == "hidden" and clip_model.clip_h.layer_idx == -2  # penultimate
+
+
+def test_clip_vision_keys_become_comfy_clip_vision_h(cm, monkeypatch):
+    """embedder.model.visual.* (OpenCLIP ViT-H image tower) -> the 520 keys/shapes of ComfyUI clip_vision_h; the
+    loader picks the ViT-H config (the real model is 632 M parameters, so its construction is stubbed here)."""
+    import comfy.clip_vision
+    from pipelines.lvdm.config import shapes_from_manifest
+    visual = meta_state_dict(open(manifest("openclip_vit_h_14_visual")).read().splitlines(), "embedder.model.")
+    assert all(k.startswith(cm.CLIP_VISION_PREFIX) for k in visual)
+    expected = shapes_from_manifest(open(manifest("comfyui_clip_vision_h")).read().splitlines())
+    built = {}
+
+    class Stub:
+        def __init__(self, json_config):
+            built["config"] = json_config
+
+        def load_sd(self, sd):
+            built["keys"] = {k: tuple(v.shape) for k, v in sd.items()}
+            return [], []
+
+    monkeypatch.setattr(comfy.clip_vision, "ClipVisionModel", Stub)
+    sd = load_file(golden("dc256_unet", "weights.safetensors"))
+    sd.update(visual)
+    _, _, _, clip_vision, _, found = cm.load_lvdm_checkpoint(sd, dtype=torch.float32)
+    assert isinstance(clip_vision, Stub) and built["config"].endswith("clip_vision_config_h.json")
+    assert built["keys"] == expected
+    assert found.name == "dynamicrafter_256"
+
+
+def test_resampler_from_checkpoint(cm):
+    pytest.importorskip("pipelines.lvdm.resampler")
+    sd = load_file(golden("dc256_unet", "weights.safetensors"))
+    sd.update({"image_proj_model." + k: v for k, v in load_file(golden("dc_resampler", "weights.safetensors")).items()
+               if not k.startswith("image_proj_model.")})
+    sd.update({k: v for k, v in load_file(golden("dc_resampler", "weights.safetensors")).items()
+               if k.startswith("image_proj_model.")})
+    *_, resampler, found = cm.load_lvdm_checkpoint(sd, dtype=torch.float32, output_clipvision=False)
+    assert resampler is not None and found.has_resampler
