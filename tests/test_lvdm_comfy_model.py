@@ -291,7 +291,6 @@ def test_weight_patches_and_model_management(cm, tmp_path):
     import comfy.model_management
     patcher, *_ = load_fixture(cm, tmp_path, "vc2_unet")
     comfy.model_management.load_models_gpu([patcher])
-    assert patcher.model.device is None or True
     io = load_file(golden("vc2_unet", "io.safetensors"))
     z_t = frames_to_batch(io["x"])
     kwargs = comfy_conds(patcher.model, z_t, [{"cross_attn": io["context"]}])
@@ -327,18 +326,45 @@ def test_weight_patches_and_model_management(cm, tmp_path):
     assert comfy.model_management.loaded_models()  # the model is tracked by model management
 
 
-def test_fp16_weights_with_manual_cast(cm, tmp_path):
-    """dtype fp16 on the CPU: ComfyUI stores fp16 weights and computes in fp32 (manual cast); the fixture's
-    weights are exact in fp16, so the output equals the fp32 model."""
-    patcher, *_ = load_fixture(cm, tmp_path, "dc256_unet", dtype=torch.float16)
+@pytest.mark.parametrize("fixture", ["dc256_unet", "myv_unet"])
+def test_fp16_weights_with_manual_cast(cm, tmp_path, fixture):
+    """dtype fp16 on the CPU: ComfyUI stores fp16 weights and computes in fp32 (manual cast); the fixtures'
+    weights are exact in fp16, so the output equals the official fp32 one (DynamiCrafter's alpha gates and
+    Make-Your-Video's relative-position tables are plain parameters, outside comfy.ops)."""
+    patcher, *_ = load_fixture(cm, tmp_path, fixture, dtype=torch.float16)
     model = patcher.model
     assert model.get_dtype() == torch.float16 and model.manual_cast_dtype == torch.float32
-    io = load_file(golden("dc256_unet", "io.safetensors"))
+    io = load_file(golden(fixture, "io.safetensors"))
+    if fixture == "dc256_unet":
+        x, key = io["x"], "out_t981"
+        params = {"cross_attn": io["context"][:, :77], "lvdm_image_tokens": io["context"][:, 77:],
+                  "concat_latent_image": frames_to_batch(x[:, 4:])[:1] / SCALE, "lvdm_fs": int(io["fs"][0])}
+    else:
+        x, key = io["x16"], "out16_t981"
+        params = {"cross_attn": io["context"], "lvdm_depth": frames_to_batch(x[:, 4:])}
+    z_t = frames_to_batch(x[:, :4])
+    out = model_output(model, z_t, 981, comfy_conds(model, z_t, [params]))
+    torch.testing.assert_close(batch_to_frames(out, 16), io[key], atol=ATOL, rtol=0)
+
+
+def test_saved_model_loads_back(cm, tmp_path):
+    """ComfyUI's CheckpointSave layout (BaseModel.state_dict_for_saving: official `model.diffusion_model.` names,
+    plus core's `v_pred` marker for v models) loads back through load_lvdm_checkpoint with the same outputs."""
+    patcher, *_, found = load_fixture(cm, tmp_path, "dc256_unet", drop_alpha=True, variant="dynamicrafter_1024")
+    assert found.name == "dynamicrafter_1024"
+    saved = patcher.model.state_dict_for_saving()
+    assert "v_pred" in saved and all(k.startswith("model.diffusion_model.") for k in saved if k != "v_pred")
+    again, *_, found2 = cm.load_lvdm_checkpoint(saved, variant="dynamicrafter_1024", dtype=torch.float32)
+    assert found2.name == "dynamicrafter_1024" and again.model.model_sampling.zsnr
+    io = load_file(golden("dc512_unet", "io.safetensors"))
     z_t = frames_to_batch(io["x"][:, :4])
     params = {"cross_attn": io["context"][:, :77], "lvdm_image_tokens": io["context"][:, 77:],
-              "concat_latent_image": frames_to_batch(io["x"][:, 4:])[:1] / SCALE, "lvdm_fs": int(io["fs"][0])}
-    out = model_output(model, z_t, 981, comfy_conds(model, z_t, [params]))
-    torch.testing.assert_close(batch_to_frames(out, 16), io["out_t981"], atol=ATOL, rtol=0)
+              "concat_latent_image": frames_to_batch(io["x"][:, 4:])[:1] / SCALE, "lvdm_fs": 24}
+    outs = [model_output(p.model, z_t, 501, comfy_conds(p.model, z_t, [params])) for p in (patcher, again)]
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+    # DynamiCrafter 1024's own fs default (official script: 10)
+    without_fs = {k: v for k, v in params.items() if k != "lvdm_fs"}
+    assert int(comfy_conds(again.model, z_t, [without_fs])["lvdm_fs"][0]) == 10
 
 
 # ---- checkpoint routing: VAE, text encoder, CLIP vision -------------------------------------------------------------
