@@ -455,3 +455,14 @@ def test_resampler_from_checkpoint(cm):
                if k.startswith("image_proj_model.")})
     *_, resampler, found = cm.load_lvdm_checkpoint(sd, dtype=torch.float32, output_clipvision=False)
     assert resampler is not None and found.has_resampler
+
+
+def test_deepspeed_checkpoint_layout(cm, tmp_path):
+    """DeepSpeed saves: {"module": {...}} with `_forward_module.` before every key."""
+    sd = load_file(golden("vc2_unet", "weights.safetensors"))
+    path = tmp_path / "deepspeed.ckpt"
+    torch.save({"module": {"_forward_module." + k: v for k, v in sd.items()}}, str(path))
+    patcher, *_, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
+    assert found.name == "videocrafter2_512"
+    got = patcher.model.diffusion_model.state_dict()
+    assert all(torch.equal(got[k[len("model.diffusion_model."):]], v.float()) for k, v in sd.items())

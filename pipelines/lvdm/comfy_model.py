@@ -343,22 +343,15 @@ def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -
 
 # ---- checkpoint loading -------------------------------------------------------------------------------------------
 def _read_state_dict(path: str) -> dict:
-    """Safe read of a checkpoint: safetensors, else torch.load(weights_only=True); unwraps Lightning/DeepSpeed.
+    """Safe read: ComfyUI's own loader (safetensors, else torch.load(weights_only=True); unwraps {"state_dict"} and
+    one-key wrappers such as DeepSpeed's {"module"}), then DeepSpeed's `_forward_module.` key prefix dropped.
 
     Provisional: to be replaced by pipelines/lvdm/checkpoint.py (written by another helper) once it is on main.
     """
-    if path.lower().endswith((".safetensors", ".sft")):
-        from safetensors.torch import load_file
-        sd = load_file(path)
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    elif isinstance(sd, dict) and isinstance(sd.get("module"), dict):
-        sd = sd["module"]
-        prefix = "_forward_module."
-        if any(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
+    sd = comfy.utils.load_torch_file(path, safe_load=True)
+    prefix = "_forward_module."
+    if any(k.startswith(prefix) for k in sd):
+        sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
     return {k: v for k, v in sd.items() if torch.is_tensor(v)}
 
 
