@@ -12,8 +12,14 @@ import torch
 from safetensors.torch import load_file
 
 from pipelines.lvdm.config import VARIANTS
-from pipelines.lvdm.schedule import (DDIMSchedule, TrainingSchedule, alphas_cumprod_from_sigmas, ddim_timesteps,
-                                     make_scale_arr, sigmas_from_alphas_cumprod)
+from pipelines.lvdm.schedule import (
+    DDIMSchedule,
+    TrainingSchedule,
+    alphas_cumprod_from_sigmas,
+    ddim_timesteps,
+    make_scale_arr,
+    sigmas_from_alphas_cumprod,
+)
 
 GOLDEN = os.environ.get("VP_GOLDEN_DIR", "/work/shared/golden")
 SCHED_DIR = os.path.join(GOLDEN, "schedules")

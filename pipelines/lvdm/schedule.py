@@ -18,7 +18,6 @@ computed at the precision the official expression ends up using).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import numpy as np
 import torch
@@ -70,7 +69,7 @@ class TrainingSchedule:
     sqrt_one_minus_alphas_cumprod: torch.Tensor
     parameterization: str = "eps"              # "eps" | "v"
     scale_kind: str = "none"                   # "none" | "dynamicrafter" | "videocrafter"
-    scale_arr: Optional[torch.Tensor] = None   # float32 [1400] when scale_kind != "none"
+    scale_arr: torch.Tensor | None = None   # float32 [1400] when scale_kind != "none"
 
     @property
     def num_timesteps(self) -> int:
@@ -79,7 +78,7 @@ class TrainingSchedule:
     @classmethod
     def make(cls, zero_terminal_snr: bool = False, parameterization: str = "eps", scale_kind: str = "none",
              base_scale: float = 0.7, num_timesteps: int = NUM_TRAIN_TIMESTEPS, linear_start: float = LINEAR_START,
-             linear_end: float = LINEAR_END) -> "TrainingSchedule":
+             linear_end: float = LINEAR_END) -> TrainingSchedule:
         if parameterization not in ("eps", "v"):
             raise ValueError(f"parameterization must be 'eps' or 'v', not {parameterization!r}")
         if scale_kind not in SCALE_KINDS:
@@ -96,7 +95,7 @@ class TrainingSchedule:
                    scale_arr=None if scale_kind == "none" else make_scale_arr(base_scale, num_timesteps))
 
     @classmethod
-    def for_variant(cls, variant) -> "TrainingSchedule":
+    def for_variant(cls, variant) -> TrainingSchedule:
         """The schedule of a `config.Variant` (parameterization, zero_terminal_snr, scale_kind, base_scale)."""
         return cls.make(zero_terminal_snr=variant.zero_terminal_snr, parameterization=variant.parameterization,
                         scale_kind=variant.scale_kind, base_scale=variant.base_scale)
@@ -129,7 +128,8 @@ class DDIMSchedule:
 
     Sampling runs i = S-1 ... 0. `alphas_prev[i]` is alphas_cumprod of timesteps[i-1], and alphas_cumprod[0] (not 1)
     for i = 0. `scale` / `scale_prev` exist when the training schedule has a scale_arr:
-    DynamiCrafter: scale_prev[0] = scale[0] (the last step's ratio is 1); VideoCrafter: scale_prev[0] = scale_arr[0] = 1.
+    DynamiCrafter: scale_prev[0] = scale[0] (the last step's ratio is 1);
+    VideoCrafter: scale_prev[0] = scale_arr[0] = 1.
     Stored float64 (timesteps int64); values carry the official precision (see module docstring).
     """
 
@@ -141,14 +141,14 @@ class DDIMSchedule:
     eta: float
     spacing: str
     train: TrainingSchedule
-    scale: Optional[torch.Tensor] = None
-    scale_prev: Optional[torch.Tensor] = None
+    scale: torch.Tensor | None = None
+    scale_prev: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.timesteps.shape[0])
 
     @classmethod
-    def make(cls, train: TrainingSchedule, steps: int, spacing: str = "uniform", eta: float = 0.0) -> "DDIMSchedule":
+    def make(cls, train: TrainingSchedule, steps: int, spacing: str = "uniform", eta: float = 0.0) -> DDIMSchedule:
         ts = ddim_timesteps(steps, spacing, train.num_timesteps)
         ac32 = train.alphas_cumprod                      # the float32 buffer the official sampler reads
         a32 = ac32[ts]
