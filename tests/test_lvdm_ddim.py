@@ -26,7 +26,10 @@ from pipelines.lvdm.schedule import (
     DDIMSchedule,
     TrainingSchedule,
     alphas_cumprod_from_sigmas,
-    sigmas_from_alphas_cumprod,
+    ddim_sigma_grid,
+    denoised_scale_fn,
+    timestep_from_sigma,
+    training_sigmas,
 )
 
 GOLDEN = os.environ.get("VP_GOLDEN_DIR", "/work/shared/golden")
@@ -361,43 +364,37 @@ def test_interrupt_hook_and_callback():
 
 # ---------------------------------------------------------------- k-diffusion form (ComfyUI sigma grid)
 
-def _kdiff_setup(train, steps, spacing, eta):
-    """Sigma grid of the DDIM timesteps (+ the final alphas_prev[0]) and a denoiser wrapping a DDPM-space model."""
-    sched = DDIMSchedule.make(train, steps, spacing, eta)
-    a_desc = torch.cat([sched.alphas.flip(0), sched.alphas_prev[:1]])
-    sigmas = sigmas_from_alphas_cumprod(a_desc).float()
-    t_of = {float(s): int(t) for s, t in zip(sigmas[:-1], sched.timesteps.flip(0))}
-    idx_of = {float(s): len(sched) - 1 - i for i, s in enumerate(sigmas[:-1])}
-    return sched, sigmas, t_of, idx_of
-
-
-def _denoiser(model, train, t_of, cond="c"):
+def _denoiser(model, train, cond="c"):
+    """A DDPM-space model behind ComfyUI's k-diffusion interface: x_k = x_ddpm / sqrt(a), returns x0."""
     def denoise(x, sigma, **extra):
         s = float(sigma[0])
         a = alphas_cumprod_from_sigmas(torch.tensor(s)).float()
         x_ddpm = x * a.sqrt()
-        out = model(x_ddpm, torch.full((x.shape[0],), t_of[s]), cond)
+        out = model(x_ddpm, torch.full((x.shape[0],), timestep_from_sigma(train, s)), cond)
         if train.parameterization == "v":
             return a.sqrt() * x_ddpm - (1 - a).sqrt() * out
         return x - s * out
     return denoise
 
 
-KDIFF_CASES = [("dynamicrafter_256", "uniform", 0.0), ("dynamicrafter_256", "uniform_trailing", 1.0),
-               ("dynamicrafter_512", "uniform", 0.0), ("dynamicrafter_512", "uniform", 1.0),
-               ("videocrafter2_512", "uniform", 0.0), ("videocrafter2_512", "uniform", 1.0)]
+KDIFF_CASES = [  # variant, spacing, eta, atol
+    ("dynamicrafter_256", "uniform", 0.0, 5e-5), ("dynamicrafter_256", "uniform_trailing", 1.0, 5e-5),
+    ("dynamicrafter_512", "uniform", 0.0, 5e-5), ("dynamicrafter_512", "uniform", 1.0, 5e-5),
+    # zero terminal SNR: the first sigma is ComfyUI's cap (alphas_cumprod 4.9e-8 instead of 0), not infinity
+    ("dynamicrafter_512", "uniform_trailing", 1.0, 5e-4),  # measured 8.6e-5
+    ("videocrafter2_512", "uniform", 0.0, 5e-5), ("videocrafter2_512", "uniform", 1.0, 5e-5)]
 
 
-@pytest.mark.parametrize("case", KDIFF_CASES, ids=["-".join(map(str, c)) for c in KDIFF_CASES])
+@pytest.mark.parametrize("case", KDIFF_CASES, ids=["-".join(map(str, c[:3])) for c in KDIFF_CASES])
 def test_sigma_grid_sampler_matches_discrete_ddim(case):
-    """x_k = x_ddpm / sqrt(a): the k-diffusion update on sigma(ddim alphas) equals the official discrete one.
-
-    (DynamiCrafter 512 runs `uniform` here: its trailing grid starts at alphas_cumprod = 0, an infinite sigma.)
-    """
-    variant, spacing, eta = case
+    """x_k = x_ddpm / sqrt(a): the k-diffusion update on sigma(ddim alphas) equals the official discrete one,
+    latent-scale correction (DynamiCrafter / VideoCrafter conventions) included via `denoised_scale_fn`."""
+    variant, spacing, eta, atol = case
     train = TrainingSchedule.for_variant(VARIANTS[variant])
-    steps = 8
-    sched, sigmas, t_of, idx_of = _kdiff_setup(train, steps, spacing, eta)
+    sched = DDIMSchedule.make(train, 8, spacing, eta)
+    steps = len(sched)
+    sigmas = ddim_sigma_grid(sched, final="official")
+    assert torch.all(sigmas[:-1] > sigmas[1:]) and torch.isfinite(sigmas).all()
     shape = (2, 4, 3, 4, 4)
     model = LinearFakeModel(shape)
     x_T = _gen_randn(shape, 1)
@@ -405,20 +402,35 @@ def test_sigma_grid_sampler_matches_discrete_ddim(case):
     ref = ddim_sample(model, x_T, sched, "c", noise_fn=lambda i, x: noises[i])
 
     counter = iter(range(steps))
-    scale = None
-    if train.scale_kind != "none":
-        def scale(sigma, sigma_next):
-            i = idx_of[float(sigma)]
-            return float(sched.scale_prev[i] / sched.scale[i])
     seen = []
-    x_k = sample_ddim_sigmas(_denoiser(model, train, t_of), x_T / sched.alphas[-1].sqrt().float(), sigmas,
-                             extra_args={}, callback=seen.append, eta=eta,
-                             noise_sampler=lambda s, sn: noises[next(counter)], denoised_scale=scale)
+    a_first = alphas_cumprod_from_sigmas(sigmas[:1]).float()
+    x_k = sample_ddim_sigmas(_denoiser(model, train), x_T / a_first.sqrt(), sigmas, extra_args={},
+                             callback=seen.append, eta=eta, noise_sampler=lambda s, sn: noises[next(counter)],
+                             denoised_scale=denoised_scale_fn(train))
     out = x_k * sched.alphas_prev[0].sqrt().float()
     assert [c["i"] for c in seen] == list(range(steps))
-    torch.testing.assert_close(out, ref, rtol=0, atol=5e-5)
+    torch.testing.assert_close(out, ref, rtol=0, atol=atol)
     # eta = 0 uses no noise; eta > 0 one draw per step
     assert next(counter, None) == (0 if eta == 0 else None)
+
+
+def test_denoised_scale_conventions():
+    dc = TrainingSchedule.for_variant(VARIANTS["dynamicrafter_512"])
+    vc = TrainingSchedule.for_variant(VARIANTS["videocrafter2_512"])
+    assert denoised_scale_fn(TrainingSchedule.make()) is None
+    for train in (dc, vc):
+        sig = training_sigmas(train)
+        assert [timestep_from_sigma(train, sig[t]) for t in (0, 1, 19, 500, 998, 999)] == [0, 1, 19, 500, 998, 999]
+        f = denoised_scale_fn(train)
+        s = train.scale_arr
+        assert f(sig[399], sig[199]) == pytest.approx(float(s[199] / s[399]))
+        assert f(sig[999], sig[799]) == 1.0     # both on the flat tail (base scale)
+    # the last step: DynamiCrafter ratio 1, VideoCrafter 1 / scale[t] (prev = scale_arr[0] = 1)
+    for last in (0.0, float(training_sigmas(dc)[0])):
+        assert denoised_scale_fn(dc)(training_sigmas(dc)[19], last) == 1.0
+        assert denoised_scale_fn(vc)(training_sigmas(vc)[19], last) == pytest.approx(1.0 / float(vc.scale_arr[19]))
+    grid = ddim_sigma_grid(DDIMSchedule.make(dc, 5, "uniform_trailing"), final="zero")
+    assert grid[-1].item() == 0.0 and grid[0].item() == pytest.approx((1 / 4.8973451890853435e-08 - 1) ** 0.5)
 
 
 def test_sigma_grid_sampler_last_sigma_zero_returns_denoised():

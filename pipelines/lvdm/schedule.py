@@ -184,3 +184,62 @@ def alphas_cumprod_from_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
     """Inverse of `sigmas_from_alphas_cumprod`: a = 1 / (1 + sigma^2)."""
     s = sigmas.to(torch.float64)
     return 1.0 / (1.0 + s * s)
+
+
+# ComfyUI's ModelSamplingDiscrete(zsnr=True) replaces the terminal alphas_cumprod of 0 by this value, so the largest
+# sigma is finite (~4518); the same cap keeps our k-diffusion grids finite.
+ZSNR_TERMINAL_ALPHA_CUMPROD = 4.8973451890853435e-08
+
+
+def training_sigmas(train: TrainingSchedule) -> torch.Tensor:
+    """sigma(t) for t = 0..N-1 (float32), the terminal zero-SNR step capped like ComfyUI's zsnr sampling."""
+    ac = train.alphas_cumprod.to(torch.float64).clone()
+    ac[ac <= 0] = ZSNR_TERMINAL_ALPHA_CUMPROD
+    return sigmas_from_alphas_cumprod(ac).to(torch.float32)
+
+
+def timestep_from_sigma(train: TrainingSchedule, sigma) -> int:
+    """The training timestep whose sigma is nearest in log space (ComfyUI's ModelSamplingDiscrete.timestep)."""
+    log_sigmas = training_sigmas(train).log()
+    s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)[0]
+    return int((log_sigmas - s.log()).abs().argmin())
+
+
+def ddim_sigma_grid(schedule: DDIMSchedule, final: str = "official") -> torch.Tensor:
+    """The DDIM timesteps as a descending k-diffusion sigma grid (float32, len(schedule) + 1 entries).
+
+    final="official": the last entry is sigma(alphas_cumprod[0]) (the official last step lands on
+    alphas_prev[0]; the k-diffusion latent there is the official one divided by sqrt(alphas_cumprod[0]));
+    final="zero": the last entry is 0 (ComfyUI's convention: the last step returns the denoised x0).
+    """
+    sig = training_sigmas(schedule.train)
+    grid = sig[schedule.timesteps.flip(0)]
+    if final == "official":
+        last = sig[:1]
+    elif final == "zero":
+        last = torch.zeros(1)
+    else:
+        raise ValueError(f"final must be 'official' or 'zero', not {final!r}")
+    return torch.cat([grid, last])
+
+
+def denoised_scale_fn(train: TrainingSchedule):
+    """`denoised_scale(sigma, sigma_next)` for `ddim.sample_ddim_sigmas` (None without a latent scale).
+
+    The official DDIM rescales pred_x0 by scale[t_prev] / scale[t] (DynamiCrafter; 1 on the last step) or uses
+    scale_prev / scale with scale_prev = scale_arr[0] = 1 on the last step (VideoCrafter). Timesteps are found from
+    the sigmas like ComfyUI does; a sigma_next of 0 or of timestep 0 is the last step.
+    """
+    if train.scale_kind == "none":
+        return None
+    scale = train.scale_arr
+
+    def ratio(sigma, sigma_next) -> float:
+        t = timestep_from_sigma(train, sigma)
+        sn = float(torch.as_tensor(sigma_next).reshape(-1)[0])
+        t_next = 0 if sn == 0.0 else timestep_from_sigma(train, sn)
+        if t_next == 0:  # the last step
+            return 1.0 if train.scale_kind == "dynamicrafter" else float(scale[0] / scale[t])
+        return float(scale[t_next] / scale[t])
+
+    return ratio
