@@ -86,6 +86,7 @@ class Variant:
     manifest: str | None = None     # ../shared/checkpoint-manifests/<manifest>.txt
     url: str = ""
     file_size_gb: float = 0.0
+    vram_note: str = ""             # GPU memory the official README reports for its own code (fp16/fp32 mix)
 
     @property
     def latent_concat_channels(self) -> int:
@@ -107,27 +108,27 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("dynamicrafter_256", "DynamiCrafter image-to-video 256", "dynamicrafter",
             _DC.replace(image_cross_attention_scale_learnable=True, default_fs=3), "eps", False, (256, 256),
             default_fs=3, cfg=7.5, needs_image=True, has_resampler=True, manifest="dc256",
-            url="https://huggingface.co/Doubiiu/DynamiCrafter/blob/main/model.ckpt", file_size_gb=10.4),
+            url="https://huggingface.co/Doubiiu/DynamiCrafter/blob/main/model.ckpt", file_size_gb=10.4, vram_note="11.9 GB at 256x256 (official README, RTX 4090)"),
     Variant("dynamicrafter_512", "DynamiCrafter image-to-video 512", "dynamicrafter",
             _DC.replace(default_fs=24), "v", True, (320, 512), default_fs=24, cfg=7.5, guidance_rescale=0.7,
             timestep_spacing="uniform_trailing", scale_kind="dynamicrafter", base_scale=0.7, needs_image=True,
             has_resampler=True, manifest="dc512",
-            url="https://huggingface.co/Doubiiu/DynamiCrafter_512/blob/main/model.ckpt", file_size_gb=10.4),
+            url="https://huggingface.co/Doubiiu/DynamiCrafter_512/blob/main/model.ckpt", file_size_gb=10.4, vram_note="12.8 GB at 320x512 (official README, RTX 4090)"),
     Variant("dynamicrafter_1024", "DynamiCrafter image-to-video 1024", "dynamicrafter",
             _DC.replace(default_fs=10), "v", True, (576, 1024), default_fs=10, cfg=7.5, guidance_rescale=0.7,
             timestep_spacing="uniform_trailing", scale_kind="dynamicrafter", base_scale=0.3, needs_image=True,
             has_resampler=True, manifest="dc1024",
-            url="https://huggingface.co/Doubiiu/DynamiCrafter_1024/blob/main/model.ckpt", file_size_gb=10.4),
+            url="https://huggingface.co/Doubiiu/DynamiCrafter_1024/blob/main/model.ckpt", file_size_gb=10.4, vram_note="18.3 GB at 576x1024 (official README, RTX 4090)"),
     Variant("dynamicrafter_512_interp", "DynamiCrafter 512 frame interpolation / looping", "dynamicrafter",
             _DC.replace(default_fs=24), "v", True, (320, 512), default_fs=5, cfg=7.5, guidance_rescale=0.7,
             timestep_spacing="uniform_trailing", scale_kind="dynamicrafter", base_scale=0.7, needs_image=True,
             needs_end_image=True, has_resampler=True, manifest="dc512",
-            url="https://huggingface.co/Doubiiu/DynamiCrafter_512_Interp/blob/main/model.ckpt", file_size_gb=10.4),
+            url="https://huggingface.co/Doubiiu/DynamiCrafter_512_Interp/blob/main/model.ckpt", file_size_gb=10.4, vram_note="12.8 GB at 320x512 (official README, RTX 4090)"),
     Variant("makeyourvideo_256", "Make-Your-Video depth-guided 256", "makeyourvideo",
             UNetConfig(in_channels=5, tempspatial_aware=True, use_relative_position=True, use_causal_attention=True,
                        causal_window=16, addition_attention=False, temporal_conv_layout="myv"),
             "eps", False, (256, 256), default_fs=None, cfg=7.5, manifest="myv256",
-            url="https://huggingface.co/VideoCrafter/MakeYourVideo/blob/main/model.ckpt", file_size_gb=5.8),
+            url="https://huggingface.co/Doubiiu/Make-Your-Video/blob/main/model.ckpt", file_size_gb=5.8, vram_note="20 GB peak at 256x256 (official README, A100)"),
 )}
 
 # Variants that share one key layout: detection gives the first; the others are chosen by the user (or by the

@@ -20,7 +20,13 @@ def group_norm32(operations, channels, dtype=None, device=None):
     """The official ResBlock/output GroupNorm (32 groups, eps 1e-5), always computed in float32."""
     class GroupNorm32(operations.GroupNorm):
         def forward(self, x):
-            return super().forward(x.float()).to(x.dtype)
+            xf = x.float()
+            if getattr(self, "comfy_cast_weights", False) or getattr(self, "weight_function", None) \
+                    or getattr(self, "bias_function", None):
+                return super().forward(xf).to(x.dtype)  # ComfyUI casts (and patches) weights to the input's dtype
+            weight = None if self.weight is None else self.weight.float()
+            bias = None if self.bias is None else self.bias.float()
+            return F.group_norm(xf, self.num_groups, weight, bias, self.eps).to(x.dtype)
     GroupNorm32.__name__ = "GroupNorm32"
     return GroupNorm32(32, channels, **factory(dtype, device))
 
