@@ -30,15 +30,17 @@ source bytes of each tensor are released after it is cast; schedule buffers are 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import pickle
 import re
 import zipfile
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .config import UNET_PREFIX, UnknownCheckpointError, Variant, UNetConfig, unet_keys, variant_for
+from .config import UNET_PREFIX, VARIANTS, UnknownCheckpointError, UNetConfig, Variant, unet_keys, variant_for
 
 PREFIXES = {
     "unet": UNET_PREFIX,
@@ -178,8 +180,8 @@ def _refuse(path: str, names: Iterable[str], detail: str = "") -> UnsafeCheckpoi
     return UnsafeCheckpointError(
         f"refused to load {_name(path)}: the pickle needs Python objects beyond tensors and plain containers "
         f"({listed}), and unpickling them could run code from the file.{why} Use a .safetensors version of the "
-        f"model, or, only if you trust the file's source, re-save its 'state_dict' alone with plain tensors in an "
-        f"environment of your choice and convert that with {CONVERT_HINT}." + (f" ({detail})" if detail else ""))
+        f"model, or, only if you trust the file's source, re-save its 'state_dict' alone (plain tensors) with the "
+        f"tools that wrote it and convert that with {CONVERT_HINT}." + (f" ({detail})" if detail else ""))
 
 
 def _torch_load(path: str, fmt: str, mmap: bool):
@@ -203,7 +205,8 @@ def _torch_load(path: str, fmt: str, mmap: bool):
 
 
 def _damaged(path: str, err: Exception) -> CheckpointError:
-    msg = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    text = str(err).strip()
+    msg = text.splitlines()[0].split(". ")[0][:160] if text else type(err).__name__
     return CheckpointError(f"checkpoint {_name(path)} is truncated or damaged ({msg}); download it again")
 
 
@@ -249,7 +252,7 @@ def read_checkpoint(path, dtype: str = "keep") -> RawCheckpoint:
                 metadata = dict(f.metadata() or {})
                 sd = {}
                 for k in f.keys():
-                    sd[k] = _cast(k, f.get_tensor(k), target)
+                    sd[k] = cast_tensor(k, f.get_tensor(k), target)
         except SafetensorError as e:
             raise _damaged(path, e) from None
         return RawCheckpoint(path, sd, fmt, "safetensors", metadata, [])
@@ -258,14 +261,20 @@ def read_checkpoint(path, dtype: str = "keep") -> RawCheckpoint:
     del obj
     if target is not None:
         for k in list(sd):
-            sd[k] = _cast(k, sd[k], target)
+            sd[k] = cast_tensor(k, sd[k], target)
     return RawCheckpoint(path, sd, fmt, layout, metadata, non_tensor)
 
 
-def _cast(key: str, t: torch.Tensor, target):
-    if target is None or not t.is_floating_point() or t.dtype == target or key in SCHEDULE_KEYS:
-        return t
-    return t.to(target)
+def cast_dtype(key: str, t: torch.Tensor, target) -> torch.dtype:
+    """The dtype `cast_tensor` gives: floating weights take `target`; integers and schedule buffers keep theirs."""
+    if target is None or not t.is_floating_point() or key in SCHEDULE_KEYS:
+        return t.dtype
+    return target
+
+
+def cast_tensor(key: str, t: torch.Tensor, target) -> torch.Tensor:
+    dtype = cast_dtype(key, t, target)
+    return t if dtype == t.dtype else t.to(dtype)
 
 
 def split_components(sd: Mapping) -> tuple[dict, dict, list]:
@@ -312,7 +321,12 @@ def _no_unet_error(path: str, sd: Mapping, raw: RawCheckpoint) -> CheckpointErro
 def load_lvdm_checkpoint(path, *, dtype: str = "keep", variant: str = "auto",
                          expect_family: str | Iterable[str] | None = None) -> LVDMCheckpoint:
     """Read, unwrap, split and identify an official LVDM checkpoint. See the module docstring."""
-    raw = read_checkpoint(path, dtype=dtype)
+    return identify(read_checkpoint(path, dtype=dtype), variant=variant, expect_family=expect_family)
+
+
+def identify(raw: RawCheckpoint, *, variant: str = "auto",
+             expect_family: str | Iterable[str] | None = None) -> LVDMCheckpoint:
+    """Split a read checkpoint into components and find its variant; errors name the file."""
     path = raw.path
     parts, schedule, ignored = split_components(raw.tensors)
     unet = parts["unet"]
@@ -322,6 +336,8 @@ def load_lvdm_checkpoint(path, *, dtype: str = "keep", variant: str = "auto",
         raise CheckpointError(
             f"{_name(path)} holds an image UNet without temporal layers (a Stable Diffusion checkpoint?), not a "
             f"video model; expected a VideoCrafter, DynamiCrafter or Make-Your-Video checkpoint")
+    if variant in ("", "auto", None) and raw.metadata.get("lvdm_variant") in VARIANTS:
+        variant = raw.metadata["lvdm_variant"]  # chosen when the file was converted
     try:
         # scale_arr (DynamiCrafter 1024 vs 512) sits next to the UNet keys in the full state dict.
         probe = dict(schedule)
@@ -340,3 +356,44 @@ def load_lvdm_checkpoint(path, *, dtype: str = "keep", variant: str = "auto",
         resampler=parts["resampler"] or None, text_encoder=parts["text_encoder"] or None,
         clip_vision=parts["clip_vision"] or None, schedule=schedule, ignored=ignored + raw.non_tensor,
         format=raw.format, layout=raw.layout, metadata=raw.metadata)
+
+
+_ST_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+
+
+def write_safetensors(path, specs: Sequence[tuple], produce: Callable[[str], torch.Tensor],
+                      metadata: Mapping[str, str] | None = None) -> int:
+    """Write a .safetensors file one tensor at a time; returns its size in bytes.
+
+    specs: (name, dtype, shape) in file order; produce(name) returns that tensor when its turn comes, so only one
+    tensor needs to exist at once. Hand-written because safetensors' save_file takes every tensor at the same time
+    (a dtype-cast conversion would hold the whole cast model). The file is written under a temporary name and
+    renamed when complete.
+    """
+    header, offset = {}, 0
+    for name, dtype, shape in specs:
+        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        header[name] = {"dtype": _ST_DTYPES[dtype], "shape": [int(d) for d in shape],
+                        "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)
+    tmp = os.fspath(path) + ".partial"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(len(blob).to_bytes(8, "little"))
+            f.write(blob)
+            for name, dtype, shape in specs:
+                t = produce(name)
+                if t.dtype != dtype or tuple(t.shape) != tuple(shape):
+                    raise ValueError(f"{name}: produced {t.dtype} {tuple(t.shape)}, announced {dtype} {tuple(shape)}")
+                f.write(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return 8 + len(blob) + offset
