@@ -294,6 +294,19 @@ def test_non_checkpoints(tmp_path, content, pattern):
         load_lvdm_checkpoint(path)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript_and_foreign_zip(tmp_path):
+    import zipfile
+
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "scripted.pt"))
+    with pytest.raises(CheckpointError, match=r"'scripted\.pt' is a TorchScript archive"):
+        load_lvdm_checkpoint(tmp_path / "scripted.pt")
+    with zipfile.ZipFile(tmp_path / "photos.ckpt", "w") as z:
+        z.writestr("a.txt", "hello")
+    with pytest.raises(CheckpointError, match=r"'photos\.ckpt' is a zip archive without a PyTorch checkpoint"):
+        load_lvdm_checkpoint(tmp_path / "photos.ckpt")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_lvdm_checkpoint(tmp_path / "nope.ckpt")

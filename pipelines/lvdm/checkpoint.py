@@ -188,6 +188,7 @@ def _torch_load(path: str, fmt: str, mmap: bool):
     stand_ins = [(_Inert, name) for name in METADATA_GLOBALS]
     with torch.serialization.safe_globals(stand_ins):
         if fmt == "torch-zip":
+            _check_zip(path)
             try:
                 unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
             except (RuntimeError, ValueError, zipfile.BadZipFile) as e:
@@ -202,6 +203,21 @@ def _torch_load(path: str, fmt: str, mmap: bool):
             raise _refuse(path, found, "" if found else str(e).strip().splitlines()[-1][:200]) from None
         except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as e:
             raise _damaged(path, e) from None
+
+
+def _check_zip(path: str):
+    """The zip's table of contents: a torch.save archive has '<folder>/data.pkl' and no TorchScript code."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise CheckpointError(f"checkpoint {_name(path)} is truncated or damaged (the zip's table of contents at its "
+                              f"end is missing or broken); download it again") from None
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        raise CheckpointError(f"{_name(path)} is a TorchScript archive (a compiled program), not a checkpoint of "
+                              f"weights; it is not loaded")
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        raise CheckpointError(f"{_name(path)} is a zip archive without a PyTorch checkpoint inside (no data.pkl)")
 
 
 def _damaged(path: str, err: Exception) -> CheckpointError:
