@@ -6,8 +6,8 @@ shared/checkpoint-manifests/vc2_512.txt, fp16) is written tensor by tensor under
 process (clean peak RSS) after the file's pages were dropped from the page cache (posix_fadvise DONTNEED: a cold
 read): `load_lvdm_checkpoint` alone ("load", lazy memory map), then reading every tensor once ("touched": what
 copying the weights into a model costs on the file side), for dtype keep and a bf16 cast; and the convert script
-(.ckpt -> .safetensors). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after importing
-torch and the pack (the loader's own share). The files are deleted afterwards. Nothing is asserted (the tests check
+(.ckpt -> .safetensors). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after
+importing torch and the pack (the loader's own share). The files are deleted afterwards. Nothing is asserted (the tests check
 behaviour); figures are printed and written to bench/results/lvdm_load.json.
 
 Usage: python bench/bench_lvdm_load.py [--dir /tmp] [--keep-files] [--out bench/results/lvdm_load.json]

@@ -2,7 +2,6 @@
 with a message naming the file; the convert script's round trip. UNets are the golden fixtures' weights (real key
 names), the other components small random tensors under their real prefixes."""
 import os
-import re
 import sys
 import types
 
@@ -219,7 +218,8 @@ def test_stable_diffusion_checkpoint_is_refused(tmp_path, monkeypatch):
 @pytest.mark.parametrize("layout", ["state_dict", "safetensors"])
 def test_truncated_file(tmp_path, monkeypatch, layout):
     path = _write(tmp_path, layout, _full("vc2_unet"), monkeypatch, name="cut")
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     for n in (len(data) // 2, len(data) - 100):
         with open(path, "wb") as f:
             f.write(data[:n])
@@ -359,6 +359,10 @@ def test_convert_fp16_and_variant_choice(tmp_path, monkeypatch):
         else:
             assert back[k].dtype == torch.float16 and torch.equal(back[k], v.half()), k
     assert load_lvdm_checkpoint(dst).variant.name == "dynamicrafter_512_interp"  # from the metadata
+    assert load_lvdm_checkpoint(dst, variant="dynamicrafter_512").variant.name == "dynamicrafter_512"
+    forged = str(tmp_path / "forged.safetensors")  # a recorded variant the keys do not allow is not used
+    save_file(load_file(dst), forged, metadata={"lvdm_variant": "videocrafter2_512"})
+    assert load_lvdm_checkpoint(forged).variant.name == "dynamicrafter_512"
 
 
 def test_convert_refuses_what_the_loader_refuses(tmp_path, monkeypatch, capsys):

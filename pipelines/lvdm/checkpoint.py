@@ -25,7 +25,9 @@ Only the UNet is required; unknown keys are ignored and listed in `ignored`.
 
 Memory: nothing is copied unless a dtype cast is asked for. With dtype "keep" a memory-mapped tensor costs RAM only
 once it is read. A cast converts tensor by tensor (safetensors through `pread`, torch zips without mmap) so the
-source bytes of each tensor are released after it is cast; schedule buffers are never cast (they stay fp32).
+source bytes of each tensor are released after it is cast; schedule buffers are never cast (they stay fp32). (A
+cast read of a torch zip loads every storage of the file, so a training checkpoint with optimizer states would cost
+their size too; the published LVDM files hold weights only.) bench/bench_lvdm_load.py measures all of this.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import os
 import pickle
 import re
 import zipfile
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -352,13 +354,17 @@ def identify(raw: RawCheckpoint, *, variant: str = "auto",
         raise CheckpointError(
             f"{_name(path)} holds an image UNet without temporal layers (a Stable Diffusion checkpoint?), not a "
             f"video model; expected a VideoCrafter, DynamiCrafter or Make-Your-Video checkpoint")
-    if variant in ("", "auto", None) and raw.metadata.get("lvdm_variant") in VARIANTS:
-        variant = raw.metadata["lvdm_variant"]  # chosen when the file was converted
+    # scale_arr (DynamiCrafter 1024 vs 512) sits next to the UNet keys in the full state dict.
+    probe = dict(schedule)
+    probe.update({UNET_PREFIX + k: v for k, v in unet.items()})
     try:
-        # scale_arr (DynamiCrafter 1024 vs 512) sits next to the UNet keys in the full state dict.
-        probe = dict(schedule)
-        probe.update({UNET_PREFIX + k: v for k, v in unet.items()})
         chosen, cfg = variant_for(probe, variant)
+        recorded = raw.metadata.get("lvdm_variant")
+        if variant in ("", "auto", None) and recorded in VARIANTS and recorded != chosen.name:
+            try:  # the choice made when the file was converted, if the keys allow it
+                chosen, cfg = variant_for(probe, recorded)
+            except UnknownCheckpointError:
+                pass
     except UnknownCheckpointError as e:
         raise CheckpointError(f"{_name(path)}: {e}") from None
     if expect_family is not None:
