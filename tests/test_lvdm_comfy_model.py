@@ -13,7 +13,6 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-
 from shared_data import golden, manifest
 
 ATOL = 1e-4      # golden README: single forward
@@ -260,6 +259,7 @@ def test_context_windows_pick_each_windows_frames(cm, tmp_path):
 # ---- (c) model_sampling per variant ---------------------------------------------------------------------------------
 def test_sampling_settings_match_the_official_schedules(cm):
     import comfy.model_sampling
+
     from pipelines.lvdm.config import VARIANTS, tiny_config
     dc = load_file(golden("schedules", "dynamicrafter.safetensors"))
     vc = load_file(golden("schedules", "videocrafter2.safetensors"))
@@ -385,7 +385,7 @@ def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
     sd["alphas_cumprod"] = torch.ones(1000)
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": sd, "global_step": torch.tensor(1)}, str(path))
-    patcher, clip, vae, clip_vision, resampler, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
+    _, clip, vae, clip_vision, resampler, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
     assert found.name == "makeyourvideo_256" and clip is None and clip_vision is None and resampler is None
     assert vae is not None and vae.latent_channels == 4
     images = vae.decode(torch.randn(3, 4, 4, 4))
@@ -393,6 +393,11 @@ def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
     # the same dict as an already-read state dict, VAE not asked for
     _, _, vae2, *_ = cm.load_lvdm_checkpoint(sd, output_vae=False, dtype=torch.float32)
     assert vae2 is None
+
+
+def manifest_lines(name):
+    with open(manifest(name), encoding="utf-8") as f:
+        return f.read().splitlines()
 
 
 def meta_state_dict(lines, prefix="", keep=lambda k: True):
@@ -404,7 +409,7 @@ def test_text_encoder_keys_become_comfy_sd2_clip(cm):
     """cond_stage_model.model.* (OpenCLIP ViT-H text tower) -> exactly the keys and shapes of ComfyUI's SD 2.x
     CLIP (SD2ClipModel, penultimate layer), built on the meta device."""
     import comfy.text_encoders.sd2_clip
-    lines = open(manifest("openclip_vit_h_14_full")).read().splitlines()
+    lines = manifest_lines("openclip_vit_h_14_full")
     sd = meta_state_dict(lines, cm.TEXT_ENCODER_PREFIX, keep=lambda k: not k.startswith("visual."))
     sd.update(meta_state_dict(["model.diffusion_model.out.2.weight [4, 320, 3, 3]"]))
     config = cm.CONFIGS["videocrafter2_512"]()
@@ -423,10 +428,11 @@ def test_clip_vision_keys_become_comfy_clip_vision_h(cm, monkeypatch):
     """embedder.model.visual.* (OpenCLIP ViT-H image tower) -> the 520 keys/shapes of ComfyUI clip_vision_h; the
     loader picks the ViT-H config (the real model is 632 M parameters, so its construction is stubbed here)."""
     import comfy.clip_vision
+
     from pipelines.lvdm.config import shapes_from_manifest
-    visual = meta_state_dict(open(manifest("openclip_vit_h_14_visual")).read().splitlines(), "embedder.model.")
+    visual = meta_state_dict(manifest_lines("openclip_vit_h_14_visual"), "embedder.model.")
     assert all(k.startswith(cm.CLIP_VISION_PREFIX) for k in visual)
-    expected = shapes_from_manifest(open(manifest("comfyui_clip_vision_h")).read().splitlines())
+    expected = shapes_from_manifest(manifest_lines("comfyui_clip_vision_h"))
     built = {}
 
     class Stub:
@@ -447,14 +453,52 @@ def test_clip_vision_keys_become_comfy_clip_vision_h(cm, monkeypatch):
 
 
 def test_resampler_from_checkpoint(cm):
-    pytest.importorskip("pipelines.lvdm.resampler")
+    """image_proj_model.* -> our Resampler, sizes from the shapes (heads: 64-wide, as every published file)."""
+    from pipelines.lvdm.resampler import Resampler
+    torch.manual_seed(4)
+    ref = Resampler(dim=32, depth=2, dim_head=64, heads=2, num_queries=16, embedding_dim=48, output_dim=64,
+                    ff_mult=4, video_length=16).eval()
+    for p in ref.parameters():
+        p.data.normal_(0, 0.2)
     sd = load_file(golden("dc256_unet", "weights.safetensors"))
-    sd.update({"image_proj_model." + k: v for k, v in load_file(golden("dc_resampler", "weights.safetensors")).items()
-               if not k.startswith("image_proj_model.")})
-    sd.update({k: v for k, v in load_file(golden("dc_resampler", "weights.safetensors")).items()
-               if k.startswith("image_proj_model.")})
-    *_, resampler, found = cm.load_lvdm_checkpoint(sd, dtype=torch.float32, output_clipvision=False)
-    assert resampler is not None and found.has_resampler
+    sd.update({"image_proj_model." + k: v for k, v in ref.state_dict().items()})
+    *_, resampler, found = cm.load_lvdm_checkpoint(sd, dtype=torch.float32)
+    assert found.has_resampler and isinstance(resampler, Resampler) and not resampler.training
+    x = torch.randn(2, 257, 48)
+    with torch.no_grad():
+        out = resampler(x)
+        torch.testing.assert_close(out, ref(x), atol=1e-6, rtol=0)
+    assert out.shape == (2, 256, 64)
+    # VideoCrafter has none (the keys would be ignored)
+    *_, none, vc = cm.load_lvdm_checkpoint(load_file(golden("vc2_unet", "weights.safetensors")), dtype=torch.float32)
+    assert none is None and not vc.has_resampler
+
+
+def test_text_encoder_routing(cm, monkeypatch):
+    """cond_stage_model.model.* goes to core CLIP with the SD 2.x target (the real 354 M-parameter tower is
+    replaced by a stub that records what it is given)."""
+    import comfy.sd
+    import comfy.text_encoders.sd2_clip
+    lines = manifest_lines("openclip_vit_h_14_full")
+    sd = load_file(golden("myv_unet", "weights.safetensors"))
+    sd.update(meta_state_dict(lines, cm.TEXT_ENCODER_PREFIX, keep=lambda k: not k.startswith("visual.")))
+    seen = {}
+
+    class StubCLIP:
+        def __init__(self, target, **kwargs):
+            seen["target"], seen["kwargs"] = target, kwargs
+
+        def load_sd(self, sd, full_model=False):
+            seen["keys"] = set(sd)
+            return [], []
+
+    monkeypatch.setattr(comfy.sd, "CLIP", StubCLIP)
+    _, clip, *_ = cm.load_lvdm_checkpoint(sd, dtype=torch.float32, output_vae=False)
+    assert isinstance(clip, StubCLIP) and seen["target"].clip is comfy.text_encoders.sd2_clip.SD2ClipModel
+    assert "clip_h.transformer.text_model.encoder.layers.23.self_attn.q_proj.weight" in seen["keys"]
+    assert all(k.startswith("clip_h.") for k in seen["keys"])
+    _, clip, *_ = cm.load_lvdm_checkpoint(sd, dtype=torch.float32, output_clip=False)
+    assert clip is None
 
 
 def test_deepspeed_checkpoint_layout(cm, tmp_path):

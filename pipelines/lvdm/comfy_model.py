@@ -38,13 +38,15 @@ shapes are batched into one UNet call (CONDCrossAttn pads different text lengths
 attention unchanged, and DynamiCrafter only reads the first 77 tokens anyway); conds with different keys (e.g. a
 negative without image tokens) run as separate calls, which is also correct.
 
-Context windows (core ContextWindowsManual, dim=0 = frames for a batch of ONE video). In ComfyUI 0.3.75 the handler
+Context windows (core ContextWindowsManual, dim=0 = frames, for a batch of ONE video). In ComfyUI 0.3.75 the handler
 slices the latent rows and sets `num_video_frames` to the window length, but it does not slice model_conds along
 dim 0. Text, image tokens and fs are per video and need no slicing. The per-frame `c_concat` is carried by
 `CONDFrames`, which keeps all frames when a window asks for fewer rows; `_apply_model` then picks the window's
 frames from `transformer_options["context_window"].index_list`. Image tokens stay the full-video set: with a
 16-frame window they are given per frame in window order (the official 16-frame layout), otherwise every frame sees
-all of them (the official behaviour for other lengths).
+all of them (the official behaviour for other lengths). CORE LIMITATION: 0.3.75's IndexListContextHandler.set_step
+compares the per-row sigma vector with `sample_sigmas` elementwise (isclose), which raises unless the latent has
+exactly steps + 1 rows; so with frames in the batch dim=0 windows only run in that case (SVD has the same problem).
 
 Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
 (the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import ClassVar
 
 import torch
 
@@ -68,15 +71,17 @@ import comfy.supported_models_base
 import comfy.text_encoders.sd2_clip
 import comfy.utils
 
-from .config import UNET_PREFIX, VARIANTS, UNetConfig, Variant, unet_keys, variant_for
+from . import checkpoint as lvdm_checkpoint
+from .config import VARIANTS, UNetConfig, Variant, unet_keys
+from .resampler import Resampler
 from .unet import UNetModel
 
 TEXT_TOKENS = 77
-VAE_PREFIX = "first_stage_model."
-TEXT_ENCODER_PREFIX = "cond_stage_model.model."
-CLIP_VISION_PREFIX = "embedder.model.visual."
-RESAMPLER_PREFIX = "image_proj_model."
+VAE_PREFIX = lvdm_checkpoint.PREFIXES["vae"]
+TEXT_ENCODER_PREFIX = lvdm_checkpoint.PREFIXES["text_encoder"]
+CLIP_VISION_PREFIX = lvdm_checkpoint.PREFIXES["clip_vision"] + "visual."
 # The linear schedule every LVDM checkpoint was trained with (official yaml: linear_start/linear_end, 1000 steps).
+logger = logging.getLogger(__name__)
 SAMPLING = {"beta_schedule": "linear", "linear_start": 0.00085, "linear_end": 0.012, "timesteps": 1000}
 
 
@@ -97,13 +102,13 @@ class LVDMConfig(comfy.supported_models_base.BASE):
     """
 
     variant: Variant = None
-    unet_config = {}
-    unet_extra_config = {}
+    unet_config: ClassVar[dict] = {}
+    unet_extra_config: ClassVar[dict] = {}
     latent_format = comfy.latent_formats.SD15
-    vae_key_prefix = [VAE_PREFIX]
-    text_encoder_key_prefix = ["cond_stage_model."]
+    vae_key_prefix: ClassVar[list] = [VAE_PREFIX]
+    text_encoder_key_prefix: ClassVar[list] = ["cond_stage_model."]
     clip_vision_prefix = None
-    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
+    supported_inference_dtypes: ClassVar[list] = [torch.float16, torch.bfloat16, torch.float32]
     memory_usage_factor = 2.0
 
     def __init__(self, unet: UNetConfig | None = None):
@@ -129,7 +134,7 @@ class LVDMConfig(comfy.supported_models_base.BASE):
         return unet_keys(state_dict, prefix="")
 
     # Text encoder: the OpenCLIP ViT-H text tower under cond_stage_model.model., exactly SD 2.x's layout.
-    def clip_target(self, state_dict={}):
+    def clip_target(self, state_dict=None):
         return comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd2_clip.SD2Tokenizer,
                                                       comfy.text_encoders.sd2_clip.SD2ClipModel)
 
@@ -266,7 +271,8 @@ class LVDMModel(comfy.model_base.BaseModel):
         return out
 
     # ---- forward ----------------------------------------------------------------------------------------------
-    def _apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
+    def _apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
+        transformer_options = transformer_options or {}
         sigma = t
         rows = x.shape[0]
         frames = int(kwargs.get("num_video_frames", rows))
@@ -342,62 +348,53 @@ def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -
 
 
 # ---- checkpoint loading -------------------------------------------------------------------------------------------
-def _read_state_dict(path: str) -> dict:
-    """Safe read: ComfyUI's own loader (safetensors, else torch.load(weights_only=True); unwraps {"state_dict"} and
-    one-key wrappers such as DeepSpeed's {"module"}), then DeepSpeed's `_forward_module.` key prefix dropped.
-
-    Provisional: to be replaced by pipelines/lvdm/checkpoint.py (written by another helper) once it is on main.
-    """
-    sd = comfy.utils.load_torch_file(path, safe_load=True)
-    prefix = "_forward_module."
-    if any(k.startswith(prefix) for k in sd):
-        sd = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
-    return {k: v for k, v in sd.items() if torch.is_tensor(v)}
+def _read_checkpoint(source, variant: str) -> lvdm_checkpoint.LVDMCheckpoint:
+    """A file (checkpoint.py: safe, memory-mapped reading, wrappers, split by prefix) or a flat state dict with
+    the official key names."""
+    if isinstance(source, (str, os.PathLike)):
+        return lvdm_checkpoint.load_lvdm_checkpoint(source, variant=variant)
+    tensors = {k: v for k, v in source.items() if torch.is_tensor(v)}
+    raw = lvdm_checkpoint.RawCheckpoint(path="<state dict>", tensors=tensors, format="state_dict", layout="plain",
+                                        metadata={}, non_tensor=[k for k in source if k not in tensors])
+    return lvdm_checkpoint.identify(raw, variant=variant)
 
 
-def _load_resampler(sd: dict, dtype=None):
-    """DynamiCrafter's image_proj_model as a module, or None (no keys / resampler module not available)."""
-    rs = {k[len(RESAMPLER_PREFIX):]: v for k, v in sd.items() if k.startswith(RESAMPLER_PREFIX)}
+def _load_resampler(rs: dict | None):
+    """DynamiCrafter's image_proj_model (keys without prefix) as a float32 module in eval mode, or None."""
     if not rs:
-        return None
-    try:
-        from .resampler import Resampler
-    except ImportError:  # pipelines/lvdm/resampler.py comes from another helper
-        logging.warning("LVDM: image_proj_model found but pipelines/lvdm/resampler.py is not available")
         return None
     dim = rs["latents"].shape[-1]
     inner = rs["layers.0.0.to_q.weight"].shape[0]
     depth = 1 + max(int(k.split(".")[1]) for k in rs if k.startswith("layers."))
-    # Head count is not in the shapes; every published DynamiCrafter uses 64-wide heads (12 x 64).
+    # The head count is not in the shapes; every published DynamiCrafter uses 64-wide heads (12 x 64).
     dim_head = 64 if inner % 64 == 0 else inner
-    num_queries = 16
+    num_queries = 16  # the UNet reads 16 tokens per frame
     model = Resampler(dim=dim, depth=depth, dim_head=dim_head, heads=inner // dim_head, num_queries=num_queries,
                       embedding_dim=rs["proj_in.weight"].shape[1], output_dim=rs["proj_out.weight"].shape[0],
-                      ff_mult=rs["layers.0.1.1.weight"].shape[0] // dim,
+                      ff_mult=rs["layers.0.1.1.weight"].shape[0] / dim,
                       video_length=rs["latents"].shape[1] // num_queries)
     model.load_state_dict(rs, strict=True)
-    return model.to(dtype=dtype or torch.float32).eval()
+    return model.float().eval()
 
 
 def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip: bool = True,
                          output_vae: bool = True, output_clipvision: bool = True, embedding_directory=None,
                          te_model_options: dict | None = None):
-    """An official LVDM `model.ckpt` (or .safetensors, or an already-read state dict) -> ComfyUI objects.
+    """An official LVDM `model.ckpt` / converted .safetensors (path), or a flat state dict with the official key
+    names -> ComfyUI objects, as comfy.sd.load_checkpoint_guess_config does for core models.
 
     Returns (MODEL ModelPatcher, CLIP or None, VAE or None, CLIP_VISION or None, resampler nn.Module or None,
     Variant). `variant`: "auto" (detected from the keys) or a name of config.VARIANTS among those sharing the
     file's key layout (DynamiCrafter 512 / 1024 / 512_interp). `dtype`: UNet weight dtype (None: ComfyUI's
-    choice for the device). Encoders absent from the file give None.
+    choice for the device; computation follows ComfyUI's manual-cast rules). Encoders absent from the file -> None.
+    Raises checkpoint.CheckpointError (a ValueError) for files that are not LVDM checkpoints.
     """
-    if isinstance(source, (str, os.PathLike)):
-        sd = _read_state_dict(os.fspath(source))
-    else:
-        sd = dict(source)
-    chosen, unet_cfg = variant_for(sd, variant)
-    model_config = CONFIGS[chosen.name](unet_cfg)
+    ck = _read_checkpoint(source, variant)
+    chosen = ck.variant
+    model_config = CONFIGS[chosen.name](ck.unet_config)
 
-    parameters = comfy.utils.calculate_parameters(sd, UNET_PREFIX)
-    weight_dtype = comfy.utils.weight_dtype(sd, UNET_PREFIX)
+    parameters = comfy.utils.calculate_parameters(ck.unet)
+    weight_dtype = comfy.utils.weight_dtype(ck.unet)
     load_device = comfy.model_management.get_torch_device()
     supported = list(model_config.supported_inference_dtypes)
     unet_dtype = dtype or comfy.model_management.unet_dtype(model_params=parameters, supported_dtypes=supported,
@@ -405,43 +402,37 @@ def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip:
     manual_cast_dtype = comfy.model_management.unet_manual_cast(unet_dtype, load_device, supported)
     model_config.set_inference_dtype(unet_dtype, manual_cast_dtype)
 
-    clip_vision = None
-    if output_clipvision and model_config.clip_vision_prefix is not None:
-        visual = {k: v for k, v in sd.items() if k.startswith(CLIP_VISION_PREFIX)}
-        if visual:
-            clip_vision = comfy.clip_vision.load_clipvision_from_sd(visual, CLIP_VISION_PREFIX, convert_keys=True)
-            if clip_vision is None:
-                logging.warning("LVDM: embedder.model.visual.* is not an OpenCLIP ViT-H image tower")
-
-    resampler = _load_resampler(sd) if chosen.has_resampler else None
-
     initial_device = comfy.model_management.unet_inital_load_device(parameters, unet_dtype)
-    model = model_config.get_model(sd, UNET_PREFIX, device=initial_device)
-    unet_sd = model_config.process_unet_state_dict(
-        {k[len(UNET_PREFIX):]: sd.pop(k) for k in [k for k in sd if k.startswith(UNET_PREFIX)]})
-    missing, unexpected = model.diffusion_model.load_state_dict(unet_sd, strict=False)
+    model = model_config.get_model(device=initial_device)
+    missing, unexpected = model.diffusion_model.load_state_dict(ck.unet, strict=False)
     if missing or unexpected:
         raise LVDMError(f"{chosen.title}: UNet keys do not match (missing {sorted(missing)[:5]}, "
                         f"unexpected {sorted(unexpected)[:5]})")
-    del unet_sd
+    ck.unet = None
 
-    vae = None
-    if output_vae:
-        vae_sd = comfy.utils.state_dict_prefix_replace(sd, {VAE_PREFIX: ""}, filter_keys=True)
-        vae = comfy.sd.VAE(sd=vae_sd) if vae_sd else None
+    clip_vision = None
+    if output_clipvision and ck.clip_vision and model_config.clip_vision_prefix is not None:
+        # embedder.model.* minus the prefix: the open_clip layout core's clip_vision.load() reads ("visual.*");
+        # the text-side leftovers of the official embedder are dropped.
+        visual = {k: v for k, v in ck.clip_vision.items() if k.startswith("visual.")}
+        clip_vision = comfy.clip_vision.load_clipvision_from_sd(visual, "visual.", convert_keys=True)
+        if clip_vision is None:
+            logger.warning("LVDM: embedder.model.visual.* is not an OpenCLIP ViT-H image tower; no CLIP_VISION")
+
+    resampler = _load_resampler(ck.resampler) if chosen.has_resampler else None
+
+    vae = comfy.sd.VAE(sd=ck.vae) if output_vae and ck.vae else None
 
     clip = None
-    if output_clip:
-        clip_sd = model_config.process_clip_state_dict(
-            {k: v for k, v in sd.items() if k.startswith(TEXT_ENCODER_PREFIX)})
-        if clip_sd:
-            clip = comfy.sd.CLIP(model_config.clip_target(), embedding_directory=embedding_directory,
-                                 tokenizer_data=clip_sd, parameters=comfy.utils.calculate_parameters(clip_sd),
-                                 model_options=te_model_options or {})
-            missing, unexpected = clip.load_sd(clip_sd, full_model=True)
-            missing = [k for k in missing if ".logit_scale" not in k and "text_projection" not in k]
-            if missing:
-                logging.warning("LVDM text encoder missing keys: %s", missing[:10])
+    if output_clip and ck.text_encoder:
+        clip_sd = model_config.process_clip_state_dict({TEXT_ENCODER_PREFIX + k: v for k, v in ck.text_encoder.items()})
+        clip = comfy.sd.CLIP(model_config.clip_target(), embedding_directory=embedding_directory,
+                             tokenizer_data=clip_sd, parameters=comfy.utils.calculate_parameters(clip_sd),
+                             model_options=te_model_options or {})
+        missing, _unexpected = clip.load_sd(clip_sd, full_model=True)
+        missing = [k for k in missing if ".logit_scale" not in k and "text_projection" not in k]
+        if missing:
+            logger.warning("LVDM text encoder missing keys: %s", missing[:10])
 
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device,
                                                offload_device=comfy.model_management.unet_offload_device())
