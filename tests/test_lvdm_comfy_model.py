@@ -510,3 +510,30 @@ def test_deepspeed_checkpoint_layout(cm, tmp_path):
     assert found.name == "videocrafter2_512"
     got = patcher.model.diffusion_model.state_dict()
     assert all(torch.equal(got[k[len("model.diffusion_model."):]], v.float()) for k, v in sd.items())
+
+
+def test_videocrafter1_tiny_random(cm, tmp_path):
+    """VideoCrafter1 (no fixture from the official code): a tiny random UNet of our class with VideoCrafter1's flags
+    (relative-position temporal attention, no temporal conv, no fps), saved with the official prefix and loaded
+    back; apply_model on frames in the batch == the raw UNet on [B, C, T, h, w]; an fps value is ignored."""
+    from pipelines.lvdm.config import tiny_config
+    from pipelines.lvdm.unet import UNetModel
+    torch.manual_seed(5)
+    ref = UNetModel(tiny_config("videocrafter1_512")).eval()
+    for p in ref.parameters():
+        p.data.normal_(0, 0.1)
+    path = tmp_path / "vc1.safetensors"
+    save_file({"model.diffusion_model." + k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    patcher, *_, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
+    assert found.name == "videocrafter1_512" and not found.unet.fs_condition
+    model, frames = patcher.model, 5
+    z_t = torch.randn(2 * frames, 4, 8, 8)
+    text = torch.randn(1, 77, 64)
+    kwargs = comfy_conds(model, z_t, [{"cross_attn": text, "num_video_frames": frames, "lvdm_fs": 8}])
+    assert "lvdm_fs" not in kwargs
+    out = model_output(model, z_t, 700, kwargs)
+    with torch.no_grad():
+        raw = ref(batch_to_frames(z_t, frames), torch.tensor([700, 700]), context=text.expand(2, -1, -1))
+    torch.testing.assert_close(batch_to_frames(out, frames), raw, atol=ATOL, rtol=0)
+    with pytest.raises(cm.LVDMError, match="whole number"):
+        model.extra_conds(noise=z_t, device=z_t.device, cross_attn=text, num_video_frames=3)
