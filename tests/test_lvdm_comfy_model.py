@@ -537,3 +537,38 @@ def test_videocrafter1_tiny_random(cm, tmp_path):
     torch.testing.assert_close(batch_to_frames(out, frames), raw, atol=ATOL, rtol=0)
     with pytest.raises(cm.LVDMError, match="whole number"):
         model.extra_conds(noise=z_t, device=z_t.device, cross_attn=text, num_video_frames=3)
+
+
+def test_video_rescale_cfg_matches_the_official_rescale(cm, tmp_path):
+    """video_rescale_cfg == official CFG + rescale_noise_cfg (std over C, T, H, W of each video) on the v outputs;
+    core RescaleCFG (per-row std) differs; it runs as a sampler_cfg_function in core sampling."""
+    import comfy.sample
+
+    from pipelines.lvdm.ddim import rescale_noise_cfg
+    g = torch.Generator().manual_seed(6)
+    frames, rows = 4, 8
+    x_orig = torch.randn(rows, 4, 8, 8, generator=g) * 3
+    sigma = torch.full((rows,), 2.5)
+    s = sigma.view(-1, 1, 1, 1)
+    v_c, v_u = torch.randn(2, rows, 4, 8, 8, generator=g)
+    x = x_orig / (s ** 2 + 1)
+    denoised = [x - v * s / (s ** 2 + 1) ** 0.5 for v in (v_c, v_u)]   # V_PREDICTION.calculate_denoised
+    args = {"input": x_orig, "sigma": sigma, "cond_scale": 7.5, "cond": x_orig - denoised[0],
+            "uncond": x_orig - denoised[1]}
+    got = cm.video_rescale_cfg(0.7, frames=frames)(args)
+    v_cfg = v_u + 7.5 * (v_c - v_u)
+    v_ref = rescale_noise_cfg(batch_to_frames(v_cfg, frames), batch_to_frames(v_c, frames), 0.7)
+    ref = x - frames_to_batch(v_ref) * s / (s ** 2 + 1) ** 0.5  # the guided denoised estimate
+    torch.testing.assert_close(x_orig - got, ref, atol=1e-5, rtol=0)  # cfg functions return x - denoised
+    per_frame = rescale_noise_cfg(v_cfg, v_c, 0.7)  # what core RescaleCFG does with frames in the batch
+    assert (frames_to_batch(v_ref) - per_frame).abs().max() > 1e-3
+    # in core sampling, on a v model
+    patcher, *_ = load_fixture(cm, tmp_path, "dc256_unet", drop_alpha=True)
+    patcher = patcher.clone()
+    patcher.set_model_sampler_cfg_function(cm.video_rescale_cfg(0.7))
+    image, tokens = torch.randn(1, 4, 8, 8, generator=g), torch.randn(2, 1, 64, 64, generator=g)
+    pos = [[torch.randn(1, 77, 64, generator=g), {"concat_latent_image": image, "lvdm_image_tokens": tokens[0]}]]
+    neg = [[torch.randn(1, 77, 64, generator=g), {"concat_latent_image": image, "lvdm_image_tokens": tokens[1]}]]
+    out = comfy.sample.sample(patcher, torch.randn(frames, 4, 8, 8, generator=g), 3, 7.5, "euler", "normal", pos,
+                              neg, torch.zeros(frames, 4, 8, 8), disable_pbar=True, seed=0)
+    assert torch.isfinite(out).all()

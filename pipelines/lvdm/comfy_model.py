@@ -48,6 +48,9 @@ all of them (the official behaviour for other lengths). CORE LIMITATION: 0.3.75'
 compares the per-row sigma vector with `sample_sigmas` elementwise (isclose), which raises unless the latent has
 exactly steps + 1 rows; so with frames in the batch dim=0 windows only run in that case (SVD has the same problem).
 
+Guidance rescale (DynamiCrafter 512/1024, 0.7): `video_rescale_cfg(multiplier, frames)` is a sampler_cfg_function
+with the official per-video std; core RescaleCFG takes the std per latent row, i.e. per frame here.
+
 Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
 (the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
 """
@@ -345,6 +348,36 @@ def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -
     out[0] = first[0]
     out[-1] = last[0]
     return out
+
+
+def video_rescale_cfg(multiplier: float, frames: int | None = None):
+    """A `sampler_cfg_function` (ModelPatcher.set_model_sampler_cfg_function): CFG plus the official LVDM guidance
+    rescale (DynamiCrafter 512/1024: 0.7) computed per VIDEO.
+
+    Core RescaleCFG does the same v-space arithmetic but takes the std over (C, H, W) of each latent row, i.e. per
+    frame here; the official `rescale_noise_cfg` takes it over (C, T, H, W) of each video. `frames`: frames per
+    video (None: every row of a call is one video, exact for a batch of one video).
+    """
+    def rescale_cfg(args):
+        x_orig, scale = args["input"], args["cond_scale"]
+        sigma = args["sigma"].reshape((-1,) + (1,) * (x_orig.ndim - 1))
+        x = x_orig / (sigma ** 2 + 1.0)
+        # cond/uncond arrive as x - denoised; the v they imply (the raw output of a v model)
+        v_c = (x - (x_orig - args["cond"])) * (sigma ** 2 + 1.0) ** 0.5 / sigma
+        v_u = (x - (x_orig - args["uncond"])) * (sigma ** 2 + 1.0) ** 0.5 / sigma
+        v_cfg = v_u + scale * (v_c - v_u)
+        rows = x_orig.shape[0]
+        per_video = frames or rows
+        if rows % per_video:
+            raise LVDMError(f"{rows} latent rows are not whole {per_video}-frame videos")
+
+        def video_std(v):
+            return v.reshape(rows // per_video, -1).std(dim=1).repeat_interleave(per_video).reshape(sigma.shape)
+
+        v_final = multiplier * v_cfg * (video_std(v_c) / video_std(v_cfg)) + (1.0 - multiplier) * v_cfg
+        return x_orig - (x - v_final * sigma / (sigma ** 2 + 1.0) ** 0.5)
+
+    return rescale_cfg
 
 
 # ---- checkpoint loading -------------------------------------------------------------------------------------------
