@@ -48,8 +48,8 @@ all of them (the official behaviour for other lengths). CORE LIMITATION: 0.3.75'
 compares the per-row sigma vector with `sample_sigmas` elementwise (isclose), which raises unless the latent has
 exactly steps + 1 rows; so with frames in the batch dim=0 windows only run in that case (SVD has the same problem).
 
-Guidance rescale (DynamiCrafter 512/1024, 0.7): `video_rescale_cfg(multiplier, frames)` is a sampler_cfg_function
-with the official per-video std; core RescaleCFG takes the std per latent row, i.e. per frame here.
+Guidance rescale (DynamiCrafter 512/1024, 0.7): `video_rescale_cfg(multiplier, frames)` is a post-CFG function with
+the official per-video std; core RescaleCFG takes the std per latent row, i.e. per frame here.
 
 Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
 (the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
@@ -351,21 +351,25 @@ def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -
 
 
 def video_rescale_cfg(multiplier: float, frames: int | None = None):
-    """A `sampler_cfg_function` (ModelPatcher.set_model_sampler_cfg_function): CFG plus the official LVDM guidance
-    rescale (DynamiCrafter 512/1024: 0.7) computed per VIDEO.
+    """The official LVDM guidance rescale (DynamiCrafter 512/1024: 0.7) with the std per VIDEO, as a
+    `sampler_post_cfg_function` (ModelPatcher.set_model_sampler_post_cfg_function).
 
     Core RescaleCFG does the same v-space arithmetic but takes the std over (C, H, W) of each latent row, i.e. per
-    frame here; the official `rescale_noise_cfg` takes it over (C, T, H, W) of each video. `frames`: frames per
-    video (None: every row of a call is one video, exact for a batch of one video).
+    frame here; the official `rescale_noise_cfg` takes it over (C, T, H, W) of each video. It is also a
+    sampler_cfg_function, whose `x - denoised` convention loses float32 precision at the zero-SNR sigma (~4.5e3:
+    ~1e-3 absolute in the first denoised estimate); a post-CFG function works on the denoised estimates directly.
+    `frames`: frames per video (None: every row of a call is one video, exact for a batch of one video).
     """
     def rescale_cfg(args):
-        x_orig, scale = args["input"], args["cond_scale"]
+        denoised = args["denoised"]             # the CFG result (core: uncond + scale * (cond - uncond))
+        if multiplier == 0 or args.get("cond_scale", 0.0) == 1.0:
+            return denoised
+        x_orig = args["input"]
         sigma = args["sigma"].reshape((-1,) + (1,) * (x_orig.ndim - 1))
-        x = x_orig / (sigma ** 2 + 1.0)
-        # cond/uncond arrive as x - denoised; the v they imply (the raw output of a v model)
-        v_c = (x - (x_orig - args["cond"])) * (sigma ** 2 + 1.0) ** 0.5 / sigma
-        v_u = (x - (x_orig - args["uncond"])) * (sigma ** 2 + 1.0) ** 0.5 / sigma
-        v_cfg = v_u + scale * (v_c - v_u)
+        x = x_orig / (sigma ** 2 + 1.0)         # the model's input latent (VP scale)
+        to_v = (sigma ** 2 + 1.0) ** 0.5 / sigma  # V_PREDICTION: denoised = x - v * sigma / sqrt(sigma^2 + 1)
+        v_cfg = (x - denoised) * to_v
+        v_c = (x - args["cond_denoised"]) * to_v
         rows = x_orig.shape[0]
         per_video = frames or rows
         if rows % per_video:
@@ -375,7 +379,7 @@ def video_rescale_cfg(multiplier: float, frames: int | None = None):
             return v.reshape(rows // per_video, -1).std(dim=1).repeat_interleave(per_video).reshape(sigma.shape)
 
         v_final = multiplier * v_cfg * (video_std(v_c) / video_std(v_cfg)) + (1.0 - multiplier) * v_cfg
-        return x_orig - (x - v_final * sigma / (sigma ** 2 + 1.0) ** 0.5)
+        return x - v_final / to_v
 
     return rescale_cfg
 
