@@ -26,7 +26,7 @@ on the positive AND the negative, as WanImageToVideo does):
                           see `interp_concat_latent`). Scaled with the latent format (x0.18215) like core does.
   lvdm_depth              Make-Your-Video only: per-frame depth [T, 1, h, w] at latent size, in [-1, 1] (the
                           official per-frame min-max), not scaled.
-                          concat_latent_image / lvdm_depth become `c_concat` (a CONDNoiseShape of B*T rows).
+                          concat_latent_image / lvdm_depth become `c_concat` (CONDFrames, a CONDNoiseShape, B*T rows).
   lvdm_fs                 frame stride (DynamiCrafter) / fps (VideoCrafter2): int, or one per video -> CONDRegular.
                           Missing -> the variant's official inference value (config.VARIANTS[..].default_fs).
   num_video_frames        frames per video, int (default: all latent rows, i.e. a batch of one video).
@@ -50,6 +50,12 @@ exactly steps + 1 rows; so with frames in the batch dim=0 windows only run in th
 
 Guidance rescale (DynamiCrafter 512/1024, 0.7): `video_rescale_cfg(multiplier, frames)` is a post-CFG function with
 the official per-video std; core RescaleCFG takes the std per latent row, i.e. per frame here.
+
+Sampling. `model_sampling` is core ModelSamplingDiscrete on the official linear schedule (0.00085-0.012, 1000 steps):
+EPS for VideoCrafter, DynamiCrafter 256 and Make-Your-Video; V_PREDICTION + zsnr for DynamiCrafter 512/1024/interp,
+where ComfyUI keeps alphas_cumprod[999] at 4.9e-8 (official: 0), so a run from the terminal step differs from the
+official one by ~3e-3 on the golden DDIM trajectory (6.8e-5 against the official DDIM on the capped schedule;
+tests/test_lvdm_comfy_model.py). `LVDMModel.variant` is the config.Variant (official sampler settings).
 
 Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
 (the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
