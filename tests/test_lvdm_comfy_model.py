@@ -368,19 +368,35 @@ def test_saved_model_loads_back(cm, tmp_path):
 
 
 # ---- checkpoint routing: VAE, text encoder, CLIP vision -------------------------------------------------------------
-def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
-    """A Lightning-style {"state_dict": ...} pickle with UNet + KL-f8 VAE (real SD size: ComfyUI fixes its config)
-    + schedule buffers: the VAE becomes a core VAE that decodes frames-in-batch latents."""
+SD_VAE_CONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                 "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+
+
+@pytest.mark.parametrize("name", ["vc1_512", "vc2_512", "dc256", "dc512", "dc1024", "myv256"])
+def test_every_published_vae_is_the_core_sd_vae(cm, name):
+    """first_stage_model.* of every published LVDM checkpoint == the keys and shapes of the KL-f8 AutoencoderKL that
+    comfy.sd.VAE builds for SD 1.x/2.x VAEs (built on the meta device)."""
     import comfy.ldm.models.autoencoder
-    torch.manual_seed(0)
-    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-                "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
-    shapes = {k: v.shape for k, v in
-              comfy.ldm.models.autoencoder.AutoencoderKL(ddconfig=ddconfig, embed_dim=4).state_dict().items()}
-    # ComfyUI layers skip weight init: draw every tensor (fan-in scaled weights, unit norms, zero biases)
-    sd = {"first_stage_model." + k: (torch.randn(s) / math.sqrt(math.prod(s[1:])) if len(s) > 1 else
-                                     torch.ones(s) if k.endswith("weight") else torch.zeros(s)).half()
-          for k, s in shapes.items()}
+
+    from pipelines.lvdm.config import shapes_from_manifest
+    vae_shapes = {k[len(cm.VAE_PREFIX):]: s for k, s in shapes_from_manifest(manifest_lines(name)).items()
+                  if k.startswith(cm.VAE_PREFIX)}
+    with torch.device("meta"):
+        core = comfy.ldm.models.autoencoder.AutoencoderKL(ddconfig=SD_VAE_CONFIG, embed_dim=4)
+    assert vae_shapes == {k: tuple(v.shape) for k, v in core.state_dict().items()}
+
+
+def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
+    """A Lightning-style {"state_dict": ...} pickle with UNet + the VAE (random, under the manifest's names and
+    shapes) + schedule buffers: the VAE becomes a core VAE holding exactly those tensors, and decodes
+    frames-in-batch latents."""
+    from pipelines.lvdm.config import shapes_from_manifest
+    g = torch.Generator().manual_seed(0)
+    shapes = {k: s for k, s in shapes_from_manifest(manifest_lines("myv256")).items() if k.startswith(cm.VAE_PREFIX)}
+    # fan-in scaled weights, unit norms, zero biases (random weights of the real layout)
+    sd = {k: (torch.randn(s, generator=g) / math.sqrt(math.prod(s[1:])) if len(s) > 1 else
+              torch.ones(s) if k.endswith("weight") else torch.zeros(s)).half() for k, s in shapes.items()}
+    vae_sd = dict(sd)
     sd.update(load_file(golden("myv_unet", "weights.safetensors")))
     sd["alphas_cumprod"] = torch.ones(1000)
     path = tmp_path / "model.ckpt"
@@ -388,7 +404,10 @@ def test_checkpoint_with_vae_and_wrapped_state_dict(cm, tmp_path):
     _, clip, vae, clip_vision, resampler, found = cm.load_lvdm_checkpoint(str(path), dtype=torch.float32)
     assert found.name == "makeyourvideo_256" and clip is None and clip_vision is None and resampler is None
     assert vae is not None and vae.latent_channels == 4
-    images = vae.decode(torch.randn(3, 4, 4, 4))
+    loaded = vae.first_stage_model.state_dict()
+    assert len(loaded) == len(vae_sd) == 248
+    assert all(torch.equal(loaded[k[len(cm.VAE_PREFIX):]].to(v.dtype), v) for k, v in vae_sd.items())
+    images = vae.decode(torch.randn(3, 4, 4, 4, generator=g))
     assert images.shape == (3, 32, 32, 3) and torch.isfinite(images).all()
     # the same dict as an already-read state dict, VAE not asked for
     _, _, vae2, *_ = cm.load_lvdm_checkpoint(sd, output_vae=False, dtype=torch.float32)
