@@ -65,14 +65,14 @@ def einsum_attention_forward(self, x, context=None, mask=None):
     q, k, v = split(q), split(k), split(v)
     sim = torch.einsum("b i d, b j d -> b i j", q, k) * self.scale
     if self.relative_position:
-        sim = sim + torch.einsum("b t d, t s d -> b t s", q, self.relative_position_k(q.shape[1], k.shape[1])) \
+        sim = sim + torch.einsum("b t d, t s d -> b t s", q, self.relative_position_k(q.shape[1], k.shape[1], q)) \
             * self.scale
     if mask is not None:
         sim = sim.masked_fill(~mask.bool(), -torch.finfo(sim.dtype).max)
     sim = sim.softmax(dim=-1)
     out = torch.einsum("b i j, b j d -> b i d", sim, v)
     if self.relative_position:
-        out = out + torch.einsum("b t s, t s d -> b t d", sim, self.relative_position_v(q.shape[1], v.shape[1]))
+        out = out + torch.einsum("b t s, t s d -> b t d", sim, self.relative_position_v(q.shape[1], v.shape[1], q))
     out = merge(out)
     if image_context is not None:
         k_ip, v_ip = split(self.to_k_ip(image_context)), split(self.to_v_ip(image_context))

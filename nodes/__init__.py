@@ -8,6 +8,8 @@ from comfy_api.latest import ComfyExtension, io
 from ..pipelines.cpu_threads import wait_policy_warning
 from .comfy_prior_nodes import COMFY_PRIOR_NODES
 from .livesketch_nodes import LIVESKETCH_NODES
+from .lvdm_nodes import LVDM_NODES
+from .lvdm_sampling_nodes import LVDM_SAMPLING_NODES
 from .prior_loading import register_folders
 from .sampling_nodes import SAMPLING_NODES
 from .sketch_nodes import SKETCH_NODES
@@ -20,7 +22,8 @@ if _spin_warning:
 
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES, *SAMPLING_NODES]
+        return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES, *SAMPLING_NODES, *LVDM_NODES,
+                *LVDM_SAMPLING_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

@@ -73,6 +73,21 @@ def _official_ddim_function(latent_scale: str):
     return sample
 
 
+class OfficialDDIMSampler(comfy.samplers.KSAMPLER):
+    """KSAMPLER that starts from pure noise whenever the latent is empty, as the official DDIM does even when its
+    first timestep is below the last training step ('uniform' spacing starts at 981 for 50 steps): core scales the
+    noise by sigma instead of sqrt(1 + sigma^2) unless the first sigma is the model's largest."""
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+               disable_pbar=False):
+        self._from_noise = latent_image is None or not bool(torch.any(latent_image != 0))
+        return super().sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
+                              disable_pbar)
+
+    def max_denoise(self, model_wrap, sigmas):
+        return getattr(self, "_from_noise", False) or super().max_denoise(model_wrap, sigmas)
+
+
 class LVDMOfficialDDIM(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -84,7 +99,7 @@ class LVDMOfficialDDIM(io.ComfyNode):
                         "DDIM with eta (official inference uses 1.0) and the official latent-scale correction of "
                         "the clean estimate (DynamiCrafter 512/1024 dynamic rescale, VideoCrafter2 scale_arr). Pair "
                         "it with VP_LVDMScheduler; CFG comes from the guider (CFGGuider, DualCFGGuider for "
-                        "DynamiCrafter's text/image guidance) and guidance rescale from core RescaleCFG (0.7 for "
+                        "DynamiCrafter's text/image guidance) and guidance rescale from VP_LVDMRescaleCFG (0.7 for "
                         "DynamiCrafter 512/1024). Works with other models as a plain DDIM.",
             inputs=[
                 io.Float.Input("eta", default=1.0, min=0.0, max=1.0, step=0.01,
@@ -103,8 +118,43 @@ class LVDMOfficialDDIM(io.ComfyNode):
     @classmethod
     def execute(cls, eta, latent_scale):
         ensure_inputs(cls, eta=eta)
-        sampler = comfy.samplers.KSAMPLER(_official_ddim_function(latent_scale), extra_options={"eta": float(eta)})
+        sampler = OfficialDDIMSampler(_official_ddim_function(latent_scale), extra_options={"eta": float(eta)})
         return io.NodeOutput(sampler)
 
 
-LVDM_SAMPLING_NODES = [LVDMScheduler, LVDMOfficialDDIM]
+class LVDMRescaleCFG(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_LVDMRescaleCFG",
+            display_name="LVDM Guidance Rescale (per video)",
+            category=CATEGORY,
+            description="The official guidance rescale of DynamiCrafter 512/1024 (0.7; Lin et al. 2023): rescales the "
+                        "guided v-prediction to the conditional one's standard deviation over the whole video. Core "
+                        "RescaleCFG does the same per latent row, i.e. per frame when the frames are in the batch "
+                        "dimension, which is not what the models were run with. For v-prediction models.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Float.Input("multiplier", default=0.7, min=0.0, max=1.0, step=0.01),
+                io.Int.Input("frames", default=0, min=0, max=4096,
+                             tooltip="Frames per video; 0 = every latent row of a sampling call is one video "
+                                     "(right for batch size 1)."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, multiplier, frames):
+        return check_inputs(cls, {"multiplier": multiplier, "frames": frames})
+
+    @classmethod
+    def execute(cls, model, multiplier, frames):
+        from ..pipelines.lvdm.comfy_model import video_rescale_cfg
+
+        ensure_inputs(cls, multiplier=multiplier, frames=frames)
+        patched = model.clone()
+        patched.set_model_sampler_post_cfg_function(video_rescale_cfg(float(multiplier), frames or None))
+        return io.NodeOutput(patched)
+
+
+LVDM_SAMPLING_NODES = [LVDMScheduler, LVDMOfficialDDIM, LVDMRescaleCFG]

@@ -33,12 +33,12 @@ class RelativePosition(nn.Module):
         if self.embeddings_table.device.type != "meta":
             nn.init.xavier_uniform_(self.embeddings_table)
 
-    def forward(self, length_q: int, length_k: int, dtype=None) -> torch.Tensor:
-        table = self.embeddings_table
-        device = table.device
-        offsets = torch.arange(length_k, device=device)[None, :] - torch.arange(length_q, device=device)[:, None]
+    def forward(self, length_q: int, length_k: int, like: torch.Tensor) -> torch.Tensor:
+        # A plain Parameter (not a ComfyUI op): ComfyUI's low-VRAM mode may leave it on the offload device.
+        table = self.embeddings_table.to(device=like.device, dtype=like.dtype)
+        offsets = torch.arange(length_k, device=like.device)[None, :] - torch.arange(length_q, device=like.device)[:, None]
         index = offsets.clamp(-self.max_relative_position, self.max_relative_position) + self.max_relative_position
-        return table[index].to(dtype or table.dtype)       # [Lq, Lk, d]
+        return table[index]                                  # [Lq, Lk, d]
 
 
 class CrossAttention(nn.Module):
@@ -107,14 +107,14 @@ class CrossAttention(nn.Module):
             k_ip, v_ip = self._heads(self.to_k_ip(image_context)), self._heads(self.to_v_ip(image_context))
             out_ip = self._merge(F.scaled_dot_product_attention(q, k_ip, v_ip))
             if self.learnable_gate:
-                out_ip = out_ip * (torch.tanh(self.alpha.to(out_ip.dtype)) + 1)
+                out_ip = out_ip * (torch.tanh(self.alpha.to(device=out_ip.device, dtype=out_ip.dtype)) + 1)
             out = out + out_ip
         return self.to_out(out)
 
     def _relative_attention(self, q, k, v, mask):
         lq, lk = q.shape[2], k.shape[2]
-        e_k = self.relative_position_k(lq, lk, q.dtype)                    # [lq, lk, d]
-        e_v = self.relative_position_v(lq, lk, q.dtype)
+        e_k = self.relative_position_k(lq, lk, q)                          # [lq, lk, d]
+        e_v = self.relative_position_v(lq, lk, q)
         sim = (q @ k.transpose(-1, -2) + torch.einsum("bhid,ijd->bhij", q, e_k)) * self.scale
         if mask is not None:
             sim = sim.masked_fill(~mask.to(torch.bool), -torch.finfo(sim.dtype).max)
