@@ -95,6 +95,8 @@ def run_case(path: str, dtype: str, mode: str) -> dict:
     import convert_lvdm_checkpoint
     from pipelines.lvdm.checkpoint import load_lvdm_checkpoint
 
+    if mode == "comfy":
+        return run_comfy_case(path, dtype)
     base = _rss_now()
     t0 = time.perf_counter()
     if mode == "convert":
@@ -118,6 +120,31 @@ def run_case(path: str, dtype: str, mode: str) -> dict:
             "peak_rss": _rss_peak()}
 
 
+def run_comfy_case(path: str, dtype: str) -> dict:
+    """The whole node path: comfy_model.load_lvdm_checkpoint -> core MODEL (UNet weights in place) + VAE."""
+    from comfy_runtime import comfyui_dir
+
+    sys.path.insert(0, comfyui_dir())
+    from comfy.cli_args import args as comfy_args
+
+    comfy_args.cpu = True
+    import comfy.model_management  # noqa: F401
+
+    from pipelines.lvdm.comfy_model import load_lvdm_checkpoint
+
+    import torch
+
+    base = _rss_now()
+    t0 = time.perf_counter()
+    patcher, clip, vae, clip_vision, resampler, variant = load_lvdm_checkpoint(
+        path, dtype={"keep": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype))
+    seconds = time.perf_counter() - t0
+    weights = sum(p.numel() * p.element_size() for p in patcher.model.parameters())
+    return {"load_s": round(seconds, 2), "touched_s": None, "variant": variant.name, "baseline_rss": base,
+            "rss_after_load": _rss_now(), "peak_rss": _rss_peak(), "unet_weight_bytes": weights,
+            "unet_dtype": str(next(patcher.model.parameters()).dtype), "vae": vae is not None}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=tempfile.gettempdir())
@@ -136,7 +163,8 @@ def main():
             path = files[fmt]
             size = os.path.getsize(path)
             results["files"][f"{fmt}_bytes"] = size
-            for dtype, mode in [("keep", "load"), ("keep", "touched"), ("bf16", "touched"), ("keep", "convert")]:
+            for dtype, mode in [("keep", "load"), ("keep", "touched"), ("bf16", "touched"), ("keep", "convert"),
+                                ("fp16", "comfy")]:
                 if mode == "convert" and fmt != "ckpt":
                     continue
                 _drop_cache(path)
@@ -150,7 +178,7 @@ def main():
                 r["loader_rss_over_file"] = round((r["peak_rss"] - r["baseline_rss"]) / size, 3)
                 name = f"{fmt}_{mode}" + ("" if dtype == "keep" else f"_{dtype}")
                 results["cases"][name] = r
-                secs = r.get("touched_s") or r.get("load_s") if mode != "convert" else r["seconds"]
+                secs = (r.get("touched_s") or r.get("load_s")) if mode != "convert" else r["seconds"]
                 print(f"{name:28s} {secs:7.2f} s  peak RSS {r['peak_rss'] / 2 ** 30:5.2f} GiB = "
                       f"{r['peak_rss_over_file']:.2f}x file ({r['loader_rss_over_file']:.2f}x above the "
                       f"{r['baseline_rss'] / 2 ** 30:.2f} GiB after imports)"
