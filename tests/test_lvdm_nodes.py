@@ -193,6 +193,36 @@ def test_official_ddim_sampler_matches_the_pure_sampler(lvdm):
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
 
 
+def test_bad_files_are_refused_with_the_file_name_and_what_was_expected(lvdm):
+    import pickle
+
+    folder = lvdm.base_dir + "/models/checkpoints/"
+    good = open(folder + "videocrafter2_512.ckpt", "rb").read()
+    with open(folder + "broken_truncated.ckpt", "wb") as f:
+        f.write(good[: len(good) // 3])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("never printed",))
+
+    with open(folder + "broken_code.ckpt", "wb") as f:
+        pickle.dump({"state_dict": {"x": Evil()}}, f)
+    from safetensors.torch import save_file
+
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+               "model.diffusion_model.out.2.weight": torch.zeros(4, 320, 3, 3),
+               "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(8, 8)},
+              folder + "broken_sd15.safetensors")
+    for name, expected in [("broken_truncated.ckpt", "broken_truncated.ckpt"), ("broken_code.ckpt", "refuse"),
+                           ("broken_sd15.safetensors", "without temporal layers")]:
+        p = t2v_prompt()
+        p["1"]["inputs"]["ckpt_name"] = name
+        executor = lvdm.run(p)
+        message = node_error(executor)
+        assert not executor.success and message.startswith("VP_LoadLVDMCheckpoint"), message
+        assert name in message and expected.lower() in message.lower(), message
+
+
 def test_bad_inputs_fail_before_sampling_with_clear_messages(lvdm):
     executor = lvdm.run(i2v_prompt(width=96, height=SIZE))
     assert not executor.success and "multiples of 64" in node_error(executor)
@@ -204,3 +234,9 @@ def test_bad_inputs_fail_before_sampling_with_clear_messages(lvdm):
     p["6"]["inputs"]["batch_size"] = 1
     executor = lvdm.run(p)
     assert not executor.success and "concat_latent_image" in node_error(executor)
+    # a core EmptyLatentImage whose size the UNet cannot halve: refused before the first step
+    p = t2v_prompt()
+    p["6"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 72, "height": 64, "batch_size": 8}}
+    p["8"]["inputs"].update(positive=["2", 0], negative=["3", 0], latent_image=["6", 0])
+    executor = lvdm.run(p)
+    assert not executor.success and "multiple of 16 pixels" in node_error(executor), node_error(executor)

@@ -249,6 +249,12 @@ class LVDMModel(comfy.model_base.BaseModel):
         cfg = self.unet_config
         noise = kwargs["noise"]
         frames = _frames(kwargs, noise.shape[0])
+        # Checked here, before the first step: the UNet halves the latent once per level after the first.
+        factor = 2 ** (len(cfg.channel_mult) - 1)
+        if noise.shape[-1] % factor or noise.shape[-2] % factor:
+            raise LVDMError(f"{self.variant.title} needs latents whose sides are multiples of {factor} (frames of a "
+                            f"multiple of {8 * factor} pixels); got {noise.shape[-1] * 8}x{noise.shape[-2] * 8} "
+                            f"pixels ({noise.shape[-1]}x{noise.shape[-2]} latent)")
         out = {"num_video_frames": comfy.conds.CONDConstant(frames)}
 
         concat = self.concat_cond(**kwargs)
