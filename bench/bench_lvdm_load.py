@@ -6,7 +6,8 @@ shared/checkpoint-manifests/vc2_512.txt, fp16) is written tensor by tensor under
 process (clean peak RSS) after the file's pages were dropped from the page cache (posix_fadvise DONTNEED: a cold
 read): `load_lvdm_checkpoint` alone ("load", lazy memory map), then reading every tensor once ("touched": what
 copying the weights into a model costs on the file side), for dtype keep and a bf16 cast; and the convert script
-(.ckpt -> .safetensors). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after
+(.ckpt -> .safetensors); and the whole node path, comfy_model.load_lvdm_checkpoint -> core MODEL + VAE, in the
+file's dtype (fp16) and in ComfyUI's choice for the device ("auto": float32 on a CPU, a cast). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after
 importing torch and the pack (the loader's own share). The files are deleted afterwards. Nothing is asserted (the tests check
 behaviour); figures are printed and written to bench/results/lvdm_load.json.
 
@@ -136,7 +137,7 @@ def run_comfy_case(path: str, dtype: str) -> dict:
 
     base = _rss_now()
     t0 = time.perf_counter()
-    patcher, clip, vae, clip_vision, resampler, variant = load_lvdm_checkpoint(
+    patcher, _clip, vae, _clip_vision, _resampler, variant = load_lvdm_checkpoint(
         path, dtype={"keep": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype))
     seconds = time.perf_counter() - t0
     weights = sum(p.numel() * p.element_size() for p in patcher.model.parameters())
@@ -164,7 +165,7 @@ def main():
             size = os.path.getsize(path)
             results["files"][f"{fmt}_bytes"] = size
             for dtype, mode in [("keep", "load"), ("keep", "touched"), ("bf16", "touched"), ("keep", "convert"),
-                                ("fp16", "comfy")]:
+                                ("fp16", "comfy"), ("keep", "comfy")]:
                 if mode == "convert" and fmt != "ckpt":
                     continue
                 _drop_cache(path)
@@ -177,6 +178,8 @@ def main():
                 r["peak_rss_over_file"] = round(r["peak_rss"] / size, 3)
                 r["loader_rss_over_file"] = round((r["peak_rss"] - r["baseline_rss"]) / size, 3)
                 name = f"{fmt}_{mode}" + ("" if dtype == "keep" else f"_{dtype}")
+                if mode == "comfy" and dtype == "keep":
+                    name = f"{fmt}_comfy_auto"  # ComfyUI's dtype choice for the device (CPU: float32, a cast)
                 results["cases"][name] = r
                 secs = (r.get("touched_s") or r.get("load_s")) if mode != "convert" else r["seconds"]
                 print(f"{name:28s} {secs:7.2f} s  peak RSS {r['peak_rss'] / 2 ** 30:5.2f} GiB = "

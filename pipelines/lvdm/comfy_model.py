@@ -452,12 +452,24 @@ def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip:
     model_config.set_inference_dtype(unet_dtype, manual_cast_dtype)
 
     initial_device = comfy.model_management.unet_inital_load_device(parameters, unet_dtype)
-    model = model_config.get_model(device=initial_device)
-    missing, unexpected = model.diffusion_model.load_state_dict(ck.unet, strict=False)
+    # Lean loading: the UNet is built without memory (meta) and takes the file's tensors as its parameters
+    # (assign): no second copy of the weights. Same dtype -> the memory-mapped tensors themselves (pages read on
+    # first use); another dtype -> each tensor cast once, its source released as we go.
+    model = model_config.get_model(device=torch.device("meta"))
+    unet_sd = {}
+    for key in list(ck.unet):
+        t = ck.unet.pop(key)
+        if t.is_floating_point() and t.dtype != unet_dtype:
+            t = t.to(unet_dtype)
+        unet_sd[key] = t
+    ck.unet = None
+    missing, unexpected = model.diffusion_model.load_state_dict(unet_sd, strict=False, assign=True)
+    del unet_sd
     if missing or unexpected:
         raise LVDMError(f"{chosen.title}: UNet keys do not match (missing {sorted(missing)[:5]}, "
                         f"unexpected {sorted(unexpected)[:5]})")
-    ck.unet = None
+    if initial_device != torch.device("cpu"):
+        model.diffusion_model.to(initial_device)
 
     clip_vision = None
     if output_clipvision and ck.clip_vision and model_config.clip_vision_prefix is not None:
