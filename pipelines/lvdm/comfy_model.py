@@ -451,6 +451,11 @@ def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip:
     manual_cast_dtype = comfy.model_management.unet_manual_cast(unet_dtype, load_device, supported)
     model_config.set_inference_dtype(unet_dtype, manual_cast_dtype)
 
+    cast_name = {v: k for k, v in lvdm_checkpoint.DTYPES.items() if v is not None}.get(unet_dtype)
+    if isinstance(source, (str, os.PathLike)) and cast_name and weight_dtype not in (None, unet_dtype):
+        # Another dtype than the file's: read it again casting tensor by tensor (each source tensor freed once
+        # cast), rather than casting from the memory map, whose pages would stay resident beside the copies.
+        ck = lvdm_checkpoint.load_lvdm_checkpoint(source, variant=variant, dtype=cast_name)
     initial_device = comfy.model_management.unet_inital_load_device(parameters, unet_dtype)
     # Lean loading: the UNet is built without memory (meta) and takes the file's tensors as its parameters
     # (assign): no second copy of the weights. Same dtype -> the memory-mapped tensors themselves (pages read on
