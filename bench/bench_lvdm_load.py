@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-MANIFEST_CANDIDATES = [os.environ.get("VP_MANIFESTS", ""), "/work/shared/checkpoint-manifests"]
+MANIFEST_CANDIDATES = [os.environ.get("VP_MANIFESTS", ""), os.path.join(ROOT, "..", "shared", "checkpoint-manifests"),
+                       "/work/shared/checkpoint-manifests"]
 
 
 def _manifest() -> str:
@@ -94,6 +95,7 @@ def run_case(path: str, dtype: str, mode: str) -> dict:
 
     torch.set_num_threads(1)
     import convert_lvdm_checkpoint
+
     from pipelines.lvdm.checkpoint import load_lvdm_checkpoint
 
     if mode == "comfy":
@@ -130,10 +132,9 @@ def run_comfy_case(path: str, dtype: str) -> dict:
 
     comfy_args.cpu = True
     import comfy.model_management  # noqa: F401
+    import torch
 
     from pipelines.lvdm.comfy_model import load_lvdm_checkpoint
-
-    import torch
 
     base = _rss_now()
     t0 = time.perf_counter()

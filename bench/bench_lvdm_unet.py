@@ -7,7 +7,9 @@ each in float32 and bfloat16 -> seconds per forward (after one warm-up at 2 fram
 Attention: the same DynamiCrafter 256 UNet with every attention layer swapped for the official formulation
 (einsum -> softmax -> einsum, as lvdm/modules/attention.py CrossAttention.forward) on the same inputs: time and the
 largest output difference, plus one spatial self-attention layer at 320x512 (2560 tokens, 16 frames, 5x64 heads).
-Nothing is asserted; figures are printed and written to bench/results/lvdm_unet.json.
+A probe times one 3x3 convolution per dtype first: without AVX512-BF16 / AMX, torch's CPU bf16 convolution has
+no fast kernel (here: 0.83 s in fp32, not finished in 300 s in bf16), and a forward case that exceeds --timeout is
+recorded as such. Nothing is asserted; figures are printed and written to bench/results/lvdm_unet.json.
 
 Usage: python bench/bench_lvdm_unet.py [--frames 16] [--cases dynamicrafter_256,videocrafter2_512]
        [--dtypes float32,bfloat16] [--out bench/results/lvdm_unet.json]
@@ -46,13 +48,7 @@ def einsum_attention_forward(self, x, context=None, mask=None):
     import torch
 
     q = self.to_q(x)
-    image_context = None
-    if context is None:
-        context = x
-    elif self.image_cross_attention:
-        context, image_context = context[:, :self.text_context_len], context[:, self.text_context_len:]
-    elif self.truncate_text_context:
-        context = context[:, :self.text_context_len]
+    context, image_context = self.split_context(x, context)
     k, v = self.to_k(context), self.to_v(context)
     b, h = q.shape[0], self.heads
 
@@ -136,10 +132,28 @@ def attention_layer(frames: int) -> dict:
             "max_abs_diff": float((res["sdpa"] - res["einsum"]).abs().max())}
 
 
-def child(args: list[str]) -> dict:
+def conv_probe(dtype_name: str) -> dict:
+    """One 3x3 convolution of a VideoCrafter2 512 ResBlock (16 frames, 320 channels, 40x64), one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    dtype = getattr(torch, dtype_name)
+    conv = torch.nn.Conv2d(320, 320, 3, padding=1).to(dtype)
+    x = torch.randn(16, 320, 40, 64).to(dtype)
+    with torch.no_grad():
+        conv(x[:1])
+        t0 = time.perf_counter()
+        conv(x)
+    return {"dtype": dtype_name, "conv3x3_s": round(time.perf_counter() - t0, 3)}
+
+
+def child(args: list[str], timeout: float | None = None) -> dict:
     env = dict(os.environ)
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env,
-                         cwd=ROOT)
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env,
+                             cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s", "args": args}
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1:] or ["failed"], "args": args}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -151,12 +165,16 @@ def main():
     p.add_argument("--cases", default="dynamicrafter_256,videocrafter2_512")
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "lvdm_unet.json"))
+    p.add_argument("--timeout", type=float, default=1800,
+                   help="seconds per forward case (bf16 has no fast CPU kernel without AVX512-BF16/AMX)")
     p.add_argument("--child", nargs="*")
     a = p.parse_args()
     if a.child is not None:
         kind = a.child[0]
         if kind == "layer":
             print(json.dumps(attention_layer(int(a.child[1]))))
+        elif kind == "conv":
+            print(json.dumps(conv_probe(a.child[1])))
         else:
             print(json.dumps(run_case(a.child[1], a.child[2], int(a.child[3]), a.child[4])))
         return
@@ -165,10 +183,14 @@ def main():
 
     import torch
 
-    results = {"forward": [], "attention": {}}
+    results = {"forward": [], "attention": {}, "conv_probe": []}
+    for dtype in a.dtypes.split(","):  # is there a fast kernel for this dtype on this CPU at all?
+        r = child(["conv", dtype], timeout=300)
+        print(json.dumps(r), flush=True)
+        results["conv_probe"].append(r)
     for variant in a.cases.split(","):
         for dtype in a.dtypes.split(","):
-            r = child(["case", variant, dtype, str(a.frames), "sdpa"])
+            r = child(["case", variant, dtype, str(a.frames), "sdpa"], timeout=a.timeout)
             print(json.dumps(r), flush=True)
             results["forward"].append(r)
     # Whole-UNet comparison (DynamiCrafter 256, float32): our SDPA path against the official einsum formulation.

@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
-from comfy_api.latest import io
-
 import comfy.model_management as mm
 import comfy.model_patcher
 import folder_paths
 import node_helpers
+import torch
+from comfy_api.latest import io
 
-from ..pipelines.lvdm.clip_context import PREPROCESS_MODES, fit_frames, grey_like, official_clip_pixels
+from ..pipelines.lvdm.clip_context import (
+    PREPROCESS_MODES,
+    fit_frames,
+    grey_like,
+    official_clip_pixels,
+)
 from ..pipelines.lvdm.config import VARIANTS, UnknownCheckpointError
 from .common import check_inputs, display_path, ensure_inputs
 

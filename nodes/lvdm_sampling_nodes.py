@@ -1,14 +1,18 @@
 """The official LVDM DDIM for core SamplerCustomAdvanced: a SAMPLER and the official DDIM timesteps as SIGMAS."""
 from __future__ import annotations
 
+import comfy.samplers
 import torch
 from comfy_api.latest import io
 
-import comfy.samplers
-
 from ..pipelines.lvdm.config import VARIANTS
 from ..pipelines.lvdm.ddim import sample_ddim_sigmas
-from ..pipelines.lvdm.schedule import DDIMSchedule, TrainingSchedule, ddim_sigma_grid, denoised_scale_fn
+from ..pipelines.lvdm.schedule import (
+    DDIMSchedule,
+    TrainingSchedule,
+    ddim_sigma_grid,
+    denoised_scale_fn,
+)
 from .common import check_inputs, ensure_inputs
 
 CATEGORY = "VideoPriors/lvdm"

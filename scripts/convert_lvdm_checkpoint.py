@@ -22,9 +22,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from pipelines.lvdm.checkpoint import (DTYPES, CheckpointError, cast_dtype, cast_tensor, identify,  # noqa: E402
-                                       read_checkpoint, write_safetensors)
-from pipelines.lvdm.config import VARIANTS  # noqa: E402
+from pipelines.lvdm.checkpoint import (
+    DTYPES,
+    CheckpointError,
+    cast_dtype,
+    cast_tensor,
+    identify,
+    read_checkpoint,
+    write_safetensors,
+)
+from pipelines.lvdm.config import VARIANTS
 
 
 def convert(src: str, dst: str | None = None, dtype: str = "keep", variant: str = "auto") -> dict:

@@ -114,8 +114,9 @@ def install_custom_node(base_dir: str) -> None:
 
 
 def _manifest(name: str) -> dict:
-    from pipelines.lvdm.config import shapes_from_manifest
     from shared_data import manifest
+
+    from pipelines.lvdm.config import shapes_from_manifest
 
     with open(manifest(name), encoding="utf-8") as f:
         return shapes_from_manifest(f)

@@ -37,3 +37,15 @@ def golden(*parts: str) -> str:
 
 def manifest(name: str) -> str:
     return shared_path("checkpoint-manifests", name if name.endswith(".txt") else name + ".txt")
+
+
+def root_or_placeholder(*parts: str) -> str:
+    """A module-level path under the shared folder (a placeholder when there is none: then `require_shared`
+    skips, or fails under CI, before the path is used)."""
+    return os.path.join(shared_root() or os.path.join(REPO, "..", "shared"), *parts)
+
+
+@pytest.fixture
+def require_shared():
+    shared_path("golden")
+    shared_path("checkpoint-manifests")

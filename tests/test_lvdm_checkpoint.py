@@ -5,17 +5,26 @@ import os
 import sys
 import types
 
+import convert_lvdm_checkpoint
 import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from shared_data import require_shared, root_or_placeholder  # noqa: F401 (fixture)
 
-import convert_lvdm_checkpoint
-from pipelines.lvdm.checkpoint import (SCHEDULE_KEYS, CheckpointError, UnsafeCheckpointError,
-                                       load_lvdm_checkpoint, read_checkpoint, write_safetensors)
+from pipelines.lvdm.checkpoint import (
+    SCHEDULE_KEYS,
+    CheckpointError,
+    UnsafeCheckpointError,
+    load_lvdm_checkpoint,
+    read_checkpoint,
+    write_safetensors,
+)
 
-GOLDEN = "/work/shared/golden"
+pytestmark = pytest.mark.usefixtures("require_shared")
+
+GOLDEN = root_or_placeholder("golden")
 UNET = "model.diffusion_model."
 
 
@@ -25,7 +34,7 @@ def _golden(name):
 
 def _extras(dc: bool, tail: float = 0.7, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=g)
     sd = {
         "first_stage_model.encoder.conv_in.weight": r(8, 3, 3, 3),
         "first_stage_model.decoder.conv_out.bias": r(3),

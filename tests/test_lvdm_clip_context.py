@@ -2,7 +2,13 @@
 import pytest
 import torch
 
-from pipelines.lvdm.clip_context import CLIP_MEAN, CLIP_STD, fit_frames, grey_like, official_clip_pixels
+from pipelines.lvdm.clip_context import (
+    CLIP_MEAN,
+    CLIP_STD,
+    fit_frames,
+    grey_like,
+    official_clip_pixels,
+)
 
 
 def test_grey_unconditional_image_is_mid_grey_after_preprocessing():

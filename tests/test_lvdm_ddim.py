@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from shared_data import require_shared, root_or_placeholder  # noqa: F401 (fixture)
 
 from pipelines.lvdm.config import VARIANTS, tiny_config
 from pipelines.lvdm.ddim import (
@@ -32,12 +33,12 @@ from pipelines.lvdm.schedule import (
     training_sigmas,
 )
 
-GOLDEN = os.environ.get("VP_GOLDEN_DIR", "/work/shared/golden")
+GOLDEN = root_or_placeholder("golden")
 TRAJ_DIR = os.path.join(GOLDEN, "ddim_dc512")
 UNET_PREFIX = "model.diffusion_model."
 ATOL = 5e-4
 
-needs_golden = pytest.mark.skipif(not os.path.isdir(TRAJ_DIR), reason="golden fixtures not available")
+needs_golden = pytest.mark.usefixtures("require_shared")
 
 
 def _gen_randn(shape, seed):

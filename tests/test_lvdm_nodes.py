@@ -3,10 +3,9 @@
 conditioning -> core KSampler or SamplerCustomAdvanced with the official DDIM -> core VAEDecode."""
 from __future__ import annotations
 
+import lvdm_tiny
 import pytest
 import torch
-
-import lvdm_tiny
 
 SIZE = 64      # pixels (latent 8x8)
 FRAMES = 16    # DynamiCrafter's per-frame image tokens need 16

@@ -4,13 +4,16 @@ import os
 import pytest
 import torch
 from safetensors.torch import load_file
+from shared_data import require_shared, root_or_placeholder  # noqa: F401 (fixture)
 
 from pipelines.lvdm.checkpoint import PREFIXES, read_checkpoint, split_components
 from pipelines.lvdm.config import shapes_from_manifest
 from pipelines.lvdm.resampler import Resampler
 
-GOLDEN = "/work/shared/golden/dc_resampler"
-MANIFESTS = "/work/shared/checkpoint-manifests"
+pytestmark = pytest.mark.usefixtures("require_shared")
+
+GOLDEN = root_or_placeholder("golden", "dc_resampler")
+MANIFESTS = root_or_placeholder("checkpoint-manifests")
 TINY = dict(dim=32, depth=4, dim_head=24, heads=2, num_queries=16, embedding_dim=64, output_dim=64, ff_mult=4,
             video_length=16)
 REAL = dict(dim=1024, depth=4, dim_head=64, heads=12, num_queries=16, embedding_dim=1280, output_dim=1024,

@@ -10,6 +10,7 @@ import os
 import pytest
 import torch
 from safetensors.torch import load_file
+from shared_data import require_shared, root_or_placeholder  # noqa: F401 (fixture)
 
 from pipelines.lvdm.config import VARIANTS
 from pipelines.lvdm.schedule import (
@@ -21,14 +22,14 @@ from pipelines.lvdm.schedule import (
     sigmas_from_alphas_cumprod,
 )
 
-GOLDEN = os.environ.get("VP_GOLDEN_DIR", "/work/shared/golden")
+GOLDEN = root_or_placeholder("golden")
 SCHED_DIR = os.path.join(GOLDEN, "schedules")
 SAMPLER_ATTRS = {"ddim_timesteps": "timesteps", "ddim_alphas": "alphas", "ddim_alphas_prev": "alphas_prev",
                  "ddim_sigmas": "sigmas", "ddim_sqrt_one_minus_alphas": "sqrt_one_minus_alphas",
                  "ddim_scale_arr": "scale", "ddim_scale_arr_prev": "scale_prev"}
 MODEL_VARIANT = {"dc256": "dynamicrafter_256", "dc512": "dynamicrafter_512", "vc2": "videocrafter2_512"}
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(SCHED_DIR), reason="golden fixtures not available")
+pytestmark = pytest.mark.usefixtures("require_shared")
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,18 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from pipelines.lvdm.config import (VARIANTS, UnknownCheckpointError, detect_variant, shapes_from_manifest,
-                                   tiny_config, unet_keys, variant_for)
-from pipelines.lvdm.unet import UNetModel
 from shared_data import golden, manifest
+
+from pipelines.lvdm.config import (
+    VARIANTS,
+    UnknownCheckpointError,
+    detect_variant,
+    shapes_from_manifest,
+    tiny_config,
+    unet_keys,
+    variant_for,
+)
+from pipelines.lvdm.unet import UNetModel
 
 ATOL = 1e-4  # golden README: single forward
 

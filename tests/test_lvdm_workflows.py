@@ -7,13 +7,12 @@ import io
 import os
 import shutil
 
+import lvdm_tiny
 import numpy as np
 import pytest
-from PIL import Image
-
-import lvdm_tiny
 from comfy_env import STALL_TIMEOUT
 from comfy_runtime import REPO, comfyui_dir, load_workflow, workflow_to_prompt
+from PIL import Image
 
 LVDM_WORKFLOWS = ["t2v_videocrafter2.json", "i2v_dynamicrafter.json", "i2v_dynamicrafter_official.json",
                   "interp_dynamicrafter.json"]

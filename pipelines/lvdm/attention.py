@@ -11,8 +11,8 @@ import math
 import types
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 TORCH_OPS = types.SimpleNamespace(Linear=nn.Linear, Conv1d=nn.Conv1d, Conv2d=nn.Conv2d, Conv3d=nn.Conv3d,
                                   GroupNorm=nn.GroupNorm, LayerNorm=nn.LayerNorm)
@@ -85,15 +85,20 @@ class CrossAttention(nn.Module):
         b, h, n, d = t.shape
         return t.transpose(1, 2).reshape(b, n, h * d)
 
+    def split_context(self, x, context):
+        """(keys/values source, image tokens or None): self-attention, DynamiCrafter's text | image split, or its
+        77-token truncation."""
+        if context is None:
+            return x, None
+        if self.image_cross_attention:
+            return context[:, :self.text_context_len], context[:, self.text_context_len:]
+        if self.truncate_text_context:
+            return context[:, :self.text_context_len], None
+        return context, None
+
     def forward(self, x, context=None, mask=None):
         q = self.to_q(x)
-        image_context = None
-        if context is None:
-            context = x
-        elif self.image_cross_attention:
-            context, image_context = context[:, :self.text_context_len], context[:, self.text_context_len:]
-        elif self.truncate_text_context:
-            context = context[:, :self.text_context_len]
+        context, image_context = self.split_context(x, context)
         q, k, v = self._heads(q), self._heads(self.to_k(context)), self._heads(self.to_v(context))
 
         if self.relative_position:

@@ -42,7 +42,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .config import UNET_PREFIX, VARIANTS, UnknownCheckpointError, UNetConfig, Variant, unet_keys, variant_for
+from .config import (
+    UNET_PREFIX,
+    VARIANTS,
+    UNetConfig,
+    UnknownCheckpointError,
+    Variant,
+    unet_keys,
+    variant_for,
+)
 
 PREFIXES = {
     "unet": UNET_PREFIX,

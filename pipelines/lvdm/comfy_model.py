@@ -66,8 +66,6 @@ import logging
 import os
 from typing import ClassVar
 
-import torch
-
 import comfy.clip_vision
 import comfy.conds
 import comfy.latent_formats
@@ -79,6 +77,7 @@ import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.sd2_clip
 import comfy.utils
+import torch
 
 from . import checkpoint as lvdm_checkpoint
 from .config import VARIANTS, UNetConfig, Variant, unet_keys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 UNET_PREFIX = "model.diffusion_model."
 
@@ -55,7 +55,7 @@ class UNetConfig:
     text_context_len: int = 77
     image_tokens_per_frame: int = 16
 
-    def replace(self, **changes) -> "UNetConfig":
+    def replace(self, **changes) -> UNetConfig:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import types
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 TORCH_OPS = types.SimpleNamespace(Linear=nn.Linear, LayerNorm=nn.LayerNorm)
 

@@ -9,10 +9,16 @@ Frames travel in the batch dimension between layers ([(b t), c, h, w]); temporal
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
-from .attention import TORCH_OPS, SpatialTransformer, TemporalTransformer, factory, timestep_embedding
+from .attention import (
+    TORCH_OPS,
+    SpatialTransformer,
+    TemporalTransformer,
+    factory,
+    timestep_embedding,
+)
 from .config import UNetConfig
 
 
