@@ -17,8 +17,10 @@ from comfy_runtime import REPO, load_workflow, output_files, workflow_to_prompt
 
 WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 # livesketch_wan.json needs tiny Wan models with a substituted UMT5 config: tests/test_comfy_prior.py runs
-# it, in-process and through its own server. Every other workflow runs here.
-RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) != "livesketch_wan.json"]
+# it, in-process and through its own server; livesketch_videocrafter2.json needs tiny LVDM checkpoints with
+# substituted text / vision configs: tests/test_lvdm_prior.py runs it. Every other workflow runs here.
+RUN_ELSEWHERE = {"livesketch_wan.json", "livesketch_videocrafter2.json"}
+RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) not in RUN_ELSEWHERE]
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
                   "VP_SaveAnimatedSVG", "VP_LoadVideoPrior", "VP_SketchMotionModel", "VP_SDSGuidance",
                   "VP_AnimateSketch", "VP_VideoPriorFromModel", "VP_SampleVideo"}
