@@ -248,3 +248,156 @@ def test_livesketch_with_videocrafter2_runs_in_process(lvdm):
     item = kinds[".webp"]
     with open(os.path.join(lvdm.comfy.base_dir, "output", item["subfolder"], item["filename"]), "rb") as f:
         check_image_file(f.read(), frames=8, size=(SIZE, SIZE))
+
+
+# --- VP_SampleVideo: the official DDIM on the raw UNet ----------------------------------------------------------------
+
+def direct_ddim(model, conds, *, steps, eta, cfg, rescale, seed, frames, cfg_img=None):
+    """pipelines.lvdm.ddim.ddim_sample on the raw UNet with hand-built conditions, the variant's exact schedule and
+    spacing, x_T then the eta noise from one CPU generator."""
+    from pipelines.lvdm.ddim import ddim_sample
+    from pipelines.lvdm.schedule import DDIMSchedule, TrainingSchedule
+
+    variant = model.model.variant
+    schedule = DDIMSchedule.make(TrainingSchedule.for_variant(variant), steps, variant.timestep_spacing, eta=eta)
+    gen = torch.Generator().manual_seed(seed)
+    x_T = torch.randn((1, 4, frames, LATENT, LATENT), generator=gen)
+    cond, uncond, image_only = conds
+    with torch.no_grad():
+        return ddim_sample(raw_model_fn(model), x_T, schedule, cond, uncond=uncond, cfg_scale=cfg,
+                           guidance_rescale=rescale, cond_img_only=image_only if cfg_img else None, cfg_img=cfg_img,
+                           generator=gen)
+
+
+def managed_prior(env, key):
+    with torch.inference_mode():
+        return _call(env.mapping, "VP_VideoPriorFromModel", getattr(env, f"{key}_model"), getattr(env, f"{key}_vae"))[0]
+
+
+def sample_node(env, prior, *, steps, eta, guidance, seed, frames=0, size=0, positive=None, negative=None,
+                image_guidance=0.0, guidance_rescale=-1.0, preview=False):
+    node = env.mapping["VP_SampleVideo"]
+    with torch.inference_mode():
+        return node.execute(prior, "ignored", "ignored", steps, eta, guidance, seed, frames, size, size, preview,
+                            positive, negative, image_guidance, guidance_rescale).result[0]
+
+
+SAMPLE_CASES = {
+    # DynamiCrafter 512 (v, zero-SNR, uniform_trailing, dynamic rescale): plain CFG + the official rescale 0.7
+    "dynamicrafter_cfg_rescale": dict(key="dc", steps=3, eta=1.0, guidance=7.5, image_guidance=0.0,
+                                      guidance_rescale=-1.0, rescale=0.7, frames=FRAMES, seed=11),
+    # ... and the multi-condition text / image CFG (three calls per step), eta 0, no rescale
+    "dynamicrafter_multicond": dict(key="dc", steps=4, eta=0.0, guidance=5.0, image_guidance=2.5,
+                                    guidance_rescale=0.0, rescale=0.0, frames=FRAMES, seed=12),
+    # VideoCrafter2 (eps, uniform spacing, scale_arr), text only, 8 frames from the widget
+    "videocrafter2_scale_arr": dict(key="vc", steps=4, eta=1.0, guidance=12.0, image_guidance=0.0,
+                                    guidance_rescale=-1.0, rescale=0.0, frames=8, seed=13),
+}
+
+
+@pytest.mark.parametrize("case", list(SAMPLE_CASES))
+def test_sample_video_is_the_official_ddim_on_the_raw_unet(lvdm, case, monkeypatch):
+    c = SAMPLE_CASES[case]
+    key = c["key"]
+    model = getattr(lvdm, f"{key}_model")
+    make_conds = vc_conds if key == "vc" else dc_conds
+    ref = direct_ddim(model, make_conds(lvdm, c["frames"]), steps=c["steps"], eta=c["eta"], cfg=c["guidance"],
+                      rescale=c["rescale"], seed=c["seed"], frames=c["frames"],
+                      cfg_img=c["image_guidance"] or None)
+    assert torch.isfinite(ref).all()
+    prior = managed_prior(lvdm, key)
+    # The node's final latents, seen where it decodes them (the real SD VAE decoder is slow on CPU: decoded for
+    # real in the first case only).
+    decode = case == "dynamicrafter_cfg_rescale"
+    seen, real_decode = [], prior.prior.decode_latents
+
+    def recording_decode(latents):
+        seen.append(latents.clone())
+        return real_decode(latents) if decode else torch.zeros(latents.shape[0], 3, SIZE, SIZE)
+
+    monkeypatch.setattr(prior.prior, "decode_latents", recording_decode)
+    positive, negative = getattr(lvdm, f"{key}_pos"), getattr(lvdm, f"{key}_neg")
+    # DynamiCrafter: 0 = the conditioning's 16 frames and its image's size; VideoCrafter2: 0 = 16 x 320x512
+    widget_frames, size = (c["frames"], SIZE) if key == "vc" else (0, 0)
+    images = sample_node(lvdm, prior, steps=c["steps"], eta=c["eta"], guidance=c["guidance"], seed=c["seed"],
+                         frames=widget_frames, size=size, positive=positive, negative=negative,
+                         image_guidance=c["image_guidance"], guidance_rescale=c["guidance_rescale"])
+    assert len(seen) == 1 and seen[0].shape == (c["frames"], 4, LATENT, LATENT)  # frames in the batch
+    torch.testing.assert_close(seen[0], to_rows(ref), atol=1e-4, rtol=0)
+    assert images.shape == (c["frames"], SIZE, SIZE, 3)
+    if decode:  # IMAGE frames in the batch = the VAE's decoding of the official result
+        with torch.inference_mode():
+            expected = real_decode(to_rows(ref)).permute(0, 2, 3, 1)
+        torch.testing.assert_close(images, expected, atol=1e-4, rtol=0)
+
+
+def test_sample_video_settings_change_the_result(lvdm):
+    """The rescale, the image guidance and the seed all reach the sampler (a test that cannot pass vacuously)."""
+    prior = managed_prior(lvdm, "dc")
+    module = inspect.getmodule(lvdm.mapping["VP_SampleVideo"])
+
+    def run(**kw):
+        args = dict(steps=2, eta=0.0, guidance=7.5, seed=0, image_guidance=0.0, guidance_rescale=-1.0)
+        args.update(kw)
+        with torch.inference_mode():
+            plan = module.plan_lvdm_sampling(prior.prior, lvdm.dc_pos, lvdm.dc_neg, **args)
+            return module.sample_lvdm(prior.prior, plan)
+
+    base = run()
+    for other in (run(guidance_rescale=0.0), run(image_guidance=3.0), run(seed=1)):
+        assert (other - base).abs().max() > 1e-3
+
+
+def test_sample_video_lvdm_errors(lvdm):
+    prior = managed_prior(lvdm, "vc")
+    with pytest.raises(ValueError, match="CONDITIONING"):
+        sample_node(lvdm, prior, steps=2, eta=0.0, guidance=7.5, seed=0)
+    with pytest.raises(ValueError, match="negative"):
+        sample_node(lvdm, prior, steps=2, eta=0.0, guidance=7.5, seed=0, positive=lvdm.vc_pos)
+    with pytest.raises(ValueError, match="image_guidance"):
+        sample_node(lvdm, prior, steps=2, eta=0.0, guidance=7.5, seed=0, positive=lvdm.vc_pos,
+                    negative=lvdm.vc_neg, image_guidance=2.0)
+    dc = managed_prior(lvdm, "dc")
+    with pytest.raises(ValueError, match="VP_DynamiCrafterConditioning"):
+        sample_node(lvdm, dc, steps=2, eta=0.0, guidance=7.5, seed=0, positive=lvdm.dc_text_pos,
+                    negative=lvdm.dc_text_neg)
+
+
+def test_sample_video_graph_with_dynamicrafter_in_process(lvdm):
+    from test_sampling import ProgressRecorder
+
+    prompt = {
+        "1": {"class_type": "VP_LoadLVDMCheckpoint", "inputs": {"ckpt_name": "dynamicrafter_512.ckpt",
+                                                                 "variant": "auto", "weight_dtype": "fp32"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a cat turns its head"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 80, "batch_size": 1, "color": 0x8040C0}},
+        "5": {"class_type": "VP_CLIPContextEncoder", "inputs": {
+            "clip_vision": ["1", 3], "resampler": ["1", 4], "image": ["4", 0], "preprocess": "official",
+            "width": SIZE, "height": SIZE, "fit": "center crop"}},
+        "6": {"class_type": "VP_DynamiCrafterConditioning", "inputs": {
+            "positive": ["2", 0], "negative": ["3", 0], "image_context": ["5", 0], "vae": ["1", 2],
+            "start_image": ["4", 0], "width": SIZE, "height": SIZE, "frames": FRAMES, "frame_stride": 24,
+            "fit": "center crop", "batch_size": 1}},
+        "7": {"class_type": "VP_VideoPriorFromModel", "inputs": {"model": ["1", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "VP_SampleVideo", "inputs": {
+            "prior": ["7", 0], "prompt": "", "negative_prompt": "", "steps": 3, "eta": 1.0, "guidance": 7.5,
+            "seed": 5, "frames": 0, "width": 0, "height": 0, "preview": True, "positive": ["6", 0],
+            "negative": ["6", 1], "image_guidance": 1.5, "guidance_rescale": -1.0}},
+        "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
+    }
+    with ProgressRecorder() as rec:
+        executor = lvdm.comfy.run(prompt)
+    assert executor.success, node_error(executor)
+    assert len(executor.history_result["outputs"]["9"]["images"]) == FRAMES
+    ours = [u for u in rec.updates if u[3] == "8"]
+    assert [u[:2] for u in ours] == [(i, 3) for i in range(1, 4)]  # uniform_trailing: exactly 3 steps
+    kind, image, _ = ours[-1][2]
+    assert kind == "JPEG" and image.width == 6 * image.height  # 6 preview frames of the clip
+
+
+def test_sample_video_refuses_step_counts_the_official_uniform_spacing_cannot_run(lvdm):
+    prior = managed_prior(lvdm, "vc")  # VideoCrafter2: 'uniform' spacing; 3 steps -> timesteps 1, 334, 667, 1000
+    with pytest.raises(ValueError, match="use e.g. 4 steps"):
+        sample_node(lvdm, prior, steps=3, eta=0.0, guidance=7.5, seed=0, frames=8, size=SIZE, positive=lvdm.vc_pos,
+                    negative=lvdm.vc_neg)

@@ -76,6 +76,8 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
+import comfy.sampler_helpers
+import comfy.samplers
 import comfy.sd
 import comfy.supported_models
 import comfy.supported_models_base
@@ -378,6 +380,28 @@ class LVDMModel(comfy.model_base.BaseModel):
 
 
 # ---- helpers for the nodes ----------------------------------------------------------------------------------------
+def unet_conds(model: LVDMModel, conditioning, noise: torch.Tensor, device=None, prompt_type: str = "positive",
+               **values) -> dict:
+    """A CONDITIONING -> the processed conditions `LVDMModel.unet_output` takes for the latent rows `noise`.
+
+    Built as core samplers build them (sampler_helpers.convert_cond, samplers.encode_model_conds ->
+    LVDMModel.extra_conds, then each cond's process_cond for the batch), from the FIRST entry of the conditioning;
+    `values` override / add keys of that entry (e.g. num_video_frames, lvdm_image_tokens). Area, mask, strength,
+    hooks and ControlNets of the entry are not applied.
+    """
+    if not isinstance(conditioning, list) or not conditioning:
+        raise LVDMError("not a ComfyUI CONDITIONING (a list of [tensor, dict])")
+    if len(conditioning) > 1:
+        logger.warning("LVDM: a CONDITIONING with %d entries: only the first is used", len(conditioning))
+    entry = comfy.sampler_helpers.convert_cond(conditioning[:1])[0]
+    entry.update(values)
+    device = noise.device if device is None else device
+    entry = comfy.samplers.encode_model_conds(model.extra_conds, [entry], noise, device, prompt_type)[0]
+    rows = noise.shape[0]
+    return {k: c.process_cond(batch_size=rows, area=None, device=device).cond
+            for k, c in entry["model_conds"].items()}
+
+
 def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -> torch.Tensor:
     """DynamiCrafter interpolation / looping `concat_latent_image`: raw latents [1, 4, h, w] of the first and last
     frame -> [frames, 4, h, w], first at row 0, last at row frames-1, zeros between (the official img_cat_cond)."""
