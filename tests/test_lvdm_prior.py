@@ -14,10 +14,9 @@ import inspect
 import os
 import sys
 
+import lvdm_tiny
 import pytest
 import torch
-
-import lvdm_tiny
 
 SIZE = 64      # pixels (latent 8x8)
 FRAMES = 16    # DynamiCrafter's per-frame image tokens need 16
@@ -138,15 +137,18 @@ def _direct_sds_gradient(model, conds, latents_rows, noise_rows, t, guidance, fr
     return to_rows((1 - abar) * (eps_hat - eps))
 
 
-CASES = {"videocrafter2": ("vc", 8, vc_conds), "dynamicrafter_512": ("dc", FRAMES, dc_conds)}
+CASES = {"vc": vc_conds, "dc": dc_conds}
 
 
-@pytest.mark.parametrize("t", [120, 948])
-@pytest.mark.parametrize("name", list(CASES))
-def test_sds_gradient_is_w_times_eps_hat_minus_eps_from_the_raw_unet(lvdm, name, t):
+# DynamiCrafter with 16 frames (16 image tokens per frame, the official layout) and with 8 (every frame sees all
+# the tokens, the official behaviour for other lengths): the raw UNet is given the same 256 tokens in both paths.
+@pytest.mark.parametrize("key,frames,t", [("vc", 8, 120), ("vc", 8, 948), ("dc", FRAMES, 120), ("dc", 8, 948)],
+                         ids=["videocrafter2-120", "videocrafter2-948", "dynamicrafter_512-120",
+                              "dynamicrafter_512-948"])
+def test_sds_gradient_is_w_times_eps_hat_minus_eps_from_the_raw_unet(lvdm, key, frames, t):
     from pipelines.priors.base import sds_gradient
 
-    key, frames, make_conds = CASES[name]
+    make_conds = CASES[key]
     model, vae = getattr(lvdm, f"{key}_model"), getattr(lvdm, f"{key}_vae")
     prior = make_prior(model, vae)
     assert prior.lvdm_variant.name == model.model.variant.name
@@ -173,10 +175,10 @@ def test_dynamicrafter_terminal_step_is_capped_like_comfyui(lvdm):
     prior = make_prior(lvdm.dc_model, lvdm.dc_vae)
     embeds = prior.embeds_from_conditioning(lvdm.dc_pos, lvdm.dc_neg)
     with torch.no_grad():
-        latents = prior.encode_frames(_frames(FRAMES, seed=5))
+        latents = prior.encode_frames(_frames(8, seed=5))
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(5))
     grad = sds_gradient(prior, latents, embeds, 7.5, 999, noise)
-    expected = _direct_sds_gradient(lvdm.dc_model, dc_conds(lvdm, FRAMES), latents, noise, 999, 7.5, FRAMES)
+    expected = _direct_sds_gradient(lvdm.dc_model, dc_conds(lvdm, 8), latents, noise, 999, 7.5, 8)
     assert float(expected.abs().max()) == 0.0
     assert prior.sigma(999) == pytest.approx(4518.6, rel=1e-3)
     assert 0 < float(grad.abs().max()) < 1e-2
@@ -233,7 +235,7 @@ def test_livesketch_with_videocrafter2_runs_in_process(lvdm):
     assert types["VP_AnimateSketch"]["inputs"]["render_size"] == 256
     types["VP_LoadLVDMCheckpoint"]["inputs"]["weight_dtype"] = "fp32"
     types["VP_SketchMotionModel"]["inputs"].update(frames=8, hidden=16)
-    types["VP_AnimateSketch"]["inputs"].update(iterations=2, render_size=SIZE, preview_every=1)
+    types["VP_AnimateSketch"]["inputs"].update(iterations=2, fused=True, render_size=SIZE, preview_every=1)
     executor = lvdm.comfy.run(prompt)
     assert executor.success, node_error(executor)
     outputs = executor.history_result["outputs"]
@@ -284,14 +286,14 @@ def sample_node(env, prior, *, steps, eta, guidance, seed, frames=0, size=0, pos
 
 SAMPLE_CASES = {
     # DynamiCrafter 512 (v, zero-SNR, uniform_trailing, dynamic rescale): plain CFG + the official rescale 0.7
-    "dynamicrafter_cfg_rescale": dict(key="dc", steps=3, eta=1.0, guidance=7.5, image_guidance=0.0,
-                                      guidance_rescale=-1.0, rescale=0.7, frames=FRAMES, seed=11),
+    "dynamicrafter_cfg_rescale": {"key": "dc", "steps": 3, "eta": 1.0, "guidance": 7.5, "image_guidance": 0.0,
+                                  "guidance_rescale": -1.0, "rescale": 0.7, "frames": FRAMES, "seed": 11},
     # ... and the multi-condition text / image CFG (three calls per step), eta 0, no rescale
-    "dynamicrafter_multicond": dict(key="dc", steps=4, eta=0.0, guidance=5.0, image_guidance=2.5,
-                                    guidance_rescale=0.0, rescale=0.0, frames=FRAMES, seed=12),
+    "dynamicrafter_multicond": {"key": "dc", "steps": 4, "eta": 0.0, "guidance": 5.0, "image_guidance": 2.5,
+                                "guidance_rescale": 0.0, "rescale": 0.0, "frames": FRAMES, "seed": 12},
     # VideoCrafter2 (eps, uniform spacing, scale_arr), text only, 8 frames from the widget
-    "videocrafter2_scale_arr": dict(key="vc", steps=4, eta=1.0, guidance=12.0, image_guidance=0.0,
-                                    guidance_rescale=-1.0, rescale=0.0, frames=8, seed=13),
+    "videocrafter2_scale_arr": {"key": "vc", "steps": 4, "eta": 1.0, "guidance": 12.0, "image_guidance": 0.0,
+                                "guidance_rescale": -1.0, "rescale": 0.0, "frames": 8, "seed": 13},
 }
 
 
@@ -307,8 +309,8 @@ def test_sample_video_is_the_official_ddim_on_the_raw_unet(lvdm, case, monkeypat
     assert torch.isfinite(ref).all()
     prior = managed_prior(lvdm, key)
     # The node's final latents, seen where it decodes them (the real SD VAE decoder is slow on CPU: decoded for
-    # real in the first case only).
-    decode = case == "dynamicrafter_cfg_rescale"
+    # real in the 8-frame case only).
+    decode = case == "videocrafter2_scale_arr"
     seen, real_decode = [], prior.prior.decode_latents
 
     def recording_decode(latents):
@@ -337,7 +339,7 @@ def test_sample_video_settings_change_the_result(lvdm):
     module = inspect.getmodule(lvdm.mapping["VP_SampleVideo"])
 
     def run(**kw):
-        args = dict(steps=2, eta=0.0, guidance=7.5, seed=0, image_guidance=0.0, guidance_rescale=-1.0)
+        args = {"steps": 2, "eta": 0.0, "guidance": 7.5, "seed": 0, "image_guidance": 0.0, "guidance_rescale": -1.0}
         args.update(kw)
         with torch.inference_mode():
             plan = module.plan_lvdm_sampling(prior.prior, lvdm.dc_pos, lvdm.dc_neg, **args)
@@ -377,11 +379,11 @@ def test_sample_video_graph_with_dynamicrafter_in_process(lvdm):
             "width": SIZE, "height": SIZE, "fit": "center crop"}},
         "6": {"class_type": "VP_DynamiCrafterConditioning", "inputs": {
             "positive": ["2", 0], "negative": ["3", 0], "image_context": ["5", 0], "vae": ["1", 2],
-            "start_image": ["4", 0], "width": SIZE, "height": SIZE, "frames": FRAMES, "frame_stride": 24,
+            "start_image": ["4", 0], "width": SIZE, "height": SIZE, "frames": 8, "frame_stride": 24,
             "fit": "center crop", "batch_size": 1}},
         "7": {"class_type": "VP_VideoPriorFromModel", "inputs": {"model": ["1", 0], "vae": ["1", 2]}},
         "8": {"class_type": "VP_SampleVideo", "inputs": {
-            "prior": ["7", 0], "prompt": "", "negative_prompt": "", "steps": 3, "eta": 1.0, "guidance": 7.5,
+            "prior": ["7", 0], "prompt": "", "negative_prompt": "", "steps": 2, "eta": 1.0, "guidance": 7.5,
             "seed": 5, "frames": 0, "width": 0, "height": 0, "preview": True, "positive": ["6", 0],
             "negative": ["6", 1], "image_guidance": 1.5, "guidance_rescale": -1.0}},
         "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
@@ -389,9 +391,9 @@ def test_sample_video_graph_with_dynamicrafter_in_process(lvdm):
     with ProgressRecorder() as rec:
         executor = lvdm.comfy.run(prompt)
     assert executor.success, node_error(executor)
-    assert len(executor.history_result["outputs"]["9"]["images"]) == FRAMES
+    assert len(executor.history_result["outputs"]["9"]["images"]) == 8  # the conditioning's frames
     ours = [u for u in rec.updates if u[3] == "8"]
-    assert [u[:2] for u in ours] == [(i, 3) for i in range(1, 4)]  # uniform_trailing: exactly 3 steps
+    assert [u[:2] for u in ours] == [(1, 2), (2, 2)]  # uniform_trailing: exactly 2 steps
     kind, image, _ = ours[-1][2]
     assert kind == "JPEG" and image.width == 6 * image.height  # 6 preview frames of the clip
 
@@ -401,3 +403,15 @@ def test_sample_video_refuses_step_counts_the_official_uniform_spacing_cannot_ru
     with pytest.raises(ValueError, match="use e.g. 4 steps"):
         sample_node(lvdm, prior, steps=3, eta=0.0, guidance=7.5, seed=0, frames=8, size=SIZE, positive=lvdm.vc_pos,
                     negative=lvdm.vc_neg)
+
+
+def test_sample_video_keeps_refusing_other_comfyui_models(lvdm):
+    """A ComfyUI model that is not LVDM (Wan...) still gets the KSampler advice, CONDITIONING or not."""
+    from types import SimpleNamespace
+
+    wan_like = SimpleNamespace(prior=SimpleNamespace(name="ComfyUI WAN21_T2V", lvdm_variant=None,
+                                                     embeds_from_conditioning=lambda *a: None))
+    for positive in (None, lvdm.vc_pos):
+        with pytest.raises(ValueError, match="sample it with core KSampler"):
+            sample_node(lvdm, wan_like, steps=2, eta=0.0, guidance=7.5, seed=0, positive=positive,
+                        negative=positive)
