@@ -6,7 +6,8 @@ shared/checkpoint-manifests/vc2_512.txt, fp16) is written tensor by tensor under
 process (clean peak RSS) after the file's pages were dropped from the page cache (posix_fadvise DONTNEED: a cold
 read): `load_lvdm_checkpoint` alone ("load", lazy memory map), then reading every tensor once ("touched": what
 copying the weights into a model costs on the file side), for dtype keep and a bf16 cast; and the convert script
-(.ckpt -> .safetensors). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after
+(.ckpt -> .safetensors); and the whole node path, comfy_model.load_lvdm_checkpoint -> core MODEL + VAE, in the
+file's dtype (fp16) and in ComfyUI's choice for the device ("auto": float32 on a CPU, a cast). RSS figures are the process peak (VmHWM of the child) and the same minus the RSS after
 importing torch and the pack (the loader's own share). The files are deleted afterwards. Nothing is asserted (the tests check
 behaviour); figures are printed and written to bench/results/lvdm_load.json.
 
@@ -95,6 +96,8 @@ def run_case(path: str, dtype: str, mode: str) -> dict:
     import convert_lvdm_checkpoint
     from pipelines.lvdm.checkpoint import load_lvdm_checkpoint
 
+    if mode == "comfy":
+        return run_comfy_case(path, dtype)
     base = _rss_now()
     t0 = time.perf_counter()
     if mode == "convert":
@@ -118,6 +121,31 @@ def run_case(path: str, dtype: str, mode: str) -> dict:
             "peak_rss": _rss_peak()}
 
 
+def run_comfy_case(path: str, dtype: str) -> dict:
+    """The whole node path: comfy_model.load_lvdm_checkpoint -> core MODEL (UNet weights in place) + VAE."""
+    from comfy_runtime import comfyui_dir
+
+    sys.path.insert(0, comfyui_dir())
+    from comfy.cli_args import args as comfy_args
+
+    comfy_args.cpu = True
+    import comfy.model_management  # noqa: F401
+
+    from pipelines.lvdm.comfy_model import load_lvdm_checkpoint
+
+    import torch
+
+    base = _rss_now()
+    t0 = time.perf_counter()
+    patcher, _clip, vae, _clip_vision, _resampler, variant = load_lvdm_checkpoint(
+        path, dtype={"keep": None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype))
+    seconds = time.perf_counter() - t0
+    weights = sum(p.numel() * p.element_size() for p in patcher.model.parameters())
+    return {"load_s": round(seconds, 2), "touched_s": None, "variant": variant.name, "baseline_rss": base,
+            "rss_after_load": _rss_now(), "peak_rss": _rss_peak(), "unet_weight_bytes": weights,
+            "unet_dtype": str(next(patcher.model.parameters()).dtype), "vae": vae is not None}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=tempfile.gettempdir())
@@ -136,7 +164,8 @@ def main():
             path = files[fmt]
             size = os.path.getsize(path)
             results["files"][f"{fmt}_bytes"] = size
-            for dtype, mode in [("keep", "load"), ("keep", "touched"), ("bf16", "touched"), ("keep", "convert")]:
+            for dtype, mode in [("keep", "load"), ("keep", "touched"), ("bf16", "touched"), ("keep", "convert"),
+                                ("fp16", "comfy"), ("keep", "comfy")]:
                 if mode == "convert" and fmt != "ckpt":
                     continue
                 _drop_cache(path)
@@ -149,8 +178,10 @@ def main():
                 r["peak_rss_over_file"] = round(r["peak_rss"] / size, 3)
                 r["loader_rss_over_file"] = round((r["peak_rss"] - r["baseline_rss"]) / size, 3)
                 name = f"{fmt}_{mode}" + ("" if dtype == "keep" else f"_{dtype}")
+                if mode == "comfy" and dtype == "keep":
+                    name = f"{fmt}_comfy_auto"  # ComfyUI's dtype choice for the device (CPU: float32, a cast)
                 results["cases"][name] = r
-                secs = r.get("touched_s") or r.get("load_s") if mode != "convert" else r["seconds"]
+                secs = (r.get("touched_s") or r.get("load_s")) if mode != "convert" else r["seconds"]
                 print(f"{name:28s} {secs:7.2f} s  peak RSS {r['peak_rss'] / 2 ** 30:5.2f} GiB = "
                       f"{r['peak_rss_over_file']:.2f}x file ({r['loader_rss_over_file']:.2f}x above the "
                       f"{r['baseline_rss'] / 2 ** 30:.2f} GiB after imports)"

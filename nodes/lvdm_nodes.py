@@ -222,7 +222,12 @@ class DynamiCrafterConditioning(io.ComfyNode):
             ],
             outputs=[io.Conditioning.Output(display_name="positive"),
                      io.Conditioning.Output(display_name="negative"),
-                     io.Latent.Output(display_name="latent")],
+                     io.Latent.Output(display_name="latent"),
+                     io.Conditioning.Output(display_name="image_only",
+                                            tooltip="The negative text with the start image's tokens: DualCFGGuider's "
+                                                    "cond2 for DynamiCrafter's text/image guidance (official "
+                                                    "multiple_cond_cfg: cfg_conds = text scale, cfg_cond2_negative "
+                                                    "= image scale).")],
         )
 
     @classmethod
@@ -254,10 +259,12 @@ class DynamiCrafterConditioning(io.ComfyNode):
         common = {"concat_latent_image": concat, "lvdm_fs": int(frame_stride), "num_video_frames": int(frames)}
         positive = node_helpers.conditioning_set_values(
             positive, dict(common, lvdm_image_tokens=image_context["cond"]))
+        image_only = node_helpers.conditioning_set_values(
+            negative, dict(common, lvdm_image_tokens=image_context["cond"]))
         negative = node_helpers.conditioning_set_values(
             negative, dict(common, lvdm_image_tokens=image_context["uncond"]))
         latent = torch.zeros([batch_size * frames, 4, height // 8, width // 8], device=mm.intermediate_device())
-        return io.NodeOutput(positive, negative, {"samples": latent})
+        return io.NodeOutput(positive, negative, {"samples": latent}, image_only)
 
 
 class VideoCrafterConditioning(io.ComfyNode):

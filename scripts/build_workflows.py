@@ -208,10 +208,109 @@ def sample_video_embedded(info: dict) -> dict:
     return g.to_json()
 
 
+# The LVDM family (VideoCrafter2, DynamiCrafter): official checkpoints under these names in models/checkpoints
+# (README: where to get them). Official inference settings: VideoCrafter2 DDIM 50 steps, eta 1, CFG 12, fps 28;
+# DynamiCrafter 512 DDIM 50 steps (uniform_trailing), eta 1, CFG 7.5, guidance rescale 0.7, frame stride 24 (5 for
+# the interpolation model).
+VC2_CKPT = "videocrafter2_512.ckpt"
+DC512_CKPT = "dynamicrafter_512.ckpt"
+DC512_INTERP_CKPT = "dynamicrafter_512_interp.ckpt"
+LVDM_IMAGE = "example.png"  # ComfyUI's own input/example.png
+
+
+def _video_outputs(g: Graph, images: tuple, col: int, prefix: str, fps: float = 8.0) -> None:
+    g.node("SaveAnimatedWEBP", col, 0, images=images, filename_prefix=prefix, fps=fps)
+    video = g.node("CreateVideo", col, 1, images=images, fps=fps)
+    g.node("SaveVideo", col + 1, 1, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
+
+
+def t2v_videocrafter2(info: dict) -> dict:
+    """VideoCrafter2 text-to-video with core KSampler: 16 frames of 512x320 (frames in the batch dimension)."""
+    g = Graph(info)
+    load = g.node("VP_LoadLVDMCheckpoint", 0, 0, ckpt_name=VC2_CKPT, variant="auto", weight_dtype="auto")
+    pos = g.node("CLIPTextEncode", 1, 0, title="Prompt", clip=(load, 1),
+                 text="a red panda eating bamboo in a forest, high quality, detailed")
+    neg = g.node("CLIPTextEncode", 1, 1, title="Negative prompt", clip=(load, 1), text="")
+    cond = g.node("VP_VideoCrafterConditioning", 2, 0, positive=(pos, 0), negative=(neg, 0), width=512, height=320,
+                  frames=16, fps=28)
+    sample = g.node("KSampler", 3, 0, model=(load, 0), positive=(cond, 0), negative=(cond, 1),
+                    latent_image=(cond, 2), seed=123, steps=50, cfg=12.0, sampler_name="ddim",
+                    scheduler="ddim_uniform")
+    frames = g.node("VAEDecode", 4, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 5, "VideoPriors/t2v_videocrafter2")
+    return g.to_json()
+
+
+def _dynamicrafter_conditioning(g: Graph, ckpt: str, variant: str, prompt: str, frame_stride: int,
+                                end_image: bool = False) -> tuple:
+    load = g.node("VP_LoadLVDMCheckpoint", 0, 0, ckpt_name=ckpt, variant=variant, weight_dtype="auto")
+    start = g.node("LoadImage", 0, 1, title="Start frame", image=LVDM_IMAGE)
+    pos = g.node("CLIPTextEncode", 1, 0, title="Prompt", clip=(load, 1), text=prompt)
+    neg = g.node("CLIPTextEncode", 1, 1, title="Negative prompt", clip=(load, 1), text="")
+    ctx = g.node("VP_CLIPContextEncoder", 1, 2, clip_vision=(load, 3), resampler=(load, 4), image=(start, 0),
+                 preprocess="official", width=512, height=320, fit="center crop")
+    extra = {}
+    if end_image:
+        extra["end_image"] = (g.node("LoadImage", 0, 2, title="End frame", image=LVDM_IMAGE), 0)
+    cond = g.node("VP_DynamiCrafterConditioning", 2, 0, positive=(pos, 0), negative=(neg, 0), image_context=(ctx, 0),
+                  vae=(load, 2), start_image=(start, 0), width=512, height=320, frames=16,
+                  frame_stride=frame_stride, fit="center crop", batch_size=1, **extra)
+    model = g.node("VP_LVDMRescaleCFG", 2, 1, model=(load, 0), multiplier=0.7, frames=0)
+    return load, cond, model
+
+
+def _official_sampling(g: Graph, load: dict, cond: dict, model: dict, col: int) -> dict:
+    guider = g.node("CFGGuider", col, 0, model=(model, 0), positive=(cond, 0), negative=(cond, 1), cfg=7.5)
+    sampler = g.node("VP_LVDMOfficialDDIM", col, 1, eta=1.0, latent_scale="auto")
+    sigmas = g.node("VP_LVDMScheduler", col, 2, model=(model, 0), steps=50, spacing="auto", final="zero")
+    noise = g.node("RandomNoise", col, 3, noise_seed=123)
+    return g.node("SamplerCustomAdvanced", col + 1, 0, noise=(noise, 0), guider=(guider, 0), sampler=(sampler, 0),
+                  sigmas=(sigmas, 0), latent_image=(cond, 2))
+
+
+I2V_PROMPT = "the scene comes alive, gentle natural motion"
+
+
+def i2v_dynamicrafter(info: dict) -> dict:
+    """DynamiCrafter 512 image-to-video with core KSampler (v-prediction, zero terminal SNR, rescale 0.7)."""
+    g = Graph(info)
+    load, cond, model = _dynamicrafter_conditioning(g, DC512_CKPT, "auto", I2V_PROMPT, 24)
+    sample = g.node("KSampler", 3, 0, model=(model, 0), positive=(cond, 0), negative=(cond, 1),
+                    latent_image=(cond, 2), seed=123, steps=50, cfg=7.5, sampler_name="euler_ancestral",
+                    scheduler="simple")
+    frames = g.node("VAEDecode", 4, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 5, "VideoPriors/i2v_dynamicrafter")
+    return g.to_json()
+
+
+def i2v_dynamicrafter_official(info: dict) -> dict:
+    """DynamiCrafter 512 with the official DDIM (SamplerCustomAdvanced): the paper's settings."""
+    g = Graph(info)
+    load, cond, model = _dynamicrafter_conditioning(g, DC512_CKPT, "auto", I2V_PROMPT, 24)
+    sample = _official_sampling(g, load, cond, model, 3)
+    frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 6, "VideoPriors/i2v_dynamicrafter_official")
+    return g.to_json()
+
+
+def interp_dynamicrafter(info: dict) -> dict:
+    """DynamiCrafter 512 interpolation between two keyframes (official DDIM, frame stride 5)."""
+    g = Graph(info)
+    load, cond, model = _dynamicrafter_conditioning(g, DC512_INTERP_CKPT, "dynamicrafter_512_interp",
+                                                    "a smooth transition between the two frames", 5,
+                                                    end_image=True)
+    sample = _official_sampling(g, load, cond, model, 3)
+    frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 6, "VideoPriors/interp_dynamicrafter")
+    return g.to_json()
+
+
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
              "livesketch_wan.json": livesketch_wan, "livesketch_videocrafter2.json": livesketch_videocrafter2,
              "livesketch_embedded.json": livesketch_embedded,
-             "sample_video_embedded.json": sample_video_embedded}
+             "sample_video_embedded.json": sample_video_embedded, "t2v_videocrafter2.json": t2v_videocrafter2,
+             "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
+             "interp_dynamicrafter.json": interp_dynamicrafter}
 
 
 def main():

@@ -29,6 +29,19 @@ def install_test_models(base_dir: str) -> str:
     return path
 
 
+def install_example_image(base_dir: str) -> None:
+    """ComfyUI ships input/example.png (the LoadImage default the DynamiCrafter workflows use): so does a test base."""
+    import shutil
+
+    from comfy_runtime import comfyui_dir
+
+    src = os.path.join(comfyui_dir(), "input", "example.png")
+    dst = os.path.join(base_dir, "input", "example.png")
+    if os.path.isfile(src) and not os.path.exists(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(src, dst)
+
+
 def _runtime_base_dir(tmp_path_factory, name: str) -> str:
     """A fresh ComfyUI base directory with the test models installed (fails without a runtime)."""
     from comfy_env import has_runtime
@@ -37,6 +50,7 @@ def _runtime_base_dir(tmp_path_factory, name: str) -> str:
         pytest.fail("no ComfyUI runtime: run the tests with `make test` (or set COMFYUI_PATH)")
     base = str(tmp_path_factory.mktemp(name))
     install_test_models(base)
+    install_example_image(base)
     return base
 
 

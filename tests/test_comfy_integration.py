@@ -17,13 +17,17 @@ from comfy_runtime import REPO, load_workflow, output_files, workflow_to_prompt
 
 WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 # livesketch_wan.json needs tiny Wan models with a substituted UMT5 config: tests/test_comfy_prior.py runs
-# it, in-process and through its own server; livesketch_videocrafter2.json needs tiny LVDM checkpoints with
-# substituted text / vision configs: tests/test_lvdm_prior.py runs it. Every other workflow runs here.
-RUN_ELSEWHERE = {"livesketch_wan.json", "livesketch_videocrafter2.json"}
-RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) not in RUN_ELSEWHERE]
+# it, in-process and through its own server; the LVDM workflows need tiny LVDM checkpoints with substituted
+# encoder configs: tests/test_lvdm_workflows.py (and tests/test_lvdm_prior.py) run them likewise. Every other
+# workflow runs here.
+ELSEWHERE = {"livesketch_wan.json", "t2v_videocrafter2.json", "i2v_dynamicrafter.json",
+             "i2v_dynamicrafter_official.json", "interp_dynamicrafter.json", "livesketch_videocrafter2.json"}
+RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) not in ELSEWHERE]
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
                   "VP_SaveAnimatedSVG", "VP_LoadVideoPrior", "VP_SketchMotionModel", "VP_SDSGuidance",
-                  "VP_AnimateSketch", "VP_VideoPriorFromModel", "VP_SampleVideo"}
+                  "VP_AnimateSketch", "VP_VideoPriorFromModel", "VP_SampleVideo", "VP_LoadLVDMCheckpoint",
+                  "VP_CLIPContextEncoder", "VP_DynamiCrafterConditioning", "VP_VideoCrafterConditioning",
+                  "VP_LVDMScheduler", "VP_LVDMOfficialDDIM", "VP_LVDMRescaleCFG"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 

@@ -140,6 +140,42 @@ def test_dynamicrafter_graphs_run(lvdm, official, end_image):
     assert len(images) == FRAMES
 
 
+def test_dual_cfg_guider_gives_the_official_multi_condition_guidance(lvdm):
+    """DualCFGGuider(positive, image_only, negative) = DynamiCrafter's multiple_cond_cfg:
+    u + cfg_img (u_img - u) + cfg (c - u_img), checked on one denoising call against the three branches."""
+    import comfy.samplers
+
+    mapping = lvdm.nodes.NODE_CLASS_MAPPINGS
+    with torch.inference_mode():
+        model, clip, vae, cv, rs = mapping["VP_LoadLVDMCheckpoint"].execute("dynamicrafter_512.ckpt", "auto",
+                                                                            "fp32").result
+        encode = mapping["CLIPTextEncode"]
+        pos = encode.execute(clip, "a cat")[0] if hasattr(encode, "execute") else encode().encode(clip, "a cat")[0]
+        neg = encode.execute(clip, "")[0] if hasattr(encode, "execute") else encode().encode(clip, "")[0]
+        img = torch.rand(1, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(2))
+        ctx = mapping["VP_CLIPContextEncoder"].execute(cv, rs, img, "official", SIZE, SIZE, "center crop").result[0]
+        pos, neg, latent, img_only = mapping["VP_DynamiCrafterConditioning"].execute(
+            pos, neg, ctx, vae, img, SIZE, SIZE, FRAMES, 24, "center crop", 1).result
+        x = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(4))
+        sigma = model.model.model_sampling.sigma(torch.tensor([600.0]))
+
+        outs = {}
+        for name, c1 in {"c": pos, "ui": img_only, "u": neg}.items():
+            g = comfy.samplers.CFGGuider(model)
+            g.set_conds(c1, c1)
+            g.set_cfg(1.0)
+            outs[name] = g.sample(x, torch.zeros_like(x), comfy.samplers.ksampler("euler"),
+                                  torch.cat([sigma, torch.zeros(1)]), seed=0)
+        dual = mapping["DualCFGGuider"]
+        guider = (dual.execute(model, pos, img_only, neg, 7.5, 2.5, "regular")[0] if hasattr(dual, "execute")
+                  else dual().get_guider(model, pos, img_only, neg, 7.5, 2.5, "regular")[0])
+        out = guider.sample(x, torch.zeros_like(x), comfy.samplers.ksampler("euler"),
+                            torch.cat([sigma, torch.zeros(1)]), seed=0)
+    want = outs["u"] + 2.5 * (outs["ui"] - outs["u"]) + 7.5 * (outs["c"] - outs["ui"])
+    torch.testing.assert_close(out, want, atol=5e-4, rtol=1e-3)  # batched vs separate calls, x7.5
+    assert (outs["ui"] - outs["u"]).abs().max() > 1e-4  # the image tokens really differ between the branches
+
+
 def test_videocrafter2_text_to_video_batch_of_two_clips(lvdm):
     executor = lvdm.run(t2v_prompt())
     assert executor.success, node_error(executor)
@@ -164,7 +200,7 @@ def test_official_ddim_sampler_matches_the_pure_sampler(lvdm):
             else mapping["CLIPTextEncode"]().encode(clip, "a cat")[0]
         img = torch.rand(1, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(1))
         ctx = mapping["VP_CLIPContextEncoder"].execute(cv, rs, img, "official", SIZE, SIZE, "center crop").result[0]
-        pos, neg, latent = mapping["VP_DynamiCrafterConditioning"].execute(
+        pos, neg, latent, _ = mapping["VP_DynamiCrafterConditioning"].execute(
             pos, pos, ctx, vae, img, SIZE, SIZE, FRAMES, 3, "center crop", 1).result
         sigmas = mapping["VP_LVDMScheduler"].execute(model, 4, "auto", "official").result[0]
         sampler = mapping["VP_LVDMOfficialDDIM"].execute(0.0, "auto").result[0]
@@ -193,6 +229,36 @@ def test_official_ddim_sampler_matches_the_pure_sampler(lvdm):
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
 
 
+def test_bad_files_are_refused_with_the_file_name_and_what_was_expected(lvdm):
+    import pickle
+
+    folder = lvdm.base_dir + "/models/checkpoints/"
+    good = open(folder + "videocrafter2_512.ckpt", "rb").read()
+    with open(folder + "broken_truncated.ckpt", "wb") as f:
+        f.write(good[: len(good) // 3])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("never printed",))
+
+    with open(folder + "broken_code.ckpt", "wb") as f:
+        pickle.dump({"state_dict": {"x": Evil()}}, f)
+    from safetensors.torch import save_file
+
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+               "model.diffusion_model.out.2.weight": torch.zeros(4, 320, 3, 3),
+               "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(8, 8)},
+              folder + "broken_sd15.safetensors")
+    for name, expected in [("broken_truncated.ckpt", "broken_truncated.ckpt"), ("broken_code.ckpt", "refuse"),
+                           ("broken_sd15.safetensors", "without temporal layers")]:
+        p = t2v_prompt()
+        p["1"]["inputs"]["ckpt_name"] = name
+        executor = lvdm.run(p)
+        message = node_error(executor)
+        assert not executor.success and message.startswith("VP_LoadLVDMCheckpoint"), message
+        assert name in message and expected.lower() in message.lower(), message
+
+
 def test_bad_inputs_fail_before_sampling_with_clear_messages(lvdm):
     executor = lvdm.run(i2v_prompt(width=96, height=SIZE))
     assert not executor.success and "multiples of 64" in node_error(executor)
@@ -204,3 +270,22 @@ def test_bad_inputs_fail_before_sampling_with_clear_messages(lvdm):
     p["6"]["inputs"]["batch_size"] = 1
     executor = lvdm.run(p)
     assert not executor.success and "concat_latent_image" in node_error(executor)
+    # a core EmptyLatentImage whose size the UNet cannot halve: refused before the first step
+    p = t2v_prompt()
+    p["6"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 72, "height": 64, "batch_size": 8}}
+    p["8"]["inputs"].update(positive=["2", 0], negative=["3", 0], latent_image=["6", 0])
+    executor = lvdm.run(p)
+    assert not executor.success and "multiple of 16 pixels" in node_error(executor), node_error(executor)
+
+
+def test_loader_casts_to_the_chosen_weight_dtype(lvdm):
+    """Another dtype than the file's is read tensor by tensor with the cast (the lean path); the model still runs."""
+    node = lvdm.nodes.NODE_CLASS_MAPPINGS["VP_LoadLVDMCheckpoint"]
+    with torch.inference_mode():
+        model = node.execute("videocrafter2_512.ckpt", "auto", "bf16").result[0]
+    dtypes = {p.dtype for p in model.model.diffusion_model.parameters()}
+    assert dtypes == {torch.bfloat16}
+    p = t2v_prompt()
+    p["1"]["inputs"]["weight_dtype"] = "bf16"
+    executor = lvdm.run(p)
+    assert executor.success, node_error(executor)

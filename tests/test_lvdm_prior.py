@@ -58,8 +58,9 @@ def lvdm(comfy_inproc):
         env.image = torch.rand(1, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(1))
         env.ctx = _call(mapping, "VP_CLIPContextEncoder", dc[3], dc[4], env.image, "official", SIZE, SIZE,
                         "center crop")[0]
-        env.dc_pos, env.dc_neg, _ = _call(mapping, "VP_DynamiCrafterConditioning", pos, neg, env.ctx, env.dc_vae,
-                                          env.image, SIZE, SIZE, FRAMES, 24, "center crop", 1)
+        out = _call(mapping, "VP_DynamiCrafterConditioning", pos, neg, env.ctx, env.dc_vae, env.image, SIZE, SIZE,
+                    FRAMES, 24, "center crop", 1)
+        env.dc_pos, env.dc_neg = out[0], out[1]
     yield env
     ns["undo"]()
 

@@ -7,4 +7,6 @@ resampler   Resampler: DynamiCrafter's image_proj_model (CLIP image tokens -> 16
 schedule    training schedules (linear, zero terminal SNR, scale_arr) and DDIM timestep schedules
 ddim        the official DDIM sampler (uniform / uniform_trailing, rescale, multi-condition CFG)
 checkpoint  safe loading (safetensors, weights_only pickles, wrappers, mmap) and component split
+clip_context  DynamiCrafter's CLIP preprocessing (official and core), grey unconditional frame, start-frame fitting
+comfy_model the one ComfyUI adapter: per-variant BASE configs, LVDMModel (frames in batch), load_lvdm_checkpoint
 """

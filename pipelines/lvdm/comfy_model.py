@@ -253,6 +253,12 @@ class LVDMModel(comfy.model_base.BaseModel):
         cfg = self.unet_config
         noise = kwargs["noise"]
         frames = _frames(kwargs, noise.shape[0])
+        # Checked here, before the first step: the UNet halves the latent once per level after the first.
+        factor = 2 ** (len(cfg.channel_mult) - 1)
+        if noise.shape[-1] % factor or noise.shape[-2] % factor:
+            raise LVDMError(f"{self.variant.title} needs latents whose sides are multiples of {factor} (frames of a "
+                            f"multiple of {8 * factor} pixels); got {noise.shape[-1] * 8}x{noise.shape[-2] * 8} "
+                            f"pixels ({noise.shape[-1]}x{noise.shape[-2]} latent)")
         out = {"num_video_frames": comfy.conds.CONDConstant(frames)}
 
         concat = self.concat_cond(**kwargs)
@@ -500,13 +506,30 @@ def load_lvdm_checkpoint(source, variant: str = "auto", dtype=None, output_clip:
     manual_cast_dtype = comfy.model_management.unet_manual_cast(unet_dtype, load_device, supported)
     model_config.set_inference_dtype(unet_dtype, manual_cast_dtype)
 
+    cast_name = {v: k for k, v in lvdm_checkpoint.DTYPES.items() if v is not None}.get(unet_dtype)
+    if isinstance(source, (str, os.PathLike)) and cast_name and weight_dtype not in (None, unet_dtype):
+        # Another dtype than the file's: read it again casting tensor by tensor (each source tensor freed once
+        # cast), rather than casting from the memory map, whose pages would stay resident beside the copies.
+        ck = lvdm_checkpoint.load_lvdm_checkpoint(source, variant=variant, dtype=cast_name)
     initial_device = comfy.model_management.unet_inital_load_device(parameters, unet_dtype)
-    model = model_config.get_model(device=initial_device)
-    missing, unexpected = model.diffusion_model.load_state_dict(ck.unet, strict=False)
+    # Lean loading: the UNet is built without memory (meta) and takes the file's tensors as its parameters
+    # (assign): no second copy of the weights. Same dtype -> the memory-mapped tensors themselves (pages read on
+    # first use); another dtype -> each tensor cast once, its source released as we go.
+    model = model_config.get_model(device=torch.device("meta"))
+    unet_sd = {}
+    for key in list(ck.unet):
+        t = ck.unet.pop(key)
+        if t.is_floating_point() and t.dtype != unet_dtype:
+            t = t.to(unet_dtype)
+        unet_sd[key] = t
+    ck.unet = None
+    missing, unexpected = model.diffusion_model.load_state_dict(unet_sd, strict=False, assign=True)
+    del unet_sd
     if missing or unexpected:
         raise LVDMError(f"{chosen.title}: UNet keys do not match (missing {sorted(missing)[:5]}, "
                         f"unexpected {sorted(unexpected)[:5]})")
-    ck.unet = None
+    if initial_device != torch.device("cpu"):
+        model.diffusion_model.to(initial_device)
 
     clip_vision = None
     if output_clipvision and ck.clip_vision and model_config.clip_vision_prefix is not None:
