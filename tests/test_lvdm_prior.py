@@ -416,3 +416,33 @@ def test_sample_video_keeps_refusing_other_comfyui_models(lvdm):
         with pytest.raises(ValueError, match="sample it with core KSampler"):
             sample_node(lvdm, wan_like, steps=2, eta=0.0, guidance=7.5, seed=0, positive=positive,
                         negative=positive)
+
+
+def test_sample_video_lvdm_is_interrupted_within_one_step(lvdm):
+    import comfy.model_management as mm
+    from test_sampling import ProgressRecorder
+
+    prompt = {
+        "1": {"class_type": "VP_LoadLVDMCheckpoint", "inputs": {"ckpt_name": "videocrafter2_512.ckpt",
+                                                                 "variant": "auto", "weight_dtype": "fp32"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a bird flies"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "7": {"class_type": "VP_VideoPriorFromModel", "inputs": {"model": ["1", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "VP_SampleVideo", "inputs": {
+            "prior": ["7", 0], "prompt": "", "negative_prompt": "", "steps": 50, "eta": 1.0, "guidance": 12.0,
+            "seed": 0, "frames": 8, "width": SIZE, "height": SIZE, "preview": False, "positive": ["2", 0],
+            "negative": ["3", 0]}},
+        "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
+    }
+
+    def interrupt(step):
+        if step == 2:
+            mm.interrupt_current_processing(True)
+
+    with ProgressRecorder(interrupt) as rec:
+        executor = lvdm.comfy.run(prompt)
+    events = [m[0] for m in executor.status_messages]
+    assert "execution_interrupted" in events, executor.status_messages
+    ours = [u for u in rec.updates if u[3] == "8"]
+    assert max(u[0] for u in ours) == 2 and {u[1] for u in ours} == {50}
+    assert not mm.processing_interrupted()
