@@ -1,4 +1,4 @@
-"""A video prior made of ComfyUI's own MODEL and VAE (Wan 2.1, LTX-Video...): Backend B."""
+"""A video prior made of ComfyUI's own MODEL and VAE (Wan 2.1, LTX-Video, the LVDM family...): Backend B."""
 from __future__ import annotations
 
 from comfy_api.latest import io
@@ -20,7 +20,9 @@ class VideoPriorFromModel(io.ComfyNode):
                         "CONDITIONING: connect CLIPTextEncode outputs to VP_SDSGuidance's positive and negative. "
                         "Works with eps-, v- and flow-prediction models through the model's own sampling settings. "
                         "Video VAEs that compress time need 1 + 4n frames for Wan (5, 9, ..., 25), "
-                        "1 + 8n for LTX-Video.",
+                        "1 + 8n for LTX-Video. Also takes the MODEL + VAE of VP_LoadLVDMCheckpoint (VideoCrafter2, "
+                        "DynamiCrafter; frames in the batch, any count): DynamiCrafter's conditioning goes through "
+                        "VP_DynamiCrafterConditioning, and VP_SampleVideo samples it with the official DDIM.",
             inputs=[
                 io.Model.Input("model", tooltip="A diffusion model (MODEL), e.g. from UNETLoader."),
                 io.Vae.Input("vae", tooltip="The VAE that belongs to the model (e.g. wan_2.1_vae for Wan 2.1)."),

@@ -56,6 +56,8 @@ EPS for VideoCrafter, DynamiCrafter 256 and Make-Your-Video; V_PREDICTION + zsnr
 where ComfyUI keeps alphas_cumprod[999] at 4.9e-8 (official: 0), so a run from the terminal step differs from the
 official one by ~3e-3 on the golden DDIM trajectory (6.8e-5 against the official DDIM on the capped schedule;
 tests/test_lvdm_comfy_model.py). `LVDMModel.variant` is the config.Variant (official sampler settings).
+`LVDMModel.unet_output` is the raw UNet output (eps or v) at an integer timestep without model_sampling: the
+official DDIM on the exact (uncapped) schedule runs on it (VP_SampleVideo with an LVDM prior).
 
 Not supported: ControlNet / T2I adapters (`control`), transformer_options attention patches and replacements
 (the UNet is ours, not comfy.ldm), and diffusion-model wrappers; these inputs are ignored.
@@ -72,6 +74,8 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
+import comfy.sampler_helpers
+import comfy.samplers
 import comfy.sd
 import comfy.supported_models
 import comfy.supported_models_base
@@ -286,14 +290,45 @@ class LVDMModel(comfy.model_base.BaseModel):
 
     # ---- forward ----------------------------------------------------------------------------------------------
     def _apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
-        transformer_options = transformer_options or {}
         sigma = t
         rows = x.shape[0]
         frames = int(kwargs.get("num_video_frames", rows))
         if rows % frames:
             raise LVDMError(f"{rows} latent rows are not whole {frames}-frame videos")
-        videos = rows // frames
         xc = self.model_sampling.calculate_input(sigma, x)
+        timestep = self.model_sampling.timestep(t).float().reshape(rows // frames, frames)[:, 0]
+        out = self._unet_rows(xc, timestep, c_concat, c_crossattn, transformer_options, **kwargs)
+        return self.model_sampling.calculate_denoised(sigma, out.float(), x)
+
+    def unet_output(self, x, timestep, c_concat=None, c_crossattn=None, transformer_options=None, **kwargs):
+        """The raw UNet output (eps or v, as the variant predicts) at integer DDPM timestep(s), no model_sampling.
+
+        x: the official (variance-preserving) latent x_t with the frames in the batch dimension [B*T, C, h, w];
+        timestep: an int or one per video; conditions: the processed model conds of `extra_conds`
+        (`cond.process_cond(batch_size=B*T).cond`: c_concat, c_crossattn, lvdm_image_tokens, lvdm_fs,
+        num_video_frames). Returns float32 [B*T, out_channels, h, w]. For samplers on the official discrete
+        schedule (the zero-SNR terminal step included), e.g. pipelines.lvdm.ddim.ddim_sample.
+        """
+        rows = x.shape[0]
+        frames = int(kwargs.get("num_video_frames", rows))
+        if rows % frames:
+            raise LVDMError(f"{rows} latent rows are not whole {frames}-frame videos")
+        videos = rows // frames
+        timestep = torch.as_tensor(timestep, device=x.device).float().reshape(-1)
+        if timestep.shape[0] == 1:
+            timestep = timestep.expand(videos)
+        elif timestep.shape[0] == rows:
+            timestep = timestep.reshape(videos, frames)[:, 0]
+        elif timestep.shape[0] != videos:
+            raise LVDMError(f"{timestep.shape[0]} timesteps for {videos} video(s)")
+        return self._unet_rows(x, timestep, c_concat, c_crossattn, transformer_options, **kwargs).float()
+
+    def _unet_rows(self, xc, timestep, c_concat=None, c_crossattn=None, transformer_options=None, **kwargs):
+        """The UNet on the model input xc [B*T, C, h, w] at one timestep per video: fold, call, unfold."""
+        transformer_options = transformer_options or {}
+        rows = xc.shape[0]
+        frames = int(kwargs.get("num_video_frames", rows))
+        videos = rows // frames
         if c_concat is not None:
             c_concat = self._window_rows(c_concat, rows, transformer_options)
             xc = torch.cat([xc, comfy.model_management.cast_to_device(c_concat, xc.device, xc.dtype)], dim=1)
@@ -301,7 +336,6 @@ class LVDMModel(comfy.model_base.BaseModel):
         dtype = self.manual_cast_dtype if self.manual_cast_dtype is not None else self.get_dtype()
         xc = xc.to(dtype)
         device = xc.device
-        timestep = self.model_sampling.timestep(t).float().reshape(videos, frames)[:, 0]
 
         if c_crossattn is None:
             raise LVDMError(f"{self.variant.title} needs a text conditioning (CLIPTextEncode)")
@@ -321,9 +355,8 @@ class LVDMModel(comfy.model_base.BaseModel):
             fs = self._per_video(fs, videos, frames).reshape(videos).to(device=device, dtype=torch.long)
 
         video = xc.reshape(videos, frames, *xc.shape[1:]).transpose(1, 2)
-        out = self.diffusion_model(video, timestep, context=context, fs=fs)
-        out = out.transpose(1, 2).reshape(rows, *out.shape[1:2], *out.shape[3:])
-        return self.model_sampling.calculate_denoised(sigma, out.float(), x)
+        out = self.diffusion_model(video, timestep.to(device), context=context, fs=fs)
+        return out.transpose(1, 2).reshape(rows, *out.shape[1:2], *out.shape[3:])
 
     @staticmethod
     def _per_video(tensor: torch.Tensor, videos: int, frames: int) -> torch.Tensor:
@@ -352,6 +385,28 @@ class LVDMModel(comfy.model_base.BaseModel):
 
 
 # ---- helpers for the nodes ----------------------------------------------------------------------------------------
+def unet_conds(model: LVDMModel, conditioning, noise: torch.Tensor, device=None, prompt_type: str = "positive",
+               **values) -> dict:
+    """A CONDITIONING -> the processed conditions `LVDMModel.unet_output` takes for the latent rows `noise`.
+
+    Built as core samplers build them (sampler_helpers.convert_cond, samplers.encode_model_conds ->
+    LVDMModel.extra_conds, then each cond's process_cond for the batch), from the FIRST entry of the conditioning;
+    `values` override / add keys of that entry (e.g. num_video_frames, lvdm_image_tokens). Area, mask, strength,
+    hooks and ControlNets of the entry are not applied.
+    """
+    if not isinstance(conditioning, list) or not conditioning:
+        raise LVDMError("not a ComfyUI CONDITIONING (a list of [tensor, dict])")
+    if len(conditioning) > 1:
+        logger.warning("LVDM: a CONDITIONING with %d entries: only the first is used", len(conditioning))
+    entry = comfy.sampler_helpers.convert_cond(conditioning[:1])[0]
+    entry.update(values)
+    device = noise.device if device is None else device
+    entry = comfy.samplers.encode_model_conds(model.extra_conds, [entry], noise, device, prompt_type)[0]
+    rows = noise.shape[0]
+    return {k: c.process_cond(batch_size=rows, area=None, device=device).cond
+            for k, c in entry["model_conds"].items()}
+
+
 def interp_concat_latent(first: torch.Tensor, last: torch.Tensor, frames: int) -> torch.Tensor:
     """DynamiCrafter interpolation / looping `concat_latent_image`: raw latents [1, 4, h, w] of the first and last
     frame -> [frames, 4, h, w], first at row 0, last at row frames-1, zeros between (the official img_cat_cond)."""

@@ -4,7 +4,15 @@ The only module of pipelines/ that imports ComfyUI. It talks to the model only t
 ComfyUI's own abstractions, so it is meant for any diffusion model ComfyUI can sample (Wan
 2.1/2.2, LTX-Video, HunyuanVideo; image models with the frames as a batch). Tested: Wan 2.1
 T2V (flow) and the same model re-parameterised as eps and v by core ModelSamplingDiscrete,
-tiny, through the real loaders (tests/test_comfy_prior.py); other families are untested.
+tiny, through the real loaders (tests/test_comfy_prior.py); the LVDM family from
+VP_LoadLVDMCheckpoint (VideoCrafter2: eps; DynamiCrafter 512: v with zero terminal SNR), tiny
+official-layout checkpoints (tests/test_lvdm_prior.py); other families are untested.
+
+* Frames in the batch dimension (image VAEs, the LVDM family, SVD): the K latent rows are one
+  clip; every conditioning gets `num_video_frames = K`. DynamiCrafter needs its image on both
+  conditionings (VP_DynamiCrafterConditioning: concat latent, image tokens, frame stride),
+  checked by `embeds_from_conditioning`. At the zero-SNR terminal step ComfyUI caps
+  alphas_cumprod at 4.9e-8 (official: 0); SDS never samples t = 999 with the default range.
 
 * Denoiser. `comfy.samplers.sampling_function` on the ModelPatcher's BaseModel with the
   processed positive/negative conditioning, exactly as a KSampler step: cond and uncond go
@@ -128,6 +136,13 @@ class ComfyVideoPrior(VideoPrior):
         self.spatial_compression = int(vae.spacial_compression_encode())
         self.num_frames = 1 + 4 * self.time_compression if self.video else 16
         self.height = self.width = 256
+        # An LVDM model (VideoCrafter / DynamiCrafter from VP_LoadLVDMCheckpoint, pipelines/lvdm/comfy_model.py):
+        # its official clip size, and its config.Variant for the official sampler (VP_SampleVideo).
+        variant = getattr(model.model, "variant", None)
+        self.lvdm_variant = variant if getattr(variant, "family", None) is not None else None
+        if self.lvdm_variant is not None:
+            self.num_frames = int(self.lvdm_variant.frames)
+            self.height, self.width = (int(v) for v in self.lvdm_variant.resolution)
         self.device = model.load_device
         self.encode_dtype: torch.dtype | None = None  # None: the VAE's own dtype
         self._cond_cache = None
@@ -171,7 +186,23 @@ class ComfyVideoPrior(VideoPrior):
             if not isinstance(cond, list) or not cond or not all(isinstance(c, (list, tuple)) and len(c) == 2
                                                                  for c in cond):
                 raise ValueError(f"{label} is not ComfyUI CONDITIONING (a list of [tensor, dict])")
+        self.check_conditioning(positive, negative)
         return PromptEmbeds(cond=positive, uncond=negative, prompt=prompt, negative_prompt=negative_prompt)
+
+    def check_conditioning(self, positive, negative) -> None:
+        """Image-conditioned LVDM models need their image on both conditionings (as VP_DynamiCrafterConditioning
+        sets it); say so before any model call."""
+        variant = self.lvdm_variant
+        if variant is None or not variant.latent_concat_channels:
+            return
+        key = "lvdm_depth" if variant.family == "makeyourvideo" else "concat_latent_image"
+        for label, cond in (("positive", positive), ("negative", negative)):
+            if any(key not in c[1] for c in cond):
+                node = ("VP_DynamiCrafterConditioning (start image, image context from VP_CLIPContextEncoder)"
+                        if key == "concat_latent_image" else "a depth conditioning (lvdm_depth)")
+                raise ConditioningMissingError(
+                    f"{self.name} ({variant.title}) needs its image on the {label} CONDITIONING: pass both "
+                    f"conditionings through {node}")
 
     # --- schedule ------------------------------------------------------------------------------
     def alphas_cumprod(self) -> torch.Tensor:
@@ -227,6 +258,12 @@ class ComfyVideoPrior(VideoPrior):
             raise ConditioningMissingError(f"{self.name} needs positive and negative CONDITIONING")
         conds = {"positive": comfy.sampler_helpers.convert_cond(embeds.cond),
                  "negative": comfy.sampler_helpers.convert_cond(embeds.uncond)}
+        if not self.video:
+            # Frames in the batch dimension: the latent rows are ONE clip, whatever frame count the conditioning
+            # was made for (an LVDM conditioning node's `num_video_frames`; SVD reads it too).
+            for branch in conds.values():
+                for c in branch:
+                    c["num_video_frames"] = int(x.shape[0])
         conds = comfy.samplers.process_conds(self.model.model, x, conds, x.device, latent_image=torch.zeros_like(x))
         # As CFGGuider: the patcher's wrappers and callbacks reach the model through transformer_options.
         options = comfy.model_patcher.create_model_options_clone(self.model.model_options)
