@@ -107,6 +107,12 @@ class LoadLVDMCheckpoint(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, ckpt_name, variant, weight_dtype, input_types=None):
+        # Combos only (check_inputs: one of the options listed now, no null); INTs keep ComfyUI's own checks.
+        return check_inputs(cls, {"ckpt_name": ckpt_name, "variant": variant, "weight_dtype": weight_dtype},
+                            input_types)
+
+    @classmethod
     def execute(cls, ckpt_name, variant, weight_dtype):
         from ..pipelines.lvdm.checkpoint import CheckpointError
         from ..pipelines.lvdm.comfy_model import LVDMError, load_lvdm_checkpoint
@@ -164,6 +170,10 @@ class CLIPContextEncoder(io.ComfyNode):
             ],
             outputs=[ImageContext.Output(display_name="image_context")],
         )
+
+    @classmethod
+    def validate_inputs(cls, preprocess, fit, input_types=None):
+        return check_inputs(cls, {"preprocess": preprocess, "fit": fit}, input_types)
 
     @classmethod
     def execute(cls, clip_vision, resampler, image, preprocess, width, height, fit):
@@ -235,9 +245,8 @@ class DynamiCrafterConditioning(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, frames, frame_stride, batch_size):
-        return check_inputs(cls, {"width": width, "height": height, "frames": frames, "frame_stride": frame_stride,
-                                  "batch_size": batch_size})
+    def validate_inputs(cls, fit, input_types=None):
+        return check_inputs(cls, {"fit": fit}, input_types)
 
     @classmethod
     def execute(cls, positive, negative, image_context, vae, start_image, width, height, frames, frame_stride, fit,
@@ -297,11 +306,6 @@ class VideoCrafterConditioning(io.ComfyNode):
                      io.Conditioning.Output(display_name="negative"),
                      io.Latent.Output(display_name="latent")],
         )
-
-    @classmethod
-    def validate_inputs(cls, width, height, frames, fps, batch_size):
-        return check_inputs(cls, {"width": width, "height": height, "frames": frames, "fps": fps,
-                                  "batch_size": batch_size})
 
     @classmethod
     def execute(cls, positive, negative, width, height, frames, fps, batch_size):

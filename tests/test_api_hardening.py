@@ -77,6 +77,24 @@ def full_prompt(info: dict) -> dict:
         "12": ("PreviewImage", {"images": ["11", 1]}),
         "13": ("VP_SampleVideo", {"prior": ["8", 0], "steps": 1, "preview": False}),
         "14": ("PreviewImage", {"images": ["13", 0]}),
+        # The LVDM nodes on their defaults (tiny official-layout checkpoints: conftest.install_lvdm_test_models),
+        # each reaching a core PreviewAny output; no sampling (core KSampler is what samples them).
+        "20": ("VP_LoadLVDMCheckpoint", {"ckpt_name": "dynamicrafter_512.ckpt"}),
+        "21": ("CLIPTextEncode", {"clip": ["20", 1], "text": "a cat"}),
+        "22": ("EmptyImage", {"width": 64, "height": 64, "batch_size": 1, "color": 0x808080}),
+        "23": ("VP_CLIPContextEncoder", {"clip_vision": ["20", 3], "resampler": ["20", 4], "image": ["22", 0]}),
+        "24": ("VP_DynamiCrafterConditioning", {"positive": ["21", 0], "negative": ["21", 0],
+                                                "image_context": ["23", 0], "vae": ["20", 2],
+                                                "start_image": ["22", 0]}),
+        "25": ("PreviewAny", {"source": ["24", 2]}),
+        "26": ("VP_VideoCrafterConditioning", {"positive": ["21", 0], "negative": ["21", 0]}),
+        "27": ("PreviewAny", {"source": ["26", 2]}),
+        "28": ("VP_LVDMScheduler", {"model": ["20", 0]}),
+        "29": ("PreviewAny", {"source": ["28", 0]}),
+        "30": ("VP_LVDMOfficialDDIM", {}),
+        "31": ("PreviewAny", {"source": ["30", 0]}),
+        "32": ("VP_LVDMRescaleCFG", {"model": ["20", 0]}),
+        "33": ("PreviewAny", {"source": ["32", 0]}),
     }
     prompt = {}
     for node_id, (cls, given) in links.items():
@@ -94,7 +112,7 @@ def _vp_nodes(info: dict) -> list[str]:
     return sorted(n for n in info if n.startswith("VP_"))
 
 
-OUTPUT_NODES = {"PreviewImage", "SaveSVGNode", "VP_SaveAnimatedSVG"}
+OUTPUT_NODES = {"PreviewImage", "SaveSVGNode", "VP_SaveAnimatedSVG", "PreviewAny"}
 
 
 def _ancestors(prompt: dict, node_id: str) -> set:

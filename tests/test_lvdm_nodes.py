@@ -288,3 +288,13 @@ def test_loader_casts_to_the_chosen_weight_dtype(lvdm):
     p["1"]["inputs"]["weight_dtype"] = "bf16"
     executor = lvdm.run(p)
     assert executor.success, node_error(executor)
+
+
+def test_core_rescale_cfg_patches_the_lvdm_model(lvdm):
+    """Core RescaleCFG works on the LVDM MODEL like on any core model (it takes the std per latent row, i.e. per
+    frame here; VP_LVDMRescaleCFG is the official per-video one)."""
+    p = i2v_prompt()
+    p["12"] = {"class_type": "RescaleCFG", "inputs": {"model": ["1", 0], "multiplier": 0.7}}
+    p["8"]["inputs"]["model"] = ["12", 0]
+    executor = lvdm.run(p)
+    assert executor.success, node_error(executor)

@@ -163,7 +163,7 @@ def test_sds_gradient_is_w_times_eps_hat_minus_eps_from_the_raw_unet(lvdm, key, 
         grad = sds_gradient(prior, latents, embeds, 7.5, t, noise)
         expected = _direct_sds_gradient(model, make_conds(lvdm, frames), latents.detach(), noise, t, 7.5, frames)
         assert torch.isfinite(grad).all() and grad.abs().max() > 1e-3
-        torch.testing.assert_close(grad, expected, rtol=2e-4, atol=2e-5)
+        torch.testing.assert_close(grad, expected, rtol=2e-4, atol=1e-4)  # |grad| up to ~5 at t=948
         latents.backward(gradient=grad)
     assert pixels.grad is not None and torch.isfinite(pixels.grad).all() and pixels.grad.abs().max() > 0
 
