@@ -18,7 +18,6 @@ from pipelines.priors.diffusers_prior import (
 from pipelines.priors.tiny_models import MODELSCOPE_17B_UNET_CONFIG, build_tiny_t2v_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MANIFEST = os.path.join(REPO, "..", "shared", "checkpoint-manifests", "ms17b_unet_diffusers.txt")
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +49,13 @@ def _latents(prior, k=4, seed=1):
 
 # --- the real ModelScope UNet ----------------------------------------------------------------
 def test_modelscope_unet_config_matches_manifest():
-    if not os.path.isfile(MANIFEST):
-        # shared/ sits beside the repo in CI and on developer machines: there its absence is a failure.
-        if os.environ.get("CI"):
-            pytest.fail(f"checkpoint manifest not found: {os.path.normpath(MANIFEST)}")
-        pytest.skip(f"checkpoint manifest not found: {os.path.normpath(MANIFEST)}")
+    from shared_data import manifest  # ../shared, VP_SHARED_DIR or /work/shared; fails under CI when absent
+
+    manifest_path = manifest("ms17b_unet_diffusers")
     from diffusers import UNet3DConditionModel
 
     expected = {}
-    with open(MANIFEST, encoding="utf-8") as f:
+    with open(manifest_path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 key, shape = line.strip().split(" ", 1)
