@@ -191,3 +191,33 @@ def install_checkpoints(base_dir: str, variants=("videocrafter2_512", "dynamicra
             build_checkpoint(path, variant, seed=len(paths))
         paths[variant] = path
     return paths
+
+
+def dynamicrafter_conditioning_nodes(size: int, frames: int, ckpt: str = "dynamicrafter_512.ckpt",
+                                     variant: str = "auto") -> dict:
+    """API-prompt nodes "1".."6": loader, prompt / empty negative, a flat start image, CLIP context, DynamiCrafter
+    conditioning (outputs: 6.0 positive, 6.1 negative, 6.2 latent, 6.3 image_only)."""
+    return {
+        "1": {"class_type": "VP_LoadLVDMCheckpoint", "inputs": {"ckpt_name": ckpt, "variant": variant,
+                                                                 "weight_dtype": "fp32"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a cat turns its head"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 80, "batch_size": 1, "color": 0x8040C0}},
+        "5": {"class_type": "VP_CLIPContextEncoder", "inputs": {
+            "clip_vision": ["1", 3], "resampler": ["1", 4], "image": ["4", 0], "preprocess": "official",
+            "width": size, "height": size, "fit": "center crop"}},
+        "6": {"class_type": "VP_DynamiCrafterConditioning", "inputs": {
+            "positive": ["2", 0], "negative": ["3", 0], "image_context": ["5", 0], "vae": ["1", 2],
+            "start_image": ["4", 0], "width": size, "height": size, "frames": frames, "frame_stride": 24,
+            "fit": "center crop", "batch_size": 1}},
+    }
+
+
+def files_by_kind(outputs: dict) -> dict:
+    """{extension: item} of the output files a finished prompt reported (history "outputs")."""
+    kinds = {}
+    for items in outputs.values():
+        for item in [i for v in items.values() if isinstance(v, list) for i in v if isinstance(i, dict)]:
+            if "filename" in item and item.get("type") == "output":
+                kinds[os.path.splitext(item["filename"])[1]] = item
+    return kinds

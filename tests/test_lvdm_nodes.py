@@ -33,22 +33,13 @@ def node_error(executor) -> str:
 
 def i2v_prompt(official: bool = False, end_image: bool = False, variant: str = "auto",
                ckpt: str = "dynamicrafter_512.ckpt", width: int = SIZE, height: int = SIZE) -> dict:
-    p = {
-        "1": {"class_type": "VP_LoadLVDMCheckpoint", "inputs": {"ckpt_name": ckpt, "variant": variant,
-                                                                 "weight_dtype": "fp32"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a cat turns its head"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 80, "batch_size": 1, "color": 0x8040C0}},
-        "5": {"class_type": "VP_CLIPContextEncoder", "inputs": {
-            "clip_vision": ["1", 3], "resampler": ["1", 4], "image": ["4", 0], "preprocess": "official",
-            "width": width, "height": height, "fit": "center crop"}},
-        "6": {"class_type": "VP_DynamiCrafterConditioning", "inputs": {
-            "positive": ["2", 0], "negative": ["3", 0], "image_context": ["5", 0], "vae": ["1", 2],
-            "start_image": ["4", 0], "width": width, "height": height, "frames": FRAMES, "frame_stride": 24,
-            "fit": "center crop", "batch_size": 1}},
+    p = lvdm_tiny.dynamicrafter_conditioning_nodes(width, FRAMES, ckpt, variant)
+    p["5"]["inputs"].update(width=width, height=height)
+    p["6"]["inputs"].update(width=width, height=height)
+    p.update({
         "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}},
         "10": {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}},
-    }
+    })
     if end_image:
         p["11"] = {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 80, "batch_size": 1,
                                                           "color": 0x20C040}}

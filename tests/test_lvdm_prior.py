@@ -239,12 +239,7 @@ def test_livesketch_with_videocrafter2_runs_in_process(lvdm):
     types["VP_AnimateSketch"]["inputs"].update(iterations=2, fused=True, render_size=SIZE, preview_every=1)
     executor = lvdm.comfy.run(prompt)
     assert executor.success, node_error(executor)
-    outputs = executor.history_result["outputs"]
-    kinds = {}
-    for items in outputs.values():
-        for item in [i for v in items.values() if isinstance(v, list) for i in v if isinstance(i, dict)]:
-            if "filename" in item and item.get("type") == "output":
-                kinds[os.path.splitext(item["filename"])[1]] = item
+    kinds = lvdm_tiny.files_by_kind(executor.history_result["outputs"])
     assert {".svg", ".webp", ".mp4"} <= set(kinds), kinds
     from test_comfy_integration import check_image_file
 
@@ -369,26 +364,15 @@ def test_sample_video_lvdm_errors(lvdm):
 def test_sample_video_graph_with_dynamicrafter_in_process(lvdm):
     from test_sampling import ProgressRecorder
 
-    prompt = {
-        "1": {"class_type": "VP_LoadLVDMCheckpoint", "inputs": {"ckpt_name": "dynamicrafter_512.ckpt",
-                                                                 "variant": "auto", "weight_dtype": "fp32"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a cat turns its head"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "4": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 80, "batch_size": 1, "color": 0x8040C0}},
-        "5": {"class_type": "VP_CLIPContextEncoder", "inputs": {
-            "clip_vision": ["1", 3], "resampler": ["1", 4], "image": ["4", 0], "preprocess": "official",
-            "width": SIZE, "height": SIZE, "fit": "center crop"}},
-        "6": {"class_type": "VP_DynamiCrafterConditioning", "inputs": {
-            "positive": ["2", 0], "negative": ["3", 0], "image_context": ["5", 0], "vae": ["1", 2],
-            "start_image": ["4", 0], "width": SIZE, "height": SIZE, "frames": 8, "frame_stride": 24,
-            "fit": "center crop", "batch_size": 1}},
+    prompt = lvdm_tiny.dynamicrafter_conditioning_nodes(SIZE, 8)
+    prompt.update({
         "7": {"class_type": "VP_VideoPriorFromModel", "inputs": {"model": ["1", 0], "vae": ["1", 2]}},
         "8": {"class_type": "VP_SampleVideo", "inputs": {
             "prior": ["7", 0], "prompt": "", "negative_prompt": "", "steps": 2, "eta": 1.0, "guidance": 7.5,
             "seed": 5, "frames": 0, "width": 0, "height": 0, "preview": True, "positive": ["6", 0],
             "negative": ["6", 1], "image_guidance": 1.5, "guidance_rescale": -1.0}},
         "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}},
-    }
+    })
     with ProgressRecorder() as rec:
         executor = lvdm.comfy.run(prompt)
     assert executor.success, node_error(executor)

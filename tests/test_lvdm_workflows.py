@@ -70,15 +70,6 @@ def check_outputs(name: str, files: dict, fetch) -> None:
         check_frames(files, fetch)
 
 
-def files_of(outputs: dict) -> dict:
-    kinds = {}
-    for items in outputs.values():
-        for item in [i for v in items.values() if isinstance(v, list) for i in v if isinstance(i, dict)]:
-            if "filename" in item and item.get("type") == "output":
-                kinds[os.path.splitext(item["filename"])[1]] = item
-    return kinds
-
-
 @pytest.fixture(scope="module")
 def lvdm_inproc(comfy_inproc):
     ns = lvdm_tiny.substitution(comfy_inproc.base_dir)
@@ -116,7 +107,7 @@ def test_lvdm_workflow_runs_in_process(lvdm_inproc, name):
         with open(os.path.join(out_dir, item.get("subfolder", ""), item["filename"]), "rb") as f:
             return f.read()
 
-    check_outputs(name, files_of(executor.history_result["outputs"]), fetch)
+    check_outputs(name, lvdm_tiny.files_by_kind(executor.history_result["outputs"]), fetch)
 
 
 @pytest.mark.server
@@ -138,6 +129,6 @@ def test_lvdm_workflows_run_through_the_server(tmp_path_factory, comfy_inproc):
         for name in LVDM_WORKFLOWS:
             entry = server.run(small_prompt(name, info), stall_timeout=STALL_TIMEOUT)
             assert entry["status"]["status_str"] == "success", (name, entry["status"])
-            check_outputs(name, files_of(entry["outputs"]), server.fetch)
+            check_outputs(name, lvdm_tiny.files_by_kind(entry["outputs"]), server.fetch)
     finally:
         server.stop()
