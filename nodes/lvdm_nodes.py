@@ -13,6 +13,7 @@ import node_helpers
 import torch
 from comfy_api.latest import io
 
+from ..pipelines.lvdm.checkpoint import DTYPES as WEIGHT_DTYPES
 from ..pipelines.lvdm.clip_context import (
     PREPROCESS_MODES,
     fit_frames,
@@ -21,10 +22,10 @@ from ..pipelines.lvdm.clip_context import (
 )
 from ..pipelines.lvdm.config import VARIANTS, UnknownCheckpointError
 from .common import check_inputs, display_path, ensure_inputs
+from .prior_loading import DTYPES
 
 CATEGORY = "VideoPriors/lvdm"
 FOLDERS = ("checkpoints", "diffusion_models")
-DTYPES = ["auto", "fp32", "fp16", "bf16"]
 FIT_MODES = ["center crop", "stretch", "pad"]
 Resampler = io.Custom("VP_LVDM_RESAMPLER")
 ImageContext = io.Custom("VP_IMAGE_CONTEXT")
@@ -74,10 +75,6 @@ class ResamplerHandle:
         return self.module(tokens.to(device=device, dtype=dtype)).float()
 
 
-def _torch_dtype(name: str):
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(name)
-
-
 class LoadLVDMCheckpoint(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -120,7 +117,7 @@ class LoadLVDMCheckpoint(io.ComfyNode):
         path = resolve_checkpoint(ckpt_name)
         try:
             model, clip, vae, clip_vision, resampler, chosen = load_lvdm_checkpoint(
-                path, variant=variant, dtype=_torch_dtype(weight_dtype),
+                path, variant=variant, dtype=WEIGHT_DTYPES.get(weight_dtype),  # auto -> None: ComfyUI's choice
                 embedding_directory=folder_paths.get_folder_paths("embeddings"))
         except (UnknownCheckpointError, CheckpointError, LVDMError, ValueError) as e:
             raise ValueError(f"VP_LoadLVDMCheckpoint: {display_path(str(e))}") from None
@@ -130,6 +127,11 @@ class LoadLVDMCheckpoint(io.ComfyNode):
                                                        offload_device=mm.unet_offload_device())
             handle = ResamplerHandle(resampler, patcher, chosen.name)
         return io.NodeOutput(model, clip, vae, clip_vision, handle)
+
+
+def _empty_latent(batch_size: int, frames: int, width: int, height: int) -> dict:
+    """The LATENT of `batch_size` videos of `frames` frames: SD latents with the frames in the batch dimension."""
+    return {"samples": torch.zeros([batch_size * frames, 4, height // 8, width // 8], device=mm.intermediate_device())}
 
 
 def _to_bchw(image: torch.Tensor) -> torch.Tensor:
@@ -276,8 +278,7 @@ class DynamiCrafterConditioning(io.ComfyNode):
             negative, dict(common, lvdm_image_tokens=image_context["cond"]))
         negative = node_helpers.conditioning_set_values(
             negative, dict(common, lvdm_image_tokens=image_context["uncond"]))
-        latent = torch.zeros([batch_size * frames, 4, height // 8, width // 8], device=mm.intermediate_device())
-        return io.NodeOutput(positive, negative, {"samples": latent}, image_only)
+        return io.NodeOutput(positive, negative, _empty_latent(batch_size, frames, width, height), image_only)
 
 
 class VideoCrafterConditioning(io.ComfyNode):
@@ -314,8 +315,7 @@ class VideoCrafterConditioning(io.ComfyNode):
         values = {"lvdm_fs": int(fps), "num_video_frames": int(frames)}
         positive = node_helpers.conditioning_set_values(positive, values)
         negative = node_helpers.conditioning_set_values(negative, values)
-        latent = torch.zeros([batch_size * frames, 4, height // 8, width // 8], device=mm.intermediate_device())
-        return io.NodeOutput(positive, negative, {"samples": latent})
+        return io.NodeOutput(positive, negative, _empty_latent(batch_size, frames, width, height))
 
 
 LVDM_NODES = [LoadLVDMCheckpoint, CLIPContextEncoder, DynamiCrafterConditioning, VideoCrafterConditioning]

@@ -5,7 +5,7 @@ import comfy.samplers
 import torch
 from comfy_api.latest import io
 
-from ..pipelines.lvdm.config import VARIANTS
+from ..pipelines.lvdm.comfy_model import lvdm_variant
 from ..pipelines.lvdm.ddim import sample_ddim_sigmas
 from ..pipelines.lvdm.schedule import (
     DDIMSchedule,
@@ -17,13 +17,6 @@ from .common import check_inputs, ensure_inputs
 
 CATEGORY = "VideoPriors/lvdm"
 SPACINGS = ["auto", "uniform", "uniform_trailing"]
-
-
-def lvdm_variant(model_or_base):
-    """The config.Variant of an LVDM MODEL (ModelPatcher) or BaseModel, or None for any other model."""
-    base = getattr(model_or_base, "model", model_or_base)
-    variant = getattr(base, "variant", None)
-    return variant if getattr(variant, "name", None) in VARIANTS else None
 
 
 class LVDMScheduler(io.ComfyNode):

@@ -8,6 +8,7 @@ import torch
 from comfy_api.latest import io
 from PIL import Image
 
+from ..pipelines.lvdm.unet import rows_to_video, video_to_rows
 from ..pipelines.sampling import SamplingError, check_clip_options, estimate_sampling_bytes, sample_video
 from .common import check_inputs, ensure_inputs, require_memory
 
@@ -179,15 +180,6 @@ class SampleVideo(io.ComfyNode):
 
 
 # ---- LVDM priors: the official DDIM on the raw UNet ----------------------------------------------------------------
-def video_to_rows(video: torch.Tensor) -> torch.Tensor:
-    """[B, C, T, h, w] -> [B*T, C, h, w] (frames in the batch dimension, the layout of LVDM LATENTs)."""
-    return video.transpose(1, 2).reshape(-1, video.shape[1], *video.shape[3:])
-
-
-def rows_to_video(rows: torch.Tensor, frames: int) -> torch.Tensor:
-    return rows.reshape(-1, frames, *rows.shape[1:]).transpose(1, 2)
-
-
 def _first_value(conditioning, key):
     if isinstance(conditioning, list) and conditioning and isinstance(conditioning[0], (list, tuple)):
         return conditioning[0][1].get(key)

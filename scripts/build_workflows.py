@@ -259,7 +259,7 @@ def _dynamicrafter_conditioning(g: Graph, ckpt: str, variant: str, prompt: str, 
     return load, cond, model
 
 
-def _official_sampling(g: Graph, load: dict, cond: dict, model: dict, col: int) -> dict:
+def _official_sampling(g: Graph, cond: dict, model: dict, col: int) -> dict:
     guider = g.node("CFGGuider", col, 0, model=(model, 0), positive=(cond, 0), negative=(cond, 1), cfg=7.5)
     sampler = g.node("VP_LVDMOfficialDDIM", col, 1, eta=1.0, latent_scale="auto")
     sigmas = g.node("VP_LVDMScheduler", col, 2, model=(model, 0), steps=50, spacing="auto", final="zero")
@@ -287,7 +287,7 @@ def i2v_dynamicrafter_official(info: dict) -> dict:
     """DynamiCrafter 512 with the official DDIM (SamplerCustomAdvanced): the paper's settings."""
     g = Graph(info)
     load, cond, model = _dynamicrafter_conditioning(g, DC512_CKPT, "auto", I2V_PROMPT, 24)
-    sample = _official_sampling(g, load, cond, model, 3)
+    sample = _official_sampling(g, cond, model, 3)
     frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
     _video_outputs(g, (frames, 0), 6, "VideoPriors/i2v_dynamicrafter_official")
     return g.to_json()
@@ -299,7 +299,7 @@ def interp_dynamicrafter(info: dict) -> dict:
     load, cond, model = _dynamicrafter_conditioning(g, DC512_INTERP_CKPT, "dynamicrafter_512_interp",
                                                     "a smooth transition between the two frames", 5,
                                                     end_image=True)
-    sample = _official_sampling(g, load, cond, model, 3)
+    sample = _official_sampling(g, cond, model, 3)
     frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
     _video_outputs(g, (frames, 0), 6, "VideoPriors/interp_dynamicrafter")
     return g.to_json()

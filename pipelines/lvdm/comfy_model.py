@@ -86,7 +86,7 @@ import torch
 from . import checkpoint as lvdm_checkpoint
 from .config import VARIANTS, UNetConfig, Variant, unet_keys
 from .resampler import Resampler
-from .unet import UNetModel
+from .unet import UNetModel, rows_to_video, video_to_rows
 
 TEXT_TOKENS = 77
 VAE_PREFIX = lvdm_checkpoint.PREFIXES["vae"]
@@ -292,9 +292,7 @@ class LVDMModel(comfy.model_base.BaseModel):
     def _apply_model(self, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options=None, **kwargs):
         sigma = t
         rows = x.shape[0]
-        frames = int(kwargs.get("num_video_frames", rows))
-        if rows % frames:
-            raise LVDMError(f"{rows} latent rows are not whole {frames}-frame videos")
+        frames = _frames(kwargs, rows)
         xc = self.model_sampling.calculate_input(sigma, x)
         timestep = self.model_sampling.timestep(t).float().reshape(rows // frames, frames)[:, 0]
         out = self._unet_rows(xc, timestep, c_concat, c_crossattn, transformer_options, **kwargs)
@@ -310,9 +308,7 @@ class LVDMModel(comfy.model_base.BaseModel):
         schedule (the zero-SNR terminal step included), e.g. pipelines.lvdm.ddim.ddim_sample.
         """
         rows = x.shape[0]
-        frames = int(kwargs.get("num_video_frames", rows))
-        if rows % frames:
-            raise LVDMError(f"{rows} latent rows are not whole {frames}-frame videos")
+        frames = _frames(kwargs, rows)
         videos = rows // frames
         timestep = torch.as_tensor(timestep, device=x.device).float().reshape(-1)
         if timestep.shape[0] == 1:
@@ -327,7 +323,7 @@ class LVDMModel(comfy.model_base.BaseModel):
         """The UNet on the model input xc [B*T, C, h, w] at one timestep per video: fold, call, unfold."""
         transformer_options = transformer_options or {}
         rows = xc.shape[0]
-        frames = int(kwargs.get("num_video_frames", rows))
+        frames = _frames(kwargs, rows)
         videos = rows // frames
         if c_concat is not None:
             c_concat = self._window_rows(c_concat, rows, transformer_options)
@@ -354,9 +350,8 @@ class LVDMModel(comfy.model_base.BaseModel):
         if fs is not None:
             fs = self._per_video(fs, videos, frames).reshape(videos).to(device=device, dtype=torch.long)
 
-        video = xc.reshape(videos, frames, *xc.shape[1:]).transpose(1, 2)
-        out = self.diffusion_model(video, timestep.to(device), context=context, fs=fs)
-        return out.transpose(1, 2).reshape(rows, *out.shape[1:2], *out.shape[3:])
+        out = self.diffusion_model(rows_to_video(xc, frames), timestep.to(device), context=context, fs=fs)
+        return video_to_rows(out)
 
     @staticmethod
     def _per_video(tensor: torch.Tensor, videos: int, frames: int) -> torch.Tensor:
@@ -385,6 +380,14 @@ class LVDMModel(comfy.model_base.BaseModel):
 
 
 # ---- helpers for the nodes ----------------------------------------------------------------------------------------
+def lvdm_variant(model_or_base) -> Variant | None:
+    """The config.Variant of an LVDM MODEL (ModelPatcher) or BaseModel, None for any other model. Duck-typed: the
+    pack may be imported under two module names (ComfyUI's custom_nodes package and `pipelines` in tests)."""
+    base = getattr(model_or_base, "model", model_or_base)
+    variant = getattr(base, "variant", None)
+    return variant if getattr(variant, "name", None) in VARIANTS else None
+
+
 def unet_conds(model: LVDMModel, conditioning, noise: torch.Tensor, device=None, prompt_type: str = "positive",
                **values) -> dict:
     """A CONDITIONING -> the processed conditions `LVDMModel.unet_output` takes for the latent rows `noise`.

@@ -22,6 +22,17 @@ from .attention import (
 from .config import UNetConfig
 
 
+def video_to_rows(video: torch.Tensor) -> torch.Tensor:
+    """[B, C, T, h, w] -> [B*T, C, h, w]: frames in the batch dimension (the layout between layers and of LVDM
+    LATENTs in ComfyUI)."""
+    return video.transpose(1, 2).reshape(-1, video.shape[1], *video.shape[3:])
+
+
+def rows_to_video(rows: torch.Tensor, frames: int) -> torch.Tensor:
+    """[B*T, C, h, w] -> [B, C, T, h, w]."""
+    return rows.reshape(-1, frames, *rows.shape[1:]).transpose(1, 2)
+
+
 def group_norm32(operations, channels, dtype=None, device=None):
     """The official ResBlock/output GroupNorm (32 groups, eps 1e-5), always computed in float32."""
     class GroupNorm32(operations.GroupNorm):
@@ -253,7 +264,7 @@ class UNetModel(nn.Module):
         emb = emb.repeat_interleave(t, dim=0)
         context = self.frame_context(context, t)
 
-        hcur = x.transpose(1, 2).reshape(b * t, -1, h, w)
+        hcur = video_to_rows(x)
         skips = []
         for index, block in enumerate(self.input_blocks):
             hcur = block(hcur, emb, context, t)
@@ -263,5 +274,4 @@ class UNetModel(nn.Module):
         hcur = self.middle_block(hcur, emb, context, t)
         for block in self.output_blocks:
             hcur = block(torch.cat([hcur, skips.pop()], dim=1), emb, context, t)
-        y = self.out(hcur)
-        return y.reshape(b, t, -1, h, w).transpose(1, 2)
+        return rows_to_video(self.out(hcur), t)

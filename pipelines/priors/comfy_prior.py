@@ -66,6 +66,7 @@ import comfy.sampler_helpers
 import comfy.samplers
 from comfy.patcher_extension import merge_nested_dicts
 
+from ..lvdm.comfy_model import lvdm_variant
 from .base import PromptEmbeds, VideoPrior
 
 COMFY_VAE_MEMORY_NOTE = (
@@ -138,8 +139,7 @@ class ComfyVideoPrior(VideoPrior):
         self.height = self.width = 256
         # An LVDM model (VideoCrafter / DynamiCrafter from VP_LoadLVDMCheckpoint, pipelines/lvdm/comfy_model.py):
         # its official clip size, and its config.Variant for the official sampler (VP_SampleVideo).
-        variant = getattr(model.model, "variant", None)
-        self.lvdm_variant = variant if getattr(variant, "family", None) is not None else None
+        self.lvdm_variant = lvdm_variant(model)
         if self.lvdm_variant is not None:
             self.num_frames = int(self.lvdm_variant.frames)
             self.height, self.width = (int(v) for v in self.lvdm_variant.resolution)
