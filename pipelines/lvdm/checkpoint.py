@@ -114,7 +114,7 @@ class RawCheckpoint:
     path: str
     tensors: dict
     format: str                 # "safetensors" | "torch-zip" | "torch-legacy"
-    layout: str                 # "plain" | "state_dict" | "deepspeed" | "safetensors"
+    layout: str                 # "plain" | "state_dict" | "deepspeed" | "model" | "safetensors"
     metadata: dict
     non_tensor: list            # top-level / state-dict entries that are not tensors (ignored)
 
@@ -244,6 +244,8 @@ def _unwrap(obj, path: str) -> tuple[dict, str, list]:
         obj, layout = obj["state_dict"], "state_dict"
     elif isinstance(obj.get("module"), Mapping):
         obj, layout = obj["module"], "deepspeed"
+    elif isinstance(obj.get("model"), Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        obj, layout = obj["model"], "model"  # {"model": ..., "optimizer": ...} training saves (MiDaS accepts them)
     sd, non_tensor = {}, []
     for k, v in obj.items():
         if isinstance(k, str) and isinstance(v, torch.Tensor):
