@@ -12,6 +12,7 @@ from .depth_nodes import register_folders as register_depth_folders
 from .livesketch_nodes import LIVESKETCH_NODES
 from .lvdm_nodes import LVDM_NODES
 from .lvdm_sampling_nodes import LVDM_SAMPLING_NODES
+from .myv_nodes import MYV_NODES
 from .prior_loading import register_folders
 from .sampling_nodes import SAMPLING_NODES
 from .sketch_nodes import SKETCH_NODES
@@ -26,7 +27,7 @@ if _spin_warning:
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES, *SAMPLING_NODES, *LVDM_NODES,
-                *LVDM_SAMPLING_NODES, *DEPTH_NODES]
+                *LVDM_SAMPLING_NODES, *DEPTH_NODES, *MYV_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

@@ -39,7 +39,7 @@ SHRINK = {1024: WIDTH, 3072: 3 * WIDTH, 4096: 4 * WIDTH, 1280: WIDTH, 3840: 3 * 
 RESAMPLER = dict(dim=32, depth=2, dim_head=64, heads=1, num_queries=16, embedding_dim=WIDTH, output_dim=WIDTH,
                  ff_mult=4, video_length=16)
 FILES = {"videocrafter2_512": "videocrafter2_512.ckpt", "dynamicrafter_512": "dynamicrafter_512.ckpt",
-         "dynamicrafter_256": "dynamicrafter_256.ckpt"}
+         "dynamicrafter_256": "dynamicrafter_256.ckpt", "makeyourvideo_256": "makeyourvideo_256.ckpt"}
 
 TINY_SOURCE = '''
 import os

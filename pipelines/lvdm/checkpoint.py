@@ -339,6 +339,9 @@ def _no_unet_error(path: str, sd: Mapping, raw: RawCheckpoint) -> CheckpointErro
         hint = "it looks like a diffusers UNet (down_blocks/up_blocks), a layout this loader does not read"
     elif any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in sd):
         hint = "it looks like a VAE only"
+    elif any(k.startswith(("scratch.", "depth_head.", "pretrained.model.")) for k in sd):
+        # MiDaS DPT (pretrained.* + scratch.*) and Depth-Anything-V2 (pretrained.* + depth_head.*) layouts.
+        hint = "it looks like a depth estimator (MiDaS / Depth-Anything): load it with VP_LoadDepthModel"
     else:
         hint = f"top-level names: {', '.join(tops[:10])}"
     return CheckpointError(

@@ -24,7 +24,7 @@ on the positive AND the negative, as WanImageToVideo does):
   concat_latent_image     DynamiCrafter only: raw VAE latent(s), frames in batch: 1 row (the first frame; repeated
                           to every frame) or T rows (interpolation/looping: first and last frame with zeros between,
                           see `interp_concat_latent`). Scaled with the latent format (x0.18215) like core does.
-  lvdm_depth              Make-Your-Video only: per-frame depth [T, 1, h, w] at latent size, in [-1, 1] (the
+  lvdm_depth              Make-Your-Video only: per-frame depth [T, 1, h, w] at the latent size (else an error), in [-1, 1] (the
                           official per-frame min-max), not scaled.
                           concat_latent_image / lvdm_depth become `c_concat` (CONDFrames, a CONDNoiseShape, B*T rows).
   lvdm_fs                 frame stride (DynamiCrafter) / fps (VideoCrafter2): int, or one per video -> CONDRegular.
@@ -236,6 +236,11 @@ class LVDMModel(comfy.model_base.BaseModel):
             if depth is None:
                 raise LVDMError(f"{self.variant.title} needs a depth condition (`lvdm_depth`, [T, 1, h, w] in "
                                 "[-1, 1]) on every conditioning, positive and negative")
+            if depth.shape[-2:] != noise.shape[-2:]:
+                # Resizing a normalised depth map would silently change its extremes: refuse instead.
+                raise LVDMError(f"{self.variant.title}: the depth condition is {depth.shape[-1]}x{depth.shape[-2]} "
+                                f"(latent), the latent {noise.shape[-1]}x{noise.shape[-2]}; make the depth at the "
+                                "latent's size (VP_MakeYourVideoConditioning with the same width and height)")
             out = _fit_rows(depth.to(device=device, dtype=noise.dtype), noise, frames, "lvdm_depth")
         else:
             image = kwargs.get("concat_latent_image")
