@@ -51,7 +51,7 @@ def install_lvdm_test_models(base_dir: str) -> None:
 
     if shared_root() is None:
         return
-    lvdm_tiny.install_checkpoints(base_dir)
+    lvdm_tiny.install_checkpoints(base_dir, ("videocrafter2_512", "dynamicrafter_512", "makeyourvideo_256"))
     lvdm_tiny.install_custom_node(base_dir)
 
 

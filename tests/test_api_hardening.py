@@ -95,6 +95,15 @@ def full_prompt(info: dict) -> dict:
         "31": ("PreviewAny", {"source": ["30", 0]}),
         "32": ("VP_LVDMRescaleCFG", {"model": ["20", 0]}),
         "33": ("PreviewAny", {"source": ["32", 0]}),
+        # Make-Your-Video (tiny makeyourvideo_256.ckpt): frames -> conditioning (a grey IMAGE as depth) -> windows.
+        "40": ("VP_LoadLVDMCheckpoint", {"ckpt_name": "makeyourvideo_256.ckpt"}),
+        "41": ("CLIPTextEncode", {"clip": ["40", 1], "text": "a car"}),
+        "42": ("EmptyImage", {"width": 64, "height": 64, "batch_size": 16, "color": 0x808080}),
+        "43": ("VP_SelectFrames", {"images": ["42", 0]}),
+        "44": ("VP_MakeYourVideoConditioning", {"positive": ["41", 0], "negative": ["41", 0], "depth": ["43", 0]}),
+        "45": ("VP_SampleVideoWindows", {"model": ["40", 0], "positive": ["44", 0], "negative": ["44", 1],
+                                         "latent": ["44", 2], "steps": 1}),
+        "46": ("PreviewAny", {"source": ["45", 0]}),
     }
     prompt = {}
     for node_id, (cls, given) in links.items():
