@@ -371,3 +371,61 @@ def test_a_depth_model_file_given_as_lvdm_checkpoint_is_named(myv):
     message = node_error(executor)
     assert not executor.success and message.startswith("VP_LoadLVDMCheckpoint"), message
     assert "dpt_hybrid_midas.safetensors" in message and "VP_LoadDepthModel" in message, message
+
+
+def test_official_ddim_with_cfg_reproduces_the_official_depth_guided_synthesis(myv, loaded):
+    """SamplerCustomAdvanced + VP_LVDMOfficialDDIM (eta 0), cfg 7.5 = the official depth_guided_synthesis loop
+    (pipelines.lvdm.ddim.ddim_sample on the raw UNet): the depth concatenated to the noise in cond AND uncond."""
+    import comfy.samplers
+
+    from pipelines.lvdm.ddim import ddim_sample
+    from pipelines.lvdm.schedule import DDIMSchedule, TrainingSchedule
+
+    model, _c, _v, text, empty = loaded
+    frames = 16
+    pos, neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(frames, seed=8), "x"))
+    with torch.inference_mode():
+        sigmas = node(myv, "VP_LVDMScheduler").execute(model, 4, "auto", "official").result[0]
+        sampler = node(myv, "VP_LVDMOfficialDDIM").execute(0.0, "auto").result[0]
+        noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(3))
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(pos, neg)
+        guider.set_cfg(7.5)
+        out = guider.sample(noise, latent["samples"], sampler, sigmas, seed=0)
+
+        base = model.model
+        train = TrainingSchedule.for_variant(base.variant)
+        sched = DDIMSchedule.make(train, 4, "uniform", eta=0.0)
+        depth = pos[0][1]["lvdm_depth"].reshape(1, frames, 1, 8, 8).transpose(1, 2)
+
+        def model_fn(x, t, context):
+            return base.diffusion_model(torch.cat([x, depth], dim=1), t, context=context)
+
+        x_t = noise.reshape(1, frames, 4, 8, 8).transpose(1, 2)
+        ref = ddim_sample(model_fn, x_t, sched, cond=text[0][0], uncond=empty[0][0], cfg_scale=7.5)
+    ours = base.process_latent_in(out).reshape(1, frames, 4, 8, 8).transpose(1, 2) * train.alphas_cumprod[0].sqrt()
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_windows_report_progress_across_windows_and_stop_when_interrupted(myv, loaded):
+    import comfy.model_management
+    import comfy.utils
+
+    pos, neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(24, seed=9), "x"))
+    seen = []
+    old_hook = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        with torch.inference_mode():
+            out = windows_node(myv, loaded, pos, neg, latent, window=8, overlap=2)["samples"]
+    finally:
+        comfy.utils.set_progress_bar_global_hook(old_hook)
+    plan = window_plan(24, 8, 2)                            # 4 windows x 2 steps on one bar
+    assert out.shape == (24, 4, 8, 8) and len(plan) == 4
+    assert seen[-1] == (2 * len(plan), 2 * len(plan)) and [v for v, _ in seen] == sorted(v for v, _ in seen)
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException), torch.inference_mode():
+            windows_node(myv, loaded, pos, neg, latent, window=8, overlap=2)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
