@@ -69,6 +69,9 @@ def test_key_map_equals_the_verified_tsv():
     assert shapes_of(converted) == manifest_shapes("hf_dpt_hybrid_midas")
     assert midas.matches_original(original) and not midas.matches_transformers(original)
     assert midas.matches_transformers(converted) and not midas.matches_original(converted)
+    for other in ("depth_anything_v2_vits", "hf_depth_anything_v2_vits"):  # the other depth family's layouts
+        keys = manifest_shapes(other)
+        assert not midas.matches_original(keys) and not midas.matches_transformers(keys), other
 
 
 def test_real_size_model_has_the_transformers_layout():
