@@ -218,4 +218,29 @@ class EstimateDepth(io.ComfyNode):
         return io.NodeOutput(video, preview.to(mm.intermediate_device()))
 
 
-DEPTH_NODES = [LoadDepthModel, EstimateDepth]
+class DepthPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_DepthPreview",
+            display_name="Depth to Image (normalised)",
+            category=CATEGORY,
+            description="Turns a depth clip into grey IMAGE frames (white = near) with a chosen normalisation: "
+                        "per_frame (each frame's min/max, what Make-Your-Video and most depth nodes do: flickers when "
+                        "near or far things move), clip (one min/max for the clip), stable (frames aligned to their "
+                        "neighbours by a least-squares scale and shift, then one min/max).",
+            inputs=[Depth.Input("depth"),
+                    io.Combo.Input("normalization", options=list(MODES), default="stable")],
+            outputs=[io.Image.Output(display_name="IMAGE")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, normalization, input_types=None):
+        return check_inputs(cls, {"normalization": normalization}, input_types)
+
+    @classmethod
+    def execute(cls, depth, normalization):
+        return io.NodeOutput(_grey(normalize_depth(depth.depth, normalization)).to(mm.intermediate_device()))
+
+
+DEPTH_NODES = [LoadDepthModel, EstimateDepth, DepthPreview]

@@ -305,12 +305,36 @@ def interp_dynamicrafter(info: dict) -> dict:
     return g.to_json()
 
 
+SOURCE_VIDEO = "vp_source_video.mp4"  # put your clip into ComfyUI/input and pick it in LoadVideo
+DA_FILE = "depth_anything_v2_vits.pth"
+MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
+
+
+def _source_frames(g: Graph) -> dict:
+    video = g.node("LoadVideo", 0, 0, title="Source video", file=SOURCE_VIDEO)
+    return g.node("GetVideoComponents", 0, 1, video=(video, 0))
+
+
+def depth_from_video(info: dict) -> dict:
+    """Video -> per-frame depth (Depth-Anything-V2) -> previews with each normalisation, side by side."""
+    g = Graph(info)
+    parts = _source_frames(g)
+    model = g.node("VP_LoadDepthModel", 1, 0, model_name=DA_FILE, weight_dtype="auto")
+    depth = g.node("VP_EstimateDepth", 1, 1, depth_model=(model, 0), images=(parts, 0), normalization="stable",
+                   batch_size=4, input_size=518)
+    for row, mode in enumerate(("per_frame", "clip", "stable")):
+        preview = g.node("VP_DepthPreview", 2, row, title=f"Depth ({mode})", depth=(depth, 0), normalization=mode)
+        g.node("SaveAnimatedWEBP", 3, row, images=(preview, 0), filename_prefix=f"VideoPriors/depth_{mode}",
+               fps=(parts, 2))
+    return g.to_json()
+
+
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
              "livesketch_wan.json": livesketch_wan, "livesketch_videocrafter2.json": livesketch_videocrafter2,
              "livesketch_embedded.json": livesketch_embedded,
              "sample_video_embedded.json": sample_video_embedded, "t2v_videocrafter2.json": t2v_videocrafter2,
              "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
-             "interp_dynamicrafter.json": interp_dynamicrafter}
+             "interp_dynamicrafter.json": interp_dynamicrafter, "depth_from_video.json": depth_from_video}
 
 
 def main():
