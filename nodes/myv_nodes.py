@@ -167,6 +167,10 @@ class MakeYourVideoConditioning(io.ComfyNode):
                              "VP_SelectFrames -> VP_EstimateDepth on the source video")
         if not torch.isfinite(d).all():
             raise ValueError(f"{node}: the depth has NaN or infinite values")
+        if frames > myv.MAX_FRAMES:
+            myv.logger.warning("%s: %d frames: more than the %d the official causal mask is built for; sample "
+                               "them with VP_SampleVideoWindows (KSampler would run them in one pass)", node,
+                               frames, myv.MAX_FRAMES)
         cond = myv.depth_condition(d, (height // 8, width // 8), normalization)
         values = {"lvdm_depth": cond, "num_video_frames": int(frames)}
         positive = node_helpers.conditioning_set_values(positive, values)
@@ -312,8 +316,7 @@ class SampleVideoWindows(io.ComfyNode):
             new = [r for j, r in enumerate(idx) if j % win.frames >= win.context]
             keep = [j for j in range(len(idx)) if j % win.frames >= win.context]
             result[new] = samples[keep].to(result.dtype)
-        out = latent.copy()
-        out.pop("noise_mask", None)
+        out = latent.copy()  # as core KSampler: the input's other keys (noise_mask, batch_index) pass through
         out["samples"] = result.to(mm.intermediate_device())
         return io.NodeOutput(out)
 

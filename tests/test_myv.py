@@ -457,3 +457,38 @@ def test_video_to_depth_to_make_your_video_end_to_end(myv):
     assert executor.success, node_error(executor)
     assert len(executor.history_result["outputs"]["10"]["images"]) == 16
     assert executor.history_result["outputs"]["24"]["text"][0] == "8.0"  # 8 fps source, stride 20 // 16 = 1
+
+
+def test_depth_conditioning_on_another_lvdm_model_is_refused(myv):
+    lvdm_tiny.install_checkpoints(myv.base_dir, ("videocrafter2_512",))
+    p = myv_prompt()
+    p["1"]["inputs"]["ckpt_name"] = "videocrafter2_512.ckpt"
+    executor = myv.run(p)
+    message = node_error(executor)
+    assert not executor.success and "depth condition" in message and "takes none" in message, message
+
+
+def test_windows_keep_each_video_of_a_batch_apart(myv, loaded, monkeypatch):
+    import comfy.sample
+
+    pos, neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(24, seed=10), "x"), batch=2)
+    assert latent["samples"].shape[0] == 48
+    calls = []
+    core_sample = comfy.sample.sample
+
+    def recording(*args, **kw):
+        out = core_sample(*args, **kw)
+        calls.append(dict(latent=args[8].clone(), mask=kw.get("noise_mask"), out=out.clone()))
+        return out
+
+    monkeypatch.setattr(comfy.sample, "sample", recording)
+    with torch.inference_mode():
+        result = windows_node(myv, loaded, pos, neg, latent, window=16, overlap=4)["samples"]
+    assert [c["out"].shape[0] for c in calls] == [32, 24]     # windows [0, 16) and [12, 24) of both videos
+    first, second = calls
+    for v in range(2):                                       # rows of video v: v*16.. / v*12.. in the windows
+        w1, w2 = first["out"][v * 16:(v + 1) * 16], second["out"][v * 12:(v + 1) * 12]
+        assert torch.equal(second["latent"][v * 12:v * 12 + 4], w1[12:16])
+        assert not second["mask"][v * 12:v * 12 + 4].any() and second["mask"][v * 12 + 4:(v + 1) * 12].all()
+        assert torch.equal(result[v * 24:v * 24 + 16], w1) and torch.equal(result[v * 24 + 16:(v + 1) * 24], w2[4:])
+    assert not torch.equal(result[:24], result[24:])          # two different videos (their own noise)

@@ -264,6 +264,9 @@ class LVDMModel(comfy.model_base.BaseModel):
                             f"multiple of {8 * factor} pixels); got {noise.shape[-1] * 8}x{noise.shape[-2] * 8} "
                             f"pixels ({noise.shape[-1]}x{noise.shape[-2]} latent)")
         out = {"num_video_frames": comfy.conds.CONDConstant(frames)}
+        if kwargs.get("lvdm_depth") is not None and self.variant.family != "makeyourvideo":
+            raise LVDMError(f"a depth condition (Make-Your-Video conditioning) was given to {self.variant.title}, "
+                            "which takes none; load a Make-Your-Video checkpoint")
 
         concat = self.concat_cond(**kwargs)
         if concat is not None:
