@@ -221,7 +221,8 @@ class SampleVideoWindows(io.ComfyNode):
                         "per frame) so the new frames continue them. Per-frame conditions (the depth) are cut to "
                         "each window; normalise the depth once for the whole clip (the conditioning node does). "
                         "The noise of every frame is drawn once for the whole clip from the seed. A clip that fits "
-                        "one window is exactly core KSampler.",
+                        "one window is exactly core KSampler (with sampler + sigmas, e.g. VP_LVDMOfficialDDIM + "
+                        "VP_LVDMScheduler: exactly core SamplerCustom).",
             inputs=[
                 io.Model.Input("model"),
                 io.Conditioning.Input("positive"),
@@ -239,6 +240,10 @@ class SampleVideoWindows(io.ComfyNode):
                              tooltip="Frames of the previous window each new window starts with (fixed). 16 = "
                                      "the causal attention window: the first new frame sees 15 known ones."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Sampler.Input("sampler", optional=True,
+                                 tooltip="With sigmas: this SAMPLER (e.g. VP_LVDMOfficialDDIM, the official "
+                                         "sampler) instead of sampler_name / scheduler / steps / denoise."),
+                io.Sigmas.Input("sigmas", optional=True, tooltip="With sampler: e.g. VP_LVDMScheduler."),
             ],
             outputs=[io.Latent.Output(display_name="latent")],
             hidden=[io.Hidden.unique_id],
@@ -257,12 +262,19 @@ class SampleVideoWindows(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name, scheduler, window, overlap,
-                denoise):
+                denoise, sampler=None, sigmas=None):
         from ..pipelines.lvdm.comfy_model import lvdm_variant
 
         node = "VP_SampleVideoWindows"
         ensure_inputs(cls, seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                       window=window, overlap=overlap, denoise=denoise)
+        if (sampler is None) != (sigmas is None):
+            raise ValueError(f"{node}: connect both sampler and sigmas (or neither: then sampler_name, scheduler, "
+                             "steps and denoise are used)")
+        if sigmas is not None:
+            steps = len(sigmas) - 1
+            if steps < 1:
+                raise ValueError(f"{node}: sigmas must hold at least 2 values, got {len(sigmas)}")
         if lvdm_variant(model) is None:
             raise ValueError(f"{node}: expected an LVDM MODEL (VP_LoadLVDMCheckpoint), got "
                              f"{type(getattr(model, 'model', model)).__name__}")
@@ -307,11 +319,17 @@ class SampleVideoWindows(io.ComfyNode):
                 preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
                 pbar.update_absolute(_done + step + 1, total, preview)
 
-            samples = comfy.sample.sample(
-                model, noise[idx], steps, cfg, sampler_name, scheduler,
-                slice_conditioning(positive, win, frames, videos), slice_conditioning(negative, win, frames, videos),
-                result[idx], denoise=denoise, noise_mask=mask, callback=callback,
-                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+            pos_w = slice_conditioning(positive, win, frames, videos)
+            neg_w = slice_conditioning(negative, win, frames, videos)
+            quiet = not comfy.utils.PROGRESS_BAR_ENABLED
+            if sampler is not None:
+                samples = comfy.sample.sample_custom(model, noise[idx], cfg, sampler, sigmas, pos_w, neg_w,
+                                                     result[idx], noise_mask=mask, callback=callback,
+                                                     disable_pbar=quiet, seed=seed)
+            else:
+                samples = comfy.sample.sample(model, noise[idx], steps, cfg, sampler_name, scheduler, pos_w, neg_w,
+                                              result[idx], denoise=denoise, noise_mask=mask, callback=callback,
+                                              disable_pbar=quiet, seed=seed)
             # Only the new frames are taken: the known ones stay bit-identical to the previous window's output.
             new = [r for j, r in enumerate(idx) if j % win.frames >= win.context]
             keep = [j for j in range(len(idx)) if j % win.frames >= win.context]

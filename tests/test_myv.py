@@ -492,3 +492,23 @@ def test_windows_keep_each_video_of_a_batch_apart(myv, loaded, monkeypatch):
         assert not second["mask"][v * 12:v * 12 + 4].any() and second["mask"][v * 12 + 4:(v + 1) * 12].all()
         assert torch.equal(result[v * 24:v * 24 + 16], w1) and torch.equal(result[v * 24 + 16:(v + 1) * 24], w2[4:])
     assert not torch.equal(result[:24], result[24:])          # two different videos (their own noise)
+
+
+def test_windows_with_the_official_ddim_sampler(myv, loaded):
+    """sampler + sigmas (VP_LVDMOfficialDDIM + VP_LVDMScheduler) replace the KSampler settings: one window is exactly
+    core SamplerCustom; more windows run and keep the known frames."""
+    model = loaded[0]
+    pos, neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(16, seed=11), "x"))
+    with torch.inference_mode():
+        sigmas = node(myv, "VP_LVDMScheduler").execute(model, 4, "auto", "official").result[0]
+        ddim = node(myv, "VP_LVDMOfficialDDIM").execute(1.0, "auto").result[0]
+        run = node(myv, "VP_SampleVideoWindows").execute
+        one = run(model, pos, neg, latent, 7, 50, 7.5, "euler", "normal", 64, 16, 1.0, ddim, sigmas).result[0]
+        custom = node(myv, "SamplerCustom")
+        core = (custom.execute(model, True, 7, 7.5, pos, neg, ddim, sigmas, latent) if hasattr(custom, "execute")
+                else custom().sample(model, True, 7, 7.5, pos, neg, ddim, sigmas, latent))[0]
+        assert torch.equal(one["samples"], core["samples"])
+        two = run(model, pos, neg, latent, 7, 50, 7.5, "euler", "normal", 10, 4, 1.0, ddim, sigmas).result[0]
+        assert two["samples"].shape == (16, 4, 8, 8) and torch.isfinite(two["samples"]).all()
+        with pytest.raises(ValueError, match="both sampler and sigmas"):
+            run(model, pos, neg, latent, 7, 50, 7.5, "euler", "normal", 64, 16, 1.0, ddim, None)

@@ -8,5 +8,6 @@ schedule    training schedules (linear, zero terminal SNR, scale_arr) and DDIM t
 ddim        the official DDIM sampler (uniform / uniform_trailing, rescale, multi-condition CFG)
 checkpoint  safe loading (safetensors, weights_only pickles, wrappers, mmap) and component split
 clip_context  DynamiCrafter's CLIP preprocessing (official and core), grey unconditional frame, start-frame fitting
+makeyourvideo  Make-Your-Video's depth condition (get_batch_depth), frame selection, long-video window plan
 comfy_model the one ComfyUI adapter: per-variant BASE configs, LVDMModel (frames in batch), load_lvdm_checkpoint
 """
