@@ -3,6 +3,8 @@ the official frame selection, the conditioning node, core sampling of the tiny o
 and 64 frames, long videos window by window, and bad input refused before sampling."""
 from __future__ import annotations
 
+import itertools
+
 import lvdm_tiny
 import pytest
 import torch
@@ -102,7 +104,7 @@ def test_window_plan_covers_every_frame_once_with_the_overlap(frames, window, ov
     assert all(w.frames <= window for w in plan)
     new = [t for w in plan for t in range(w.start + w.context, w.stop)]
     assert new == list(range(frames))                       # each frame generated exactly once, in order
-    for prev, w in zip(plan, plan[1:]):
+    for prev, w in itertools.pairwise(plan):
         assert w.context == overlap and w.start == prev.stop - overlap
     assert len(plan) == (1 if frames <= window else 1 + -(-(frames - window) // (window - overlap)))
     assert window_rows(Window(2, 5, 1), 10, 2) == [2, 3, 4, 12, 13, 14]
@@ -276,8 +278,8 @@ def test_80_frames_window_by_window(myv, loaded, monkeypatch):
 
     def recording(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent_image, **kw):
         out = core_sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent_image, **kw)
-        calls.append(dict(latent=latent_image.clone(), mask=kw.get("noise_mask"), pos=positive, neg=negative,
-                          out=out.clone()))
+        calls.append({"latent": latent_image.clone(), "mask": kw.get("noise_mask"), "pos": positive,
+                      "neg": negative, "out": out.clone()})
         return out
 
     monkeypatch.setattr(comfy.sample, "sample", recording)
@@ -341,8 +343,8 @@ def test_depth_and_latent_mismatch_is_refused_before_the_first_step(myv):
 def test_depth_frames_differing_from_the_clip_are_named(myv, loaded):
     import comfy.sample
 
-    model, _c, _v, pos, neg = loaded
-    pos, neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(16), "x"))
+    model = loaded[0]
+    pos, _neg, latent, _ = conditioning(myv, loaded, DepthVideo(random_depth(16), "x"))
     short = [[t, dict(v, lvdm_depth=v["lvdm_depth"][:12])] for t, v in pos]
     with pytest.raises(ValueError, match="lvdm_depth has 12 frames; the video has 16"):
         comfy.sample.sample(model, torch.zeros_like(latent["samples"]), 1, 1.0, "euler", "normal", short, short,
@@ -478,7 +480,7 @@ def test_windows_keep_each_video_of_a_batch_apart(myv, loaded, monkeypatch):
 
     def recording(*args, **kw):
         out = core_sample(*args, **kw)
-        calls.append(dict(latent=args[8].clone(), mask=kw.get("noise_mask"), out=out.clone()))
+        calls.append({"latent": args[8].clone(), "mask": kw.get("noise_mask"), "out": out.clone()})
         return out
 
     monkeypatch.setattr(comfy.sample, "sample", recording)
