@@ -114,7 +114,9 @@ def build_network(ck: DepthCheckpoint, dtype: torch.dtype = torch.float32) -> to
     """The transformers network of a checkpoint, in eval mode; shape errors name the file."""
     try:
         if ck.kind == midas.KIND:
-            return midas.build(ck.tensors, dtype=dtype)
-        return depth_anything.build(ck.tensors, dtype=dtype)
-    except ValueError as e:
+            extra = midas.hf_config_overrides(ck.config) if ck.config else {}
+            return midas.build(ck.tensors, dtype=dtype, **extra)
+        extra = depth_anything.hf_config_overrides(ck.config) if ck.config else {}
+        return depth_anything.build(ck.tensors, dtype=dtype, **extra)
+    except (ValueError, KeyError, TypeError) as e:
         raise DepthCheckpointError(f"{_where(ck.path)}: {e}") from None
