@@ -20,7 +20,11 @@ from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
-from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+from transformers import (
+    DepthAnythingConfig,
+    DepthAnythingForDepthEstimation,
+    Dinov2Config,
+)
 
 KIND_PREFIX = "depth_anything_v2"
 ENCODERS = ("vits", "vitb", "vitl")
