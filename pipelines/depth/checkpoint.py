@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -74,9 +75,11 @@ def identify(tensors: dict, where: str) -> tuple[str, str]:
     for layout, test in (("original", depth_anything.matches_original),
                          ("transformers", depth_anything.matches_transformers)):
         if test(keys):
-            sd = tensors if layout == "original" else depth_anything.hf_file_to_runtime(tensors)
-            sd = depth_anything.to_transformers(sd) if layout == "original" else sd
-            return f"{depth_anything.KIND_PREFIX}_{depth_anything.encoder_of(sd)}", layout
+            try:
+                size = depth_anything.encoder_of(tensors)
+            except ValueError:  # not a released width: a reduced / custom model (see generic_overrides)
+                size = f"{depth_anything._embed_dim(tensors)}d"
+            return f"{depth_anything.KIND_PREFIX}_{size}", layout
     if any(k.startswith(("model.diffusion_model.", "diffusion_model.")) for k in keys):
         raise DepthCheckpointError(
             f"{where} is a video diffusion model (LVDM UNet), not a depth estimator: load it with "
@@ -110,11 +113,39 @@ def read_depth_checkpoint(path) -> DepthCheckpoint:
     return DepthCheckpoint(kind, layout, tensors, path, config)
 
 
+def _layers(keys, pattern: str) -> int:
+    found = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
+    return max(found) + 1 if found else 0
+
+
+def generic_overrides(ck: DepthCheckpoint) -> dict:
+    """Head count and tapped blocks for sizes no release has (reduced test models, custom trainings): neither is
+    in any shape. Released sizes return {} (their official values apply). Rule: 64-wide heads where the width
+    allows (one head otherwise); MiDaS taps blocks min(L-2, round(2L/3)) and L-1 (= the official 8, 11 at L = 12);
+    Depth-Anything taps the last block of each quarter (= the official 2, 5, 8, 11 at L = 12)."""
+    keys = list(ck.tensors)
+    if ck.kind == midas.KIND:
+        n = _layers(keys, r"(?:pretrained\.model\.blocks|dpt\.encoder\.layer)\.(\d+)\.")
+        if n in midas.OFFICIAL_HOOKS:
+            return {}
+        return {"vit_hooks": (min(n - 2, round(2 * n / 3)), n - 1)}
+    if not ck.kind.endswith("d"):
+        return {}
+    dim = depth_anything._embed_dim(ck.tensors)
+    n = _layers(keys, r"(?:pretrained\.blocks|backbone\.encoder\.layer)\.(\d+)\.")
+    taps = sorted({max(0, round(n * q / 4) - 1) for q in (1, 2, 3, 4)})
+    if len(taps) != 4:
+        raise DepthCheckpointError(f"{_where(ck.path)}: a Depth-Anything model with {n} blocks is too shallow")
+    return {"num_heads": dim // 64 if dim % 64 == 0 else 1, "out_indices": taps}
+
+
 def build_network(ck: DepthCheckpoint, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The transformers network of a checkpoint, in eval mode; shape errors name the file."""
     try:
         if ck.kind == midas.KIND:
-            return midas.build(ck.tensors, dtype=dtype)
-        return depth_anything.build(ck.tensors, dtype=dtype)
-    except ValueError as e:
+            extra = midas.hf_config_overrides(ck.config) if ck.config else generic_overrides(ck)
+            return midas.build(ck.tensors, dtype=dtype, **extra)
+        extra = depth_anything.hf_config_overrides(ck.config) if ck.config else generic_overrides(ck)
+        return depth_anything.build(ck.tensors, dtype=dtype, **extra)
+    except (ValueError, KeyError, TypeError) as e:
         raise DepthCheckpointError(f"{_where(ck.path)}: {e}") from None
