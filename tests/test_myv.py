@@ -438,8 +438,6 @@ def test_video_to_depth_to_make_your_video_end_to_end(myv):
     VP_MakeYourVideoConditioning -> core KSampler -> VAEDecode: a 16-frame clip from a 20-frame source video."""
     import depth_tiny
 
-    # VP_LoadDepthModel's reader imports both estimators; Depth-Anything-V2 is still being written (issue 12, s. 1).
-    pytest.importorskip("pipelines.depth.depth_anything", reason="pipelines/depth/depth_anything.py not merged yet")
     depth_tiny.install_depth_models(myv.base_dir)
     depth_tiny.install_source_video(myv.base_dir)
     p = myv_prompt()
