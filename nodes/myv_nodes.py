@@ -37,9 +37,12 @@ def _depth_input():
 
 
 def depth_frames(node: str, depth) -> torch.Tensor:
-    """A VP_DEPTH (DepthVideo) or a greyscale IMAGE [T, H, W, C] -> depth [T, H, W] float32."""
+    """A VP_DEPTH (DepthVideo) or a greyscale IMAGE [T, H, W, C] -> depth [T, H, W] float32.
+
+    A DepthVideo gives its network-resolution maps where it has them: the official get_batch_depth resizes the
+    MiDaS output (384x384) straight to the latent size, not via the frames' size."""
     if hasattr(depth, "depth") and torch.is_tensor(depth.depth):
-        d = depth.depth
+        d = depth.depth if getattr(depth, "net_depth", None) is None else depth.net_depth
         if d.ndim != 3:
             raise ValueError(f"{node}: expected a depth clip [frames, height, width], got {list(d.shape)}")
         return d.float()

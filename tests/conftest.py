@@ -43,7 +43,8 @@ def install_example_image(base_dir: str) -> None:
 
 
 def install_lvdm_test_models(base_dir: str) -> None:
-    """Tiny official-layout LVDM checkpoints and the test-only encoder-config custom node (tests/lvdm_tiny.py), so
+    """Tiny official-layout LVDM checkpoints and the test-only encoder-config custom node (tests/lvdm_tiny.py), tiny
+    depth models and a source video (tests/depth_tiny.py), so
     the shared server can run every VP_ node on its defaults (tests/test_api_hardening.py). Needs the shared
     checkpoint manifests; without them the LVDM files are left out (the tests that need them skip or fail there)."""
     import lvdm_tiny
@@ -53,6 +54,10 @@ def install_lvdm_test_models(base_dir: str) -> None:
         return
     lvdm_tiny.install_checkpoints(base_dir, ("videocrafter2_512", "dynamicrafter_512", "makeyourvideo_256"))
     lvdm_tiny.install_custom_node(base_dir)
+    import depth_tiny
+
+    depth_tiny.install_depth_models(base_dir)
+    depth_tiny.install_source_video(base_dir)
 
 
 def _runtime_base_dir(tmp_path_factory, name: str) -> str:

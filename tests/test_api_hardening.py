@@ -104,6 +104,13 @@ def full_prompt(info: dict) -> dict:
         "45": ("VP_SampleVideoWindows", {"model": ["40", 0], "positive": ["44", 0], "negative": ["44", 1],
                                          "latent": ["44", 2], "steps": 1}),
         "46": ("PreviewAny", {"source": ["45", 0]}),
+        # Depth (tiny fixture weights under the real file names, tests/depth_tiny.py): estimate -> previews.
+        "50": ("VP_LoadDepthModel", {}),
+        "51": ("EmptyImage", {"width": 56, "height": 42, "batch_size": 2, "color": 0x806040}),
+        "52": ("VP_EstimateDepth", {"depth_model": ["50", 0], "images": ["51", 0], "input_size": 70}),
+        "53": ("VP_DepthPreview", {"depth": ["52", 0]}),
+        "54": ("PreviewImage", {"images": ["53", 0]}),
+        "55": ("PreviewImage", {"images": ["52", 1]}),
     }
     prompt = {}
     for node_id, (cls, given) in links.items():

@@ -69,6 +69,23 @@ def test_midas_golden_through_a_transformers_folder(tmp_path, require_shared):
     assert (out - expect).abs().max() < 5e-5
 
 
+def test_make_your_video_depth_condition_from_frames_is_the_official(require_shared):
+    """The whole official chain from decoded frames: [-1, 1], 384x384 bicubic, MiDaS, straight to the 32x32 latent
+    (get_batch_depth, from the network-resolution maps the DepthVideo keeps), per-frame or whole-clip min/max."""
+    from pipelines.lvdm.makeyourvideo import depth_condition
+
+    sd = depth_tiny.fixture_state_dict("midas_dpt_hybrid")
+    est = DepthEstimator(midas.build(sd, **MIDAS_REDUCED), "midas_dpt_hybrid")
+    io = load_file(golden("depth", "midas_dpt_hybrid", "io.safetensors"))
+    video = est.estimate(io["frames_uint8"].float() / 255, batch_size=1)
+    assert video.net_depth.shape == (2, 384, 384)
+    assert (video.net_depth - io["depth"].float()).abs().max() < 5e-5
+    for mode, key in (("per_frame", "cond_depth"), ("clip", "cond_depth_temporal_norm")):
+        cond = depth_condition(video.net_depth, (32, 32), mode)  # [T, 1, 32, 32]
+        expect = io[key].float()[0].permute(1, 0, 2, 3)  # [1, 1, T, 32, 32] -> [T, 1, 32, 32]
+        assert (cond - expect).abs().max() < 1e-4, mode
+
+
 def test_depth_anything_golden_through_the_estimator(require_shared):
     """The original-layout fixture with its reduced sizes: preprocessing from the raw frame (RGB), network and the
     official resize back to the raw size, against `depth_raw_size` (official infer_image at input_size 140)."""

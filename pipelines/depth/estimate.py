@@ -39,15 +39,20 @@ class DepthEstimator(torch.nn.Module):
         return tuple(depth_anything.preprocess(probe, input_size=input_size).shape[-2:])
 
     @torch.no_grad()
-    def forward(self, frames: torch.Tensor, input_size: int = DA_INPUT_SIZE) -> torch.Tensor:
-        """frames [N, H, W, 3] in [0, 1] -> depth [N, H, W] float32 (relative inverse depth)."""
+    def predict_net(self, frames: torch.Tensor, input_size: int = DA_INPUT_SIZE) -> torch.Tensor:
+        """frames [N, H, W, 3] in [0, 1] -> depth [N, h, w] float32 at the network's resolution."""
         device = next(self.net.parameters()).device
         frames = frames.to(device=device, dtype=torch.float32)
         if self.family is midas:
             x = midas.preprocess(frames)
         else:
             x = depth_anything.preprocess(frames, input_size=input_size)
-        d = self.family.predict(self.net, x.to(self.dtype)).float()
+        return self.family.predict(self.net, x.to(self.dtype)).float()
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor, input_size: int = DA_INPUT_SIZE) -> torch.Tensor:
+        """frames [N, H, W, 3] in [0, 1] -> depth [N, H, W] float32 (relative inverse depth)."""
+        d = self.predict_net(frames, input_size)
         return self.family.postprocess(d, tuple(frames.shape[1:3])).float()
 
     def estimate(self, frames: torch.Tensor, batch_size: int = 4, input_size: int = DA_INPUT_SIZE,
@@ -58,10 +63,13 @@ class DepthEstimator(torch.nn.Module):
             raise ValueError(f"frames must be [N, H, W, 3] (a ComfyUI IMAGE), got {list(frames.shape)}")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        out = []
+        out, net = [], []
+        size = tuple(frames.shape[1:3])
         for start in range(0, frames.shape[0], batch_size):
-            d = self(frames[start:start + batch_size], input_size=input_size).cpu()
+            raw = self.predict_net(frames[start:start + batch_size], input_size=input_size)
+            d = self.family.postprocess(raw, size).float().cpu()
             out.append(d)
+            net.append(raw.cpu())
             if step is not None:
                 step(start + d.shape[0], d)
-        return DepthVideo(torch.cat(out), self.kind)
+        return DepthVideo(torch.cat(out), self.kind, torch.cat(net))
