@@ -329,12 +329,70 @@ def depth_from_video(info: dict) -> dict:
     return g.to_json()
 
 
+MYV_CKPT = "makeyourvideo_256.ckpt"
+MYV_PROMPT = "a tiger walking through a snowy forest, high quality"
+
+
+def _make_your_video(g: Graph, frames: int, frame_stride: int, normalization: str) -> tuple:
+    """Source video -> chosen frames -> MiDaS depth -> Make-Your-Video conditioning (official settings)."""
+    parts = _source_frames(g)
+    chosen = g.node("VP_SelectFrames", 0, 2, images=(parts, 0), frames=frames, frame_stride=frame_stride,
+                    target_fps=0.0, source_fps=(parts, 2))
+    depth_model = g.node("VP_LoadDepthModel", 1, 0, model_name=MIDAS_FILE, weight_dtype="auto")
+    depth = g.node("VP_EstimateDepth", 1, 1, depth_model=(depth_model, 0), images=(chosen, 0),
+                   normalization=normalization, batch_size=4, input_size=518)
+    load = g.node("VP_LoadLVDMCheckpoint", 1, 2, ckpt_name=MYV_CKPT, variant="auto", weight_dtype="auto")
+    pos = g.node("CLIPTextEncode", 2, 0, title="Prompt", clip=(load, 1), text=MYV_PROMPT)
+    neg = g.node("CLIPTextEncode", 2, 1, title="Negative prompt", clip=(load, 1), text="")
+    cond = g.node("VP_MakeYourVideoConditioning", 2, 2, positive=(pos, 0), negative=(neg, 0), depth=(depth, 0),
+                  width=256, height=256, normalization=normalization, batch_size=1)
+    g.node("SaveAnimatedWEBP", 3, 3, title="Depth condition", images=(cond, 3),
+           filename_prefix="VideoPriors/make_your_video_depth", fps=8.0)
+    return load, cond
+
+
+def _official_ddim(g: Graph, model: tuple, cond: dict, col: int) -> tuple:
+    sampler = g.node("VP_LVDMOfficialDDIM", col, 1, eta=1.0, latent_scale="auto")
+    sigmas = g.node("VP_LVDMScheduler", col, 2, model=model, steps=50, spacing="auto", final="zero")
+    return sampler, sigmas
+
+
+def make_your_video(info: dict) -> dict:
+    """Make-Your-Video as the official run.sh: 16 frames at stride 2, 256x256, MiDaS depth per-frame normalised,
+    CFG 7.5, DDIM 50 steps, eta 1 (SamplerCustomAdvanced with the official DDIM)."""
+    g = Graph(info)
+    load, cond = _make_your_video(g, 16, 2, "per_frame")
+    guider = g.node("CFGGuider", 3, 0, model=(load, 0), positive=(cond, 0), negative=(cond, 1), cfg=7.5)
+    sampler, sigmas = _official_ddim(g, (load, 0), cond, 3)
+    noise = g.node("RandomNoise", 3, 4, noise_seed=123)
+    sample = g.node("SamplerCustomAdvanced", 4, 0, noise=(noise, 0), guider=(guider, 0), sampler=(sampler, 0),
+                    sigmas=(sigmas, 0), latent_image=(cond, 2))
+    frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 6, "VideoPriors/make_your_video")
+    return g.to_json()
+
+
+def make_your_video_long(info: dict) -> dict:
+    """64 frames in one pass (the causal temporal window), depth normalised once for the whole clip ('stable');
+    VP_SampleVideoWindows continues window by window (64 frames, 16 overlapping) when more frames are chosen."""
+    g = Graph(info)
+    load, cond = _make_your_video(g, 64, -1, "stable")
+    sampler, sigmas = _official_ddim(g, (load, 0), cond, 3)
+    sample = g.node("VP_SampleVideoWindows", 4, 0, model=(load, 0), positive=(cond, 0), negative=(cond, 1),
+                    latent=(cond, 2), seed=123, steps=50, cfg=7.5, sampler_name="ddim", scheduler="ddim_uniform",
+                    window=64, overlap=16, denoise=1.0, sampler=(sampler, 0), sigmas=(sigmas, 0))
+    frames = g.node("VAEDecode", 5, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 6, "VideoPriors/make_your_video_long")
+    return g.to_json()
+
+
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
              "livesketch_wan.json": livesketch_wan, "livesketch_videocrafter2.json": livesketch_videocrafter2,
              "livesketch_embedded.json": livesketch_embedded,
              "sample_video_embedded.json": sample_video_embedded, "t2v_videocrafter2.json": t2v_videocrafter2,
              "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
-             "interp_dynamicrafter.json": interp_dynamicrafter, "depth_from_video.json": depth_from_video}
+             "interp_dynamicrafter.json": interp_dynamicrafter, "depth_from_video.json": depth_from_video,
+             "make_your_video.json": make_your_video, "make_your_video_long.json": make_your_video_long}
 
 
 def main():

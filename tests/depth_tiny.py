@@ -38,7 +38,7 @@ def install_depth_models(base_dir: str) -> dict:
     return out
 
 
-def source_frames(frames: int = 20, height: int = 64, width: int = 96) -> torch.Tensor:
+def source_frames(frames: int = 64, height: int = 64, width: int = 96) -> torch.Tensor:
     """[T, H, W, 3] in [0, 1]: a vertical gradient (the floor) and a disc crossing and coming closer."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
     out = []

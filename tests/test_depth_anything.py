@@ -160,7 +160,8 @@ def test_golden_depth_and_raw_size(model, io):
 
 def test_eager_attention_is_the_official_arithmetic(io):
     exact = da.build(golden_weights(), attn_implementation="eager", **REDUCED)
-    torch.testing.assert_close(da.predict(exact, io["image"]), io["depth"], atol=1e-6, rtol=0)  # measured 0.0
+    # 0.0 on one thread; 1.4e-6 with two (the golden README's 1-vs-2-thread figure for this model)
+    torch.testing.assert_close(da.predict(exact, io["image"]), io["depth"], atol=3e-6, rtol=0)
 
 
 def test_transformers_position_embedding_resize_alone_would_fail(io):

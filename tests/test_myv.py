@@ -435,7 +435,7 @@ def test_windows_report_progress_across_windows_and_stop_when_interrupted(myv, l
 
 def test_video_to_depth_to_make_your_video_end_to_end(myv):
     """core LoadVideo -> GetVideoComponents -> VP_SelectFrames -> VP_EstimateDepth (tiny MiDaS, real names) ->
-    VP_MakeYourVideoConditioning -> core KSampler -> VAEDecode: a 16-frame clip from a 20-frame source video."""
+    VP_MakeYourVideoConditioning -> core KSampler -> VAEDecode: a 16-frame clip from the 64-frame source video."""
     import depth_tiny
 
     depth_tiny.install_depth_models(myv.base_dir)
@@ -456,7 +456,8 @@ def test_video_to_depth_to_make_your_video_end_to_end(myv):
     executor = myv.run(p)
     assert executor.success, node_error(executor)
     assert len(executor.history_result["outputs"]["10"]["images"]) == 16
-    assert executor.history_result["outputs"]["24"]["text"][0] == "8.0"  # 8 fps source, stride 20 // 16 = 1
+    stride = depth_tiny.source_frames().shape[0] // 16  # the official auto stride (-1): total // frames
+    assert executor.history_result["outputs"]["24"]["text"][0] == str(8.0 / stride)  # 8 fps source
 
 
 def test_depth_conditioning_on_another_lvdm_model_is_refused(myv):
