@@ -10,6 +10,7 @@ from ..pipelines.lvdm.ddim import sample_ddim_sigmas
 from ..pipelines.lvdm.schedule import (
     DDIMSchedule,
     TrainingSchedule,
+    check_official_steps,
     ddim_sigma_grid,
     denoised_scale_fn,
 )
@@ -53,7 +54,12 @@ class LVDMScheduler(io.ComfyNode):
         if variant is None:
             raise ValueError("VP_LVDMScheduler: the model is not an LVDM model (load it with VP_LoadLVDMCheckpoint)")
         train = TrainingSchedule.for_variant(variant)
-        schedule = DDIMSchedule.make(train, steps, variant.timestep_spacing if spacing == "auto" else spacing)
+        chosen = variant.timestep_spacing if spacing == "auto" else spacing
+        try:
+            check_official_steps(steps, chosen, train.num_timesteps, variant.title)
+        except ValueError as e:
+            raise ValueError(f"VP_LVDMScheduler: {e}") from None
+        schedule = DDIMSchedule.make(train, steps, chosen)
         return io.NodeOutput(ddim_sigma_grid(schedule, final=final))
 
 
@@ -70,14 +76,25 @@ def _official_ddim_function(latent_scale: str):
     return sample
 
 
+def starts_from_noise(latent_image, denoise_mask=None) -> bool:
+    """True when every frame to be generated is empty: no latent, or zeros wherever the mask lets the sampler
+    change it (frames the mask keeps are replaced by the known latent at every step anyway)."""
+    if latent_image is None:
+        return True
+    region = latent_image if denoise_mask is None else latent_image * (denoise_mask > 0)
+    return not bool(torch.any(region != 0))
+
+
 class OfficialDDIMSampler(comfy.samplers.KSAMPLER):
     """KSAMPLER that starts from pure noise whenever the latent is empty, as the official DDIM does even when its
     first timestep is below the last training step ('uniform' spacing starts at 981 for 50 steps): core scales the
-    noise by sigma instead of sqrt(1 + sigma^2) unless the first sigma is the model's largest."""
+    noise by sigma instead of sqrt(1 + sigma^2) unless the first sigma is the model's largest. With a denoise mask
+    (e.g. VP_SampleVideoWindows keeping the previous window's frames) only the frames to generate must be empty:
+    the kept ones are replaced by the known latent at every step anyway."""
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
                disable_pbar=False):
-        self._from_noise = latent_image is None or not bool(torch.any(latent_image != 0))
+        self._from_noise = starts_from_noise(latent_image, denoise_mask)
         return super().sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
                               disable_pbar)
 

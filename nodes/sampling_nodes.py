@@ -199,7 +199,7 @@ def plan_lvdm_sampling(prior, positive, negative, *, steps: int, eta: float, gui
     `guidance_rescale` < 0: the variant's official value.
     """
     from ..pipelines.lvdm.comfy_model import unet_conds
-    from ..pipelines.lvdm.schedule import DDIMSchedule, TrainingSchedule
+    from ..pipelines.lvdm.schedule import DDIMSchedule, TrainingSchedule, check_official_steps
     from .lvdm_nodes import SIZE_MULTIPLE
 
     variant = prior.lvdm_variant
@@ -245,26 +245,12 @@ def plan_lvdm_sampling(prior, positive, negative, *, steps: int, eta: float, gui
                                 **frames_value)
     rescale = variant.guidance_rescale if guidance_rescale < 0 else float(guidance_rescale)
     train = TrainingSchedule.for_variant(variant)
-    if not _official_steps_ok(int(steps), variant.timestep_spacing, train.num_timesteps):
-        ok = [n for n in range(max(1, steps - 10), steps + 11)
-              if _official_steps_ok(n, variant.timestep_spacing, train.num_timesteps)]
-        near = min(ok, key=lambda n: (abs(n - steps), -n)) if ok else 50
-        raise ValueError(f"{variant.title} samples with the official '{variant.timestep_spacing}' DDIM timesteps, "
-                         f"which reach past the last training step for {steps} steps (the official sampler fails "
-                         f"there too); use e.g. {near} steps")
+    check_official_steps(int(steps), variant.timestep_spacing, train.num_timesteps, variant.title)
     schedule = DDIMSchedule.make(train, int(steps), variant.timestep_spacing, eta=float(eta))
     return {"frames": t, "height": h, "width": w, "cond": cond, "uncond": uncond, "image_only": image_only,
             "cfg": float(guidance), "cfg_img": float(image_guidance) if image_only is not None else None,
             "guidance_rescale": rescale, "schedule": schedule, "seed": int(seed), "device": device,
             "shape": (1, base.unet_config.out_channels, t, h // 8, w // 8)}
-
-
-def _official_steps_ok(steps: int, spacing: str, num_timesteps: int) -> bool:
-    """The official 'uniform' spacing (range(0, N, N // S) + 1) ends at timestep N for step sizes dividing N - 1
-    (e.g. 3 or 9 steps of 1000)."""
-    from ..pipelines.lvdm.schedule import ddim_timesteps
-
-    return int(ddim_timesteps(steps, spacing, num_timesteps).max()) < num_timesteps
 
 
 def sample_lvdm(prior, plan: dict, callback=None, interrupt=None) -> torch.Tensor:

@@ -289,3 +289,28 @@ def test_core_rescale_cfg_patches_the_lvdm_model(lvdm):
     p["8"]["inputs"]["model"] = ["12", 0]
     executor = lvdm.run(p)
     assert executor.success, node_error(executor)
+
+
+def test_official_ddim_starts_new_frames_from_pure_noise_beside_kept_frames(lvdm):
+    """Windows keep earlier frames with a noise mask: the frames to generate are still empty, so the official DDIM
+    starts them from pure noise (sqrt(1 + sigma^2) scaling), as on an empty latent."""
+    import sys
+
+    module = sys.modules[lvdm.nodes.NODE_CLASS_MAPPINGS["VP_LVDMOfficialDDIM"].__module__]
+    starts = module.starts_from_noise
+    latent = torch.zeros(6, 4, 8, 8)
+    assert starts(None) and starts(latent)
+    latent[:2] = 1.0                              # two kept frames from the previous window
+    mask = torch.ones(6, 1, 8, 8)
+    mask[:2] = 0
+    assert not starts(latent) and starts(latent, mask)
+    latent[4] = 0.5                               # a frame to generate that is not empty: img2img, no pure noise
+    assert not starts(latent, mask)
+
+
+def test_scheduler_refuses_official_uniform_steps_that_reach_past_the_schedule(lvdm):
+    mapping = lvdm.nodes.NODE_CLASS_MAPPINGS
+    model = mapping["VP_LoadLVDMCheckpoint"]().execute("videocrafter2_512.ckpt", "auto", "fp32").result[0]
+    with pytest.raises(ValueError, match=r"VP_LVDMScheduler: .*'uniform'.*3 steps.*use e\.g\. \d+ steps"):
+        mapping["VP_LVDMScheduler"].execute(model, 3, "uniform", "zero")
+    assert len(mapping["VP_LVDMScheduler"].execute(model, 4, "uniform", "zero").result[0]) == 5

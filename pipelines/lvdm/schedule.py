@@ -122,6 +122,22 @@ def ddim_timesteps(steps: int, spacing: str = "uniform", num_train_timesteps: in
     return ts
 
 
+def check_official_steps(steps: int, spacing: str, num_timesteps: int = NUM_TRAIN_TIMESTEPS, what: str = "") -> None:
+    """Refuse step counts whose official timesteps reach past the last training step: 'uniform' spacing
+    (range(0, N, N // S) + 1) ends at timestep N when N // S divides N - 1 (e.g. 3 or 9 steps of 1000), where the
+    official sampler fails with an index error. The message suggests the nearest step count that works."""
+    def ok(n: int) -> bool:
+        return int(ddim_timesteps(n, spacing, num_timesteps).max()) < num_timesteps
+
+    if ok(int(steps)):
+        return
+    near = [n for n in range(max(1, steps - 10), steps + 11) if ok(n)]
+    best = min(near, key=lambda n: (abs(n - steps), -n)) if near else 50
+    raise ValueError(f"{what or 'the model'} samples with the official '{spacing}' DDIM timesteps, which reach past "
+                     f"the last training step for {steps} steps (the official sampler fails there too); use e.g. "
+                     f"{best} steps")
+
+
 @dataclasses.dataclass
 class DDIMSchedule:
     """The per-step DDIM quantities of the official `DDIMSampler.make_schedule`, index i = i-th ascending timestep.
