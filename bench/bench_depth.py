@@ -77,7 +77,13 @@ def run_case(model: str, dtype_name: str, batches: list[int]) -> dict:
 
 
 def flicker_figures() -> dict:
-    from pipelines.depth.normalize import MODES, drift, flicker, normalize_depth, synthetic_clip
+    from pipelines.depth.normalize import (
+        MODES,
+        drift,
+        flicker,
+        normalize_depth,
+        synthetic_clip,
+    )
 
     res = {m: {"flicker": [], "drift": []} for m in MODES}
     for seed in range(3):
@@ -110,7 +116,7 @@ def main():
         for dtype in args.dtypes.split(","):
             cmd = [sys.executable, __file__, "--case", f"{model}:{dtype}", "--batches", args.batches]
             try:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT, check=False)
                 if p.returncode:
                     case = {"model": model, "dtype": dtype, "error": p.stderr.strip().splitlines()[-1:]}
                 else:

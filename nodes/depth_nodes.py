@@ -146,7 +146,11 @@ class LoadDepthModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name, weight_dtype):
-        from ..pipelines.depth.checkpoint import DepthCheckpointError, build_network, read_depth_checkpoint
+        from ..pipelines.depth.checkpoint import (
+            DepthCheckpointError,
+            build_network,
+            read_depth_checkpoint,
+        )
         from ..pipelines.depth.estimate import DepthEstimator
 
         path = resolve_depth_model(model_name)

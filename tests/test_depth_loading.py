@@ -143,6 +143,7 @@ def test_bad_files_name_the_file_and_say_what_was_expected(files, tmp_path):
         os.makedirs(tmp_path / "empty_folder")
         read_depth_checkpoint(tmp_path / "empty_folder")
     truncated = tmp_path / "cut.pth"
-    truncated.write_bytes(open(files[depth_tiny.DA_FILE], "rb").read()[:5000])
+    with open(files[depth_tiny.DA_FILE], "rb") as f:
+        truncated.write_bytes(f.read()[:5000])
     with pytest.raises(DepthCheckpointError, match=r"cut\.pth.*(truncated|damaged)"):
         read_depth_checkpoint(truncated)

@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from pipelines.depth.normalize import MODES, align_clip, drift, flicker, normalize_depth, synthetic_clip
+from pipelines.depth.normalize import (
+    MODES,
+    align_clip,
+    drift,
+    flicker,
+    normalize_depth,
+    synthetic_clip,
+)
 
 
 def test_per_frame_and_clip_are_min_max():
@@ -27,7 +34,7 @@ def test_stable_undoes_per_frame_scale_and_shift_exactly():
 
 
 def test_stable_ignores_a_moving_object_when_aligning():
-    est, truth, static = synthetic_clip(frames=16, height=48, width=64, seed=3)
+    _, truth, static = synthetic_clip(frames=16, height=48, width=64, seed=3)
     # same scene without noise: the background must come out static although the object moves and grows
     gen = torch.Generator().manual_seed(9)
     clean = truth * (1 + 0.15 * torch.randn(16, 1, 1, generator=gen)) + 0.1 * torch.randn(16, 1, 1, generator=gen)
