@@ -218,3 +218,14 @@ def first_error(*results) -> bool | str:
         if r is not True:
             return r
     return True
+
+
+def frame_strip(frames, count: int = 6):
+    """IMAGE frames [T, H, W, 3] in 0..1 -> up to `count` evenly spaced frames side by side (a progress preview)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    idx = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
+    row = torch.cat([frames[i] for i in idx], dim=1)  # [H, W*n, 3]
+    return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))

@@ -8,13 +8,11 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 import folder_paths
-import numpy as np
 import torch
 from comfy_api.latest import io
-from PIL import Image
 
 from ..pipelines.depth.normalize import MODES, normalize_depth
-from .common import check_inputs, display_path, ensure_inputs
+from .common import check_inputs, display_path, ensure_inputs, frame_strip
 from .prior_loading import DTYPES, torch_dtype
 
 CATEGORY = "VideoPriors/depth"
@@ -114,12 +112,6 @@ def _grey(depth01: torch.Tensor) -> torch.Tensor:
     return depth01.unsqueeze(-1).expand(*depth01.shape, 3).contiguous()
 
 
-def _strip(frames01: torch.Tensor, count: int = 6) -> Image.Image:
-    idx = np.linspace(0, frames01.shape[0] - 1, min(count, frames01.shape[0])).round().astype(int)
-    row = torch.cat([frames01[i] for i in idx], dim=1)
-    return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
-
-
 class LoadDepthModel(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -215,7 +207,7 @@ class EstimateDepth(io.ComfyNode):
         def step(done, chunk):
             mm.throw_exception_if_processing_interrupted()
             pbar.update_absolute(done, frames.shape[0],
-                                 ("JPEG", _strip(_grey(normalize_depth(chunk, "per_frame"))), 512))
+                                 ("JPEG", frame_strip(_grey(normalize_depth(chunk, "per_frame"))), 512))
 
         video = depth_model.estimator.estimate(frames, batch_size=batch_size, input_size=input_size, step=step)
         preview = _grey(normalize_depth(video.depth, normalization))

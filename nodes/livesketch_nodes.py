@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
-from PIL import Image
 from comfy_api.latest import io
 
 import comfy.model_management as mm
@@ -13,7 +11,7 @@ import comfy.utils
 
 from ..pipelines.livesketch import AnimateConfig, MotionModelConfig, SDSConfig, animate_sketch
 from ..pipelines.sketch import PathStyle, Sketch as SketchData
-from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs, require_memory
+from .common import Sketch, SketchAnimation, check_inputs, display_path, ensure_inputs, frame_strip, require_memory
 from .prior_loading import DTYPES, EMBEDDED, list_prior_folders, manage, resolve_prior_folder, torch_dtype
 
 log = logging.getLogger("VideoPriors")
@@ -218,12 +216,6 @@ def _trainable_copy(sketch: SketchData) -> SketchData:
     return SketchData(sketch.points.clone(), style, sketch.width, sketch.height)
 
 
-def _strip(frames: torch.Tensor, count: int = 6) -> Image.Image:
-    idx = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
-    row = torch.cat([frames[i] for i in idx], dim=1)  # [H, W*n, 3]
-    return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
-
-
 def _check_animation_memory(prior, embeds, sketch, frames: int, render_size: int, device) -> None:
     """Refuse an optimisation that cannot fit before it starts: the prior's pass on the rendered clip
     (measured on the prior, see estimate_sampling_bytes), the differentiable render of every frame
@@ -292,7 +284,7 @@ class AnimateSketch(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(max(1, iterations), node_id=cls.hidden.unique_id if cls.hidden else None)
 
         def progress(step, total, preview):
-            pbar.update_absolute(step, total, ("JPEG", _strip(preview), 512) if preview is not None else None)
+            pbar.update_absolute(step, total, ("JPEG", frame_strip(preview), 512) if preview is not None else None)
 
         cfg = AnimateConfig(iterations=iterations, seed=seed, fused=fused, render_size=render_size, fps=fps)
         device = getattr(managed.prior, "device", torch.device("cpu"))
