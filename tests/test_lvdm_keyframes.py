@@ -217,14 +217,14 @@ def test_interruption_stops_between_and_within_segments(env, loaded, calls, monk
 def test_bad_input_is_refused_before_sampling(env, loaded, calls):
     keys = keyframes(3)
     cases = [
-        (dict(keys=keys[:1]), r"in-betweening needs at least 2 keyframes .*; got 1"),
-        (dict(frames="16, 1"), r"frames: 1 must be at least 2"),
-        (dict(frames="16, 16, 16"), r"frames: 3 values for 2 segment\(s\) \(3 keyframes\)"),
-        (dict(cfg="7.5, 7.5, 7.5, 7.5"), r"cfg: 4 values for 2 segment"),
-        (dict(cfg="nan"), r"cfg: 'nan' is not a finite number"),
-        (dict(frame_stride="0"), r"frame_stride: 0 must be at least 1"),
-        (dict(prompts="a\nb\nc"), r"prompts: 3 values for 2 segment"),
-        (dict(prompts="a cat", clip=False), r"prompts are given but no clip"),
+        ({"keys": keys[:1]}, r"in-betweening needs at least 2 keyframes .*; got 1"),
+        ({"frames": "16, 1"}, r"frames: 1 must be at least 2"),
+        ({"frames": "16, 16, 16"}, r"frames: 3 values for 2 segment\(s\) \(3 keyframes\)"),
+        ({"cfg": "7.5, 7.5, 7.5, 7.5"}, r"cfg: 4 values for 2 segment"),
+        ({"cfg": "nan"}, r"cfg: 'nan' is not a finite number"),
+        ({"frame_stride": "0"}, r"frame_stride: 0 must be at least 1"),
+        ({"prompts": "a\nb\nc"}, r"prompts: 3 values for 2 segment"),
+        ({"prompts": "a cat", "clip": False}, r"prompts are given but no clip"),
     ]
     for kwargs, message in cases:
         kwargs.setdefault("keys", keys)
