@@ -10,6 +10,7 @@ from .comfy_prior_nodes import COMFY_PRIOR_NODES
 from .depth_nodes import DEPTH_NODES
 from .depth_nodes import register_folders as register_depth_folders
 from .livesketch_nodes import LIVESKETCH_NODES
+from .lvdm_keyframes_nodes import KEYFRAME_NODES
 from .lvdm_nodes import LVDM_NODES
 from .lvdm_sampling_nodes import LVDM_SAMPLING_NODES
 from .myv_nodes import MYV_NODES
@@ -27,7 +28,7 @@ if _spin_warning:
 class VideoPriorsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*SKETCH_NODES, *LIVESKETCH_NODES, *COMFY_PRIOR_NODES, *SAMPLING_NODES, *LVDM_NODES,
-                *LVDM_SAMPLING_NODES, *DEPTH_NODES, *MYV_NODES]
+                *LVDM_SAMPLING_NODES, *KEYFRAME_NODES, *DEPTH_NODES, *MYV_NODES]
 
 
 async def comfy_entrypoint() -> VideoPriorsExtension:

@@ -146,6 +146,55 @@ def _check_size(node: str, width: int, height: int) -> None:
                          f"{max(SIZE_MULTIPLE, round(height / SIZE_MULTIPLE) * SIZE_MULTIPLE)}")
 
 
+def image_context_tokens(node: str, clip_vision, resampler, images: torch.Tensor, preprocess: str, width: int,
+                         height: int, fit: str) -> torch.Tensor:
+    """DynamiCrafter image tokens of every image of an IMAGE batch, then of the mid-grey frame the unconditional
+    branch uses (as the official code): [N + 1, 16, C]. Images are fitted to width x height first (0 = as they are),
+    as the conditioning fits its start frame."""
+    if resampler is None:
+        raise ValueError(f"{node}: no resampler: the checkpoint has no image_proj_model (only DynamiCrafter files "
+                         "have one)")
+    if clip_vision is None:
+        raise ValueError(f"{node}: no CLIP_VISION: this checkpoint carries no image tower; load "
+                         "clip_vision_h.safetensors with CLIPVisionLoader (models/clip_vision)")
+    frames = _to_bchw(images)
+    if width and height:
+        frames = fit_frames(frames, height, width, fit)
+    signed = frames * 2 - 1  # the model's [-1, 1] pixel space
+    both = torch.cat([signed, grey_like(signed[:1])])
+    if preprocess == "official":
+        mm.load_model_gpu(clip_vision.patcher)
+        pixels = official_clip_pixels(both).to(clip_vision.load_device)
+        hidden = clip_vision.model(pixel_values=pixels, intermediate_output=-2)[0]
+    else:
+        out = clip_vision.encode_image(((both + 1) / 2).movedim(1, -1), crop=preprocess == "core center crop")
+        hidden = out["last_hidden_state"]
+    return resampler(hidden.float()).to(mm.intermediate_device())
+
+
+def image_context(tokens: torch.Tensor, index: int, preprocess: str) -> dict:
+    """VP_IMAGE_CONTEXT of image `index` of `image_context_tokens` (the grey frame's tokens are the last row)."""
+    return {"cond": tokens[index:index + 1], "uncond": tokens[-1:], "preprocess": preprocess}
+
+
+def encode_frames(vae, images: torch.Tensor, width: int, height: int, fit: str) -> torch.Tensor:
+    """IMAGE frames fitted to width x height -> their raw VAE latents [N, 4, h/8, w/8] (one encode call)."""
+    fitted = fit_frames(_to_bchw(images), height, width, fit).movedim(1, -1)
+    return vae.encode(fitted[..., :3])
+
+
+def dynamicrafter_conditions(positive, negative, context: dict, concat: torch.Tensor, frames: int,
+                             frame_stride: int) -> tuple:
+    """The DynamiCrafter conditions on the text conditionings: image tokens (grey-image tokens on the negative),
+    the concat latent (1 row, or `frames` rows for interpolation) and fs, on both.
+    Returns (positive, negative, image_only)."""
+    common = {"concat_latent_image": concat, "lvdm_fs": int(frame_stride), "num_video_frames": int(frames)}
+    image_only = node_helpers.conditioning_set_values(negative, dict(common, lvdm_image_tokens=context["cond"]))
+    positive = node_helpers.conditioning_set_values(positive, dict(common, lvdm_image_tokens=context["cond"]))
+    negative = node_helpers.conditioning_set_values(negative, dict(common, lvdm_image_tokens=context["uncond"]))
+    return positive, negative, image_only
+
+
 class CLIPContextEncoder(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -180,26 +229,9 @@ class CLIPContextEncoder(io.ComfyNode):
     @classmethod
     def execute(cls, clip_vision, resampler, image, preprocess, width, height, fit):
         ensure_inputs(cls, width=width, height=height)
-        if resampler is None:
-            raise ValueError("VP_CLIPContextEncoder: no resampler: the checkpoint has no image_proj_model (only "
-                             "DynamiCrafter files have one)")
-        if clip_vision is None:
-            raise ValueError("VP_CLIPContextEncoder: no CLIP_VISION: this checkpoint carries no image tower; load "
-                             "clip_vision_h.safetensors with CLIPVisionLoader (models/clip_vision)")
-        frames = _to_bchw(image[:1])
-        if width and height:
-            frames = fit_frames(frames, height, width, fit)
-        signed = frames * 2 - 1  # the model's [-1, 1] pixel space
-        both = torch.cat([signed, grey_like(signed)])
-        if preprocess == "official":
-            mm.load_model_gpu(clip_vision.patcher)
-            pixels = official_clip_pixels(both).to(clip_vision.load_device)
-            hidden = clip_vision.model(pixel_values=pixels, intermediate_output=-2)[0]
-        else:
-            out = clip_vision.encode_image(((both + 1) / 2).movedim(1, -1), crop=preprocess == "core center crop")
-            hidden = out["last_hidden_state"]
-        tokens = resampler(hidden.float()).to(mm.intermediate_device())
-        return io.NodeOutput({"cond": tokens[:1], "uncond": tokens[1:], "preprocess": preprocess})
+        tokens = image_context_tokens("VP_CLIPContextEncoder", clip_vision, resampler, image[:1], preprocess,
+                                      width, height, fit)
+        return io.NodeOutput(image_context(tokens, 0, preprocess))
 
 
 class DynamiCrafterConditioning(io.ComfyNode):
@@ -260,24 +292,17 @@ class DynamiCrafterConditioning(io.ComfyNode):
             raise ValueError("VP_DynamiCrafterConditioning: a start image is required")
         if not isinstance(image_context, dict) or "cond" not in image_context:
             raise ValueError("VP_DynamiCrafterConditioning: image_context must come from VP_CLIPContextEncoder")
-        start = fit_frames(_to_bchw(start_image[:1]), height, width, fit).movedim(1, -1)
-        first = vae.encode(start[..., :3])
+        first = encode_frames(vae, start_image[:1], width, height, fit)
         if end_image is not None:
             from ..pipelines.lvdm.comfy_model import interp_concat_latent
 
             if frames < 2:
                 raise ValueError("VP_DynamiCrafterConditioning: interpolation needs at least 2 frames")
-            end = fit_frames(_to_bchw(end_image[-1:]), height, width, fit).movedim(1, -1)
-            concat = interp_concat_latent(first, vae.encode(end[..., :3]), frames)
+            concat = interp_concat_latent(first, encode_frames(vae, end_image[-1:], width, height, fit), frames)
         else:
             concat = first
-        common = {"concat_latent_image": concat, "lvdm_fs": int(frame_stride), "num_video_frames": int(frames)}
-        positive = node_helpers.conditioning_set_values(
-            positive, dict(common, lvdm_image_tokens=image_context["cond"]))
-        image_only = node_helpers.conditioning_set_values(
-            negative, dict(common, lvdm_image_tokens=image_context["cond"]))
-        negative = node_helpers.conditioning_set_values(
-            negative, dict(common, lvdm_image_tokens=image_context["uncond"]))
+        positive, negative, image_only = dynamicrafter_conditions(positive, negative, image_context, concat, frames,
+                                                                  frame_stride)
         return io.NodeOutput(positive, negative, _empty_latent(batch_size, frames, width, height), image_only)
 
 

@@ -305,6 +305,33 @@ def interp_dynamicrafter(info: dict) -> dict:
     return g.to_json()
 
 
+def keyframes_dynamicrafter(info: dict) -> dict:
+    """Generative in-betweening over three keyframes (ComfyUI's example.png, mirrored, and again): two DynamiCrafter
+    512 interpolation segments of 16 frames joined into 31, with the official settings (frame stride 5, CFG 7.5,
+    guidance rescale 0.7, official DDIM 50 steps, eta 1)."""
+    g = Graph(info)
+    load = g.node("VP_LoadLVDMCheckpoint", 0, 0, ckpt_name=DC512_INTERP_CKPT, variant="dynamicrafter_512_interp",
+                  weight_dtype="auto")
+    first = g.node("LoadImage", 0, 1, title="Keyframe", image=LVDM_IMAGE)
+    mirrored = g.node("ImageFlip", 0, 2, title="Keyframe (mirrored)", image=(first, 0),
+                      flip_method="y-axis: horizontally")
+    pair = g.node("ImageBatch", 1, 2, image1=(first, 0), image2=(mirrored, 0))
+    keys = g.node("ImageBatch", 1, 3, title="Keyframes", image1=(pair, 0), image2=(first, 0))
+    pos = g.node("CLIPTextEncode", 1, 0, title="Prompt", clip=(load, 1),
+                 text="a smooth transition between the frames")
+    neg = g.node("CLIPTextEncode", 1, 1, title="Negative prompt", clip=(load, 1), text="")
+    model = g.node("VP_LVDMRescaleCFG", 2, 0, model=(load, 0), multiplier=0.7, frames=0)
+    sampler = g.node("VP_LVDMOfficialDDIM", 2, 1, eta=1.0, latent_scale="auto")
+    sigmas = g.node("VP_LVDMScheduler", 2, 2, model=(model, 0), steps=50, spacing="auto", final="zero")
+    sample = g.node("VP_DynamiCrafterKeyframes", 3, 0, model=(model, 0), positive=(pos, 0), negative=(neg, 0),
+                    clip_vision=(load, 3), resampler=(load, 4), vae=(load, 2), keyframes=(keys, 0),
+                    sampler=(sampler, 0), sigmas=(sigmas, 0), seed=123, frames="16", cfg="7.5", frame_stride="5",
+                    width=512, height=320, fit="center crop", preprocess="official", clip=(load, 1), prompts="")
+    frames = g.node("VAEDecode", 4, 0, samples=(sample, 0), vae=(load, 2))
+    _video_outputs(g, (frames, 0), 5, "VideoPriors/keyframes_dynamicrafter")
+    return g.to_json()
+
+
 SOURCE_VIDEO = "vp_source_video.mp4"  # put your clip into ComfyUI/input and pick it in LoadVideo
 DA_FILE = "depth_anything_v2_vits.pth"
 MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
@@ -391,7 +418,8 @@ WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": 
              "livesketch_embedded.json": livesketch_embedded,
              "sample_video_embedded.json": sample_video_embedded, "t2v_videocrafter2.json": t2v_videocrafter2,
              "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
-             "interp_dynamicrafter.json": interp_dynamicrafter, "depth_from_video.json": depth_from_video,
+             "interp_dynamicrafter.json": interp_dynamicrafter,
+             "keyframes_dynamicrafter.json": keyframes_dynamicrafter, "depth_from_video.json": depth_from_video,
              "make_your_video.json": make_your_video, "make_your_video_long.json": make_your_video_long}
 
 

@@ -95,6 +95,15 @@ def full_prompt(info: dict) -> dict:
         "31": ("PreviewAny", {"source": ["30", 0]}),
         "32": ("VP_LVDMRescaleCFG", {"model": ["20", 0]}),
         "33": ("PreviewAny", {"source": ["32", 0]}),
+        # Keyframe in-betweening: the same tiny file as the interpolation variant, two keyframes, one step.
+        "34": ("VP_LoadLVDMCheckpoint", {"ckpt_name": "dynamicrafter_512.ckpt", "variant": "dynamicrafter_512_interp"}),
+        "35": ("EmptyImage", {"width": 64, "height": 64, "batch_size": 2, "color": 0x808080}),
+        "36": ("VP_LVDMScheduler", {"model": ["34", 0], "steps": 1}),
+        "37": ("VP_DynamiCrafterKeyframes", {"model": ["34", 0], "positive": ["21", 0], "negative": ["21", 0],
+                                             "clip_vision": ["34", 3], "resampler": ["34", 4], "vae": ["34", 2],
+                                             "keyframes": ["35", 0], "sampler": ["30", 0], "sigmas": ["36", 0],
+                                             "frames": "2", "width": 64, "height": 64}),
+        "38": ("PreviewAny", {"source": ["37", 0]}),
         # Make-Your-Video (tiny makeyourvideo_256.ckpt): frames -> conditioning (a grey IMAGE as depth) -> windows.
         "40": ("VP_LoadLVDMCheckpoint", {"ckpt_name": "makeyourvideo_256.ckpt"}),
         "41": ("CLIPTextEncode", {"clip": ["40", 1], "text": "a car"}),

@@ -21,7 +21,8 @@ WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 # encoder configs: tests/test_lvdm_workflows.py (and tests/test_lvdm_prior.py) run them likewise. Every other
 # workflow runs here.
 ELSEWHERE = {"livesketch_wan.json", "t2v_videocrafter2.json", "i2v_dynamicrafter.json",
-             "i2v_dynamicrafter_official.json", "interp_dynamicrafter.json", "livesketch_videocrafter2.json",
+             "i2v_dynamicrafter_official.json", "interp_dynamicrafter.json", "keyframes_dynamicrafter.json",
+             "livesketch_videocrafter2.json",
              "depth_from_video.json", "make_your_video.json", "make_your_video_long.json"}  # test_depth_workflows
 RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) not in ELSEWHERE]
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
@@ -30,7 +31,7 @@ EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion
                   "VP_CLIPContextEncoder", "VP_DynamiCrafterConditioning", "VP_VideoCrafterConditioning",
                   "VP_LVDMScheduler", "VP_LVDMOfficialDDIM", "VP_LVDMRescaleCFG", "VP_SelectFrames",
                   "VP_MakeYourVideoConditioning", "VP_SampleVideoWindows", "VP_LoadDepthModel", "VP_EstimateDepth",
-                  "VP_DepthPreview"}
+                  "VP_DepthPreview", "VP_DynamiCrafterKeyframes"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 

@@ -1,4 +1,5 @@
-"""The LVDM example workflows (workflows/t2v_videocrafter2.json, i2v_dynamicrafter*.json, interp_dynamicrafter.json)
+"""The LVDM example workflows (workflows/t2v_videocrafter2.json, i2v_dynamicrafter*.json, interp_dynamicrafter.json,
+keyframes_dynamicrafter.json)
 run unchanged except for size and step count, with tiny official-layout checkpoints (tests/lvdm_tiny.py), in-process
 (execution.PromptExecutor) and through the real server (/prompt, /history, /view)."""
 from __future__ import annotations
@@ -15,9 +16,10 @@ from comfy_runtime import REPO, comfyui_dir, load_workflow, workflow_to_prompt
 from PIL import Image
 
 LVDM_WORKFLOWS = ["t2v_videocrafter2.json", "i2v_dynamicrafter.json", "i2v_dynamicrafter_official.json",
-                  "interp_dynamicrafter.json", "livesketch_videocrafter2.json"]
+                  "interp_dynamicrafter.json", "keyframes_dynamicrafter.json", "livesketch_videocrafter2.json"]
 SKETCH_FRAMES = 8  # livesketch_videocrafter2 at test size: 8 frames, 2 fused iterations at 64 px
 SIZE, STEPS, FRAMES = 64, 2, 16
+KEYFRAME_FRAMES = 2 * FRAMES - 1  # keyframes_dynamicrafter: 3 keyframes, 2 segments of 16 sharing the middle one
 EXTRA_FILES = {"dynamicrafter_512_interp.ckpt": "dynamicrafter_512"}
 
 
@@ -37,7 +39,7 @@ def small_prompt(name: str, info: dict) -> dict:
     for node in prompt.values():
         inputs = node["inputs"]
         if node["class_type"] in ("VP_DynamiCrafterConditioning", "VP_VideoCrafterConditioning",
-                                  "VP_CLIPContextEncoder"):
+                                  "VP_CLIPContextEncoder", "VP_DynamiCrafterKeyframes"):
             inputs.update(width=SIZE, height=SIZE)
         if node["class_type"] in ("KSampler", "VP_LVDMScheduler"):
             inputs["steps"] = STEPS
@@ -66,6 +68,8 @@ def check_outputs(name: str, files: dict, fetch) -> None:
         assert ".svg" in files, files
         check_svg_file(fetch(files[".svg"]), animated=True)
         check_frames(files, fetch, SKETCH_FRAMES)
+    elif name.startswith("keyframes"):
+        check_frames(files, fetch, KEYFRAME_FRAMES)
     else:
         check_frames(files, fetch)
 
@@ -94,6 +98,14 @@ def test_workflows_use_only_registered_nodes_and_official_settings(lvdm_inproc):
     assert by_type["VP_LVDMScheduler"]["steps"] == 50 and by_type["VP_LVDMOfficialDDIM"]["eta"] == 1.0
     assert by_type["CFGGuider"]["cfg"] == 7.5 and by_type["VP_LVDMRescaleCFG"]["multiplier"] == 0.7
     assert by_type["VP_DynamiCrafterConditioning"]["frame_stride"] == 24
+    keys = workflow_to_prompt(load_workflow(os.path.join(REPO, "workflows", "keyframes_dynamicrafter.json")), info)
+    by_type = {n["class_type"]: n["inputs"] for n in keys.values()}
+    assert by_type["VP_LoadLVDMCheckpoint"]["variant"] == "dynamicrafter_512_interp"
+    assert by_type["VP_LVDMScheduler"]["steps"] == 50 and by_type["VP_LVDMOfficialDDIM"]["eta"] == 1.0
+    assert by_type["VP_LVDMRescaleCFG"]["multiplier"] == 0.7
+    node = by_type["VP_DynamiCrafterKeyframes"]
+    assert (node["frames"], node["cfg"], node["frame_stride"], node["width"], node["height"]) == \
+        ("16", "7.5", "5", 512, 320)
 
 
 @pytest.mark.parametrize("name", LVDM_WORKFLOWS)
