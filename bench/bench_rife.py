@@ -31,7 +31,11 @@ FRAMES = 5
 def _model(name: str, dtype):
     import torch
 
-    from pipelines.interpolation.rife_checkpoint import build_model, load_rife, read_rife_checkpoint
+    from pipelines.interpolation.rife_checkpoint import (
+        build_model,
+        load_rife,
+        read_rife_checkpoint,
+    )
 
     if name == "4.7":
         from shared_data import golden

@@ -12,7 +12,13 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
-from .common import check_inputs, display_path, ensure_inputs, frame_strip, require_memory
+from .common import (
+    check_inputs,
+    display_path,
+    ensure_inputs,
+    frame_strip,
+    require_memory,
+)
 from .prior_loading import DTYPES, torch_dtype
 
 CATEGORY = "VideoPriors/interpolation"
@@ -115,7 +121,10 @@ class LoadFrameInterpolator(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name, weight_dtype):
-        from ..pipelines.interpolation.rife_checkpoint import RifeCheckpointError, load_rife
+        from ..pipelines.interpolation.rife_checkpoint import (
+            RifeCheckpointError,
+            load_rife,
+        )
 
         path = resolve_interpolator(model_name)
         load_device = mm.get_torch_device()
@@ -188,7 +197,11 @@ class InterpolateFrames(io.ComfyNode):
     @classmethod
     def execute(cls, interpolator, images, multiplier, source_fps, target_fps, scale_factor, ensemble,
                 scene_cut_threshold, loop, batch_size):
-        from ..pipelines.interpolation.frames import interpolate_frames, output_bytes, plan_times
+        from ..pipelines.interpolation.frames import (
+            interpolate_frames,
+            output_bytes,
+            plan_times,
+        )
 
         node = "VP_InterpolateFrames"
         ensure_inputs(cls, multiplier=multiplier, source_fps=source_fps, target_fps=target_fps,

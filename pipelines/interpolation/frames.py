@@ -31,7 +31,7 @@ class InterpolationResult:
 
 def _fraction(x, what: str) -> Fraction:
     if isinstance(x, bool) or not isinstance(x, (int, float, Fraction)):
-        raise ValueError(f"{what} must be a number, got {x!r}")
+        raise TypeError(f"{what} must be a number, got {x!r}")
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueError(f"{what} must be a finite number, got {x!r}")
     return Fraction(str(x)) if isinstance(x, float) else Fraction(x)

@@ -48,7 +48,7 @@ def strip_prefix(sd: dict) -> tuple[dict, bool]:
     """Remove a leading `module.` (DistributedDataParallel) from every key that has it."""
     if not any(k.startswith(PREFIX) for k in sd):
         return dict(sd), False
-    return {k[len(PREFIX):] if k.startswith(PREFIX) else k: v for k, v in sd.items()}, True
+    return {k.removeprefix(PREFIX): v for k, v in sd.items()}, True
 
 
 def _shape(sd: dict, key: str) -> tuple[int, ...] | None:
