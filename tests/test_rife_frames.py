@@ -144,3 +144,5 @@ def test_frames_must_be_two_or_more_of_one_size(model, clip):
         interpolate_frames(model, clip[0], [0.5])
     with pytest.raises(ValueError, match="outside the clip"):
         interpolate_frames(model, clip, [3.5])
+    with pytest.raises(ValueError, match="scale factor must be one of"):
+        interpolate_frames(model, clip, [0.5], scale_factor=0.3)

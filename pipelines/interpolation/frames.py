@@ -17,6 +17,8 @@ from fractions import Fraction
 
 import torch
 
+from .rife import SCALE_FACTORS
+
 MAX_MULTIPLIER = 16
 MAX_FPS_RATIO = 16
 
@@ -137,6 +139,8 @@ def interpolate_frames(model, frames, times: Sequence[Fraction], *, scale_factor
     n, h, w, _ = frames.shape
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if scale_factor not in SCALE_FACTORS:
+        raise ValueError(f"scale factor must be one of {SCALE_FACTORS}, got {scale_factor!r}")
     end = n if loop else n - 1
     jobs, copies = [], []
     cuts: dict[tuple[int, int], bool] = {}
