@@ -84,18 +84,21 @@ def _arch_for(fp: dict) -> RifeArch | None:
 
 def version_from_name(name: str, arch: RifeArch) -> tuple[str, str]:
     """(release, how) among the releases sharing `arch`, from numbers like rife49 / v4.9 / 4_26 in the file name."""
+    named = [f"4.{int(m.group(1))}" for m in re.finditer(r"(?<!\d)4[._-]?(\d{1,2})(?!\d)", name.lower())]
+    found = [v for v in named if v in arch.versions]
+    if named and not found and not any(v.split("-")[0] in named for v in arch.versions):
+        # shapes win over names: a renamed file still loads as what it is
+        note = f" (the file name says {named[0]}, but the keys and shapes are those of {arch.name})"
+    else:
+        note = ""
     if len(arch.versions) == 1:
-        return arch.versions[0], "from the keys and shapes"
-    found = []
-    for m in re.finditer(r"(?<!\d)4[._-]?(\d{1,2})(?!\d)", name.lower()):
-        v = f"4.{int(m.group(1))}"
-        if v in arch.versions:
-            found.append(v)
+        return arch.versions[0], "from the keys and shapes" + note
     shared = " / ".join(arch.versions)
     if len(set(found)) == 1:
         return found[0], f"layout from the keys and shapes ({shared} share it), release from the file name"
     return arch.versions[0], (f"layout from the keys and shapes; {shared} share it exactly and the file name does "
-                              f"not say which, so it is reported as {arch.versions[0]} (the computation is the same)")
+                              f"not say which, so it is reported as {arch.versions[0]} (the computation is the "
+                              f"same){note}")
 
 
 def _other_model_hint(sd: dict) -> str:
