@@ -44,7 +44,7 @@ def install_example_image(base_dir: str) -> None:
 
 def install_lvdm_test_models(base_dir: str) -> None:
     """Tiny official-layout LVDM checkpoints and the test-only encoder-config custom node (tests/lvdm_tiny.py), tiny
-    depth models and a source video (tests/depth_tiny.py), so
+    depth models and a source video (tests/depth_tiny.py), a RIFE file (tests/rife_files.py), so
     the shared server can run every VP_ node on its defaults (tests/test_api_hardening.py). Needs the shared
     checkpoint manifests; without them the LVDM files are left out (the tests that need them skip or fail there)."""
     import lvdm_tiny
@@ -58,6 +58,9 @@ def install_lvdm_test_models(base_dir: str) -> None:
 
     depth_tiny.install_depth_models(base_dir)
     depth_tiny.install_source_video(base_dir)
+    import rife_files
+
+    rife_files.install_rife_model(base_dir)  # models/frame_interpolation/rife47.pth (golden 4.7 weights)
 
 
 def _runtime_base_dir(tmp_path_factory, name: str) -> str:

@@ -120,6 +120,13 @@ def full_prompt(info: dict) -> dict:
         "53": ("VP_DepthPreview", {"depth": ["52", 0]}),
         "54": ("PreviewImage", {"images": ["53", 0]}),
         "55": ("PreviewImage", {"images": ["52", 1]}),
+        # RIFE (the golden 4.7 weights as models/frame_interpolation/rife47.pth): 2 frames -> 3, fps -> PreviewAny.
+        "60": ("VP_LoadFrameInterpolator", {}),
+        "61": ("EmptyImage", {"width": 48, "height": 40, "batch_size": 2, "color": 0x406080}),
+        "62": ("VP_InterpolateFrames", {"interpolator": ["60", 0], "images": ["61", 0]}),
+        "63": ("PreviewImage", {"images": ["62", 0]}),
+        "64": ("PreviewAny", {"source": ["62", 1]}),
+        "65": ("PreviewAny", {"source": ["60", 1]}),
     }
     prompt = {}
     for node_id, (cls, given) in links.items():

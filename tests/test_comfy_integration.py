@@ -31,7 +31,7 @@ EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion
                   "VP_CLIPContextEncoder", "VP_DynamiCrafterConditioning", "VP_VideoCrafterConditioning",
                   "VP_LVDMScheduler", "VP_LVDMOfficialDDIM", "VP_LVDMRescaleCFG", "VP_SelectFrames",
                   "VP_MakeYourVideoConditioning", "VP_SampleVideoWindows", "VP_LoadDepthModel", "VP_EstimateDepth",
-                  "VP_DepthPreview", "VP_DynamiCrafterKeyframes"}
+                  "VP_DepthPreview", "VP_DynamiCrafterKeyframes", "VP_LoadFrameInterpolator", "VP_InterpolateFrames"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 
