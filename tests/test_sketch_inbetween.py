@@ -126,16 +126,16 @@ def test_frame_counts_and_fps():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(k=1, multiplier=3), "at least two keyframes"),
-    (dict(multiplier=1), "at least 2"),
-    (dict(multiplier=65), "above the limit"),
-    (dict(target_frames=8), "more than the animation's 8 keyframes"),
-    (dict(target_frames=MAX_FRAMES + 1), "limit"),
-    (dict(target_fps=8.0), "above the animation's 8 fps"),
-    (dict(target_fps=float("nan")), "target_fps"),
-    (dict(target_fps=961.0), "limit"),
-    (dict(target_frames=30, target_fps=30.0), "not both"),
-    (dict(k=200, multiplier=64), "more than the limit"),
+    ({"k": 1, "multiplier": 3}, "at least two keyframes"),
+    ({"multiplier": 1}, "at least 2"),
+    ({"multiplier": 65}, "above the limit"),
+    ({"target_frames": 8}, "more than the animation's 8 keyframes"),
+    ({"target_frames": MAX_FRAMES + 1}, "limit"),
+    ({"target_fps": 8.0}, "above the animation's 8 fps"),
+    ({"target_fps": float("nan")}, "target_fps"),
+    ({"target_fps": 961.0}, "limit"),
+    ({"target_frames": 30, "target_fps": 30.0}, "not both"),
+    ({"k": 200, "multiplier": 64}, "more than the limit"),
 ])
 def test_bad_settings_are_refused_with_clear_messages(kwargs, message):
     k = kwargs.pop("k", 8)
@@ -306,7 +306,8 @@ def test_node_interpolates_in_comfyui(comfy_inproc):
         im.seek(1)
         assert im.info.get("duration") == pytest.approx(1000 / 24, abs=1)  # the node's fps output: 8 x 3
     svg = out["6"]["images"][0]
-    doc = open(os.path.join(comfy_inproc.base_dir, "output", svg["subfolder"], svg["filename"]), "rb").read()
+    with open(os.path.join(comfy_inproc.base_dir, "output", svg["subfolder"], svg["filename"]), "rb") as f:
+        doc = f.read()
     animate = _animate(doc.decode())
     assert animate.get("calcMode") == "spline" and len(animate.get("values").split(";")) == 13
     assert float(animate.get("dur").rstrip("s")) == pytest.approx(0.5)  # 4 keyframes at 8 fps, as before
