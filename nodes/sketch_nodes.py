@@ -11,6 +11,9 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 
+from ..pipelines.interpolation.sketch_inbetween import MAX_FPS, MAX_FRAMES, MAX_MULTIPLIER
+from ..pipelines.interpolation.sketch_inbetween import MODES as INBETWEEN_MODES
+from ..pipelines.interpolation.sketch_inbetween import InterpolationError, interpolate_sketch, output_timing
 from ..pipelines.motion import PRESETS, procedural_motion
 from ..pipelines.raster import diffvg_available
 from ..pipelines.render_budget import output_bytes, render_bounded
@@ -18,7 +21,7 @@ from ..pipelines.sketch import Sketch as SketchData
 from ..pipelines.sketch import SketchAnimation as AnimationData
 from ..pipelines.svg import MAX_BYTES as MAX_SVG_BYTES
 from ..pipelines.svg import SVGLoadError, load_svg_sketch
-from ..pipelines.svg_export import animated_svg, animation_frames_svg, parse_color
+from ..pipelines.svg_export import INTERPOLATIONS, animated_svg, animation_frames_svg, parse_color
 from .common import (Sketch, SketchAnimation, check_color, check_filename_prefix, check_inputs, display_path,
                      ensure_inputs, file_digest, first_error, list_svg_files, require_memory, resolve_svg_path)
 
@@ -266,8 +269,12 @@ class SaveAnimatedSVG(io.ComfyNode):
                 SketchAnimation.Input("animation"),
                 io.String.Input("filename_prefix", default="VideoPriors/sketch"),
                 io.String.Input("background", default="#ffffff", tooltip="Background colour, #rrggbb, or none."),
-                io.Combo.Input("interpolation", options=["discrete", "linear"], default="discrete",
-                               tooltip="discrete: frame by frame at the fps; linear: morph between frames."),
+                io.Combo.Input("interpolation", options=list(INTERPOLATIONS), default="discrete",
+                               tooltip="How the browser plays the frames. discrete: frame by frame at the fps. "
+                                       "linear: morphs linearly between frames (exact for VP_InterpolateSketch "
+                                       "frames at each frame). spline: the same with eased timing per segment "
+                                       "following a Catmull-Rom motion through the frames (smooth, smallest "
+                                       "file for few keyframes; exact at the frames only)."),
             ],
             outputs=[],
             is_output_node=True,
@@ -297,4 +304,57 @@ class SaveAnimatedSVG(io.ComfyNode):
         return io.NodeOutput(ui=ui.SavedImages([ui.SavedResult(name, subfolder, io.FolderType.output)], is_animated=True))
 
 
-SKETCH_NODES = [LoadSVGSketch, RasterizeSketch, ProceduralMotion, SketchToSVG, SaveAnimatedSVG]
+class InterpolateSketch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VP_InterpolateSketch",
+            display_name="Interpolate Sketch (vector in-betweens)",
+            category=CATEGORY,
+            description="More frames for an animated sketch, computed on the control points (never on pixels): "
+                        "keyframes are kept exactly, the in-betweens follow a line or a smooth spline through "
+                        "them. Cheap (no model, no rendering); the result goes to any sketch node.",
+            inputs=[
+                SketchAnimation.Input("animation"),
+                io.Combo.Input("mode", options=list(INBETWEEN_MODES), default="catmull_rom",
+                               tooltip="linear: straight moves between keyframes. catmull_rom: smooth (C1), "
+                                       "velocity at each keyframe from its neighbours. natural_cubic: smoothest "
+                                       "(C2) spline through every keyframe; may overshoot a little more."),
+                io.Int.Input("multiplier", default=3, min=2, max=MAX_MULTIPLIER,
+                             tooltip="Frames per keyframe interval (3: 8 keyframes -> 24 frames looping, "
+                                     "fps x 3). Used when target_frames and target_fps are 0."),
+                io.Int.Input("target_frames", default=0, min=0, max=MAX_FRAMES,
+                             tooltip="Total output frames, more than the keyframes (0 = use the multiplier)."),
+                io.Float.Input("target_fps", default=0.0, min=0.0, max=MAX_FPS, step=0.5,
+                               tooltip="Output fps, above the animation's (0 = use the multiplier). The clip "
+                                       "keeps its duration: the fps is rounded to a whole number of frames."),
+                io.Boolean.Input("loop", default=True,
+                                 tooltip="The animation loops: the last keyframe moves smoothly back to the "
+                                         "first (the output covers that closing interval too)."),
+            ],
+            outputs=[SketchAnimation.Output(display_name="animation"), io.Float.Output(display_name="fps")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, mode, multiplier, target_frames, target_fps, input_types=None):
+        if target_frames and target_fps:  # both literal non-zero (a link is None here)
+            return "give target_frames or target_fps, not both (0 = unused)"
+        return check_inputs(cls, {"mode": mode, "multiplier": multiplier, "target_frames": target_frames,
+                                  "target_fps": target_fps}, input_types)
+
+    @classmethod
+    def execute(cls, animation, mode, multiplier, target_frames, target_fps, loop):
+        ensure_inputs(cls, mode=mode, multiplier=multiplier, target_frames=target_frames, target_fps=target_fps)
+        try:
+            frames, _steps, _fps = output_timing(animation.num_frames, float(animation.fps), bool(loop), multiplier,
+                                                 target_frames, target_fps)
+            require_memory("VP_InterpolateSketch", frames * int(animation.points.shape[1]) * 2 * 4 * 2,
+                           f"{frames} frames of {animation.points.shape[1]} points",
+                           "lower the multiplier, target_frames or target_fps")
+            result = interpolate_sketch(animation, mode, multiplier, target_frames, target_fps, bool(loop))
+        except InterpolationError as e:
+            raise ValueError(f"VP_InterpolateSketch: {e}") from None
+        return io.NodeOutput(result, float(result.fps))
+
+
+SKETCH_NODES = [LoadSVGSketch, RasterizeSketch, ProceduralMotion, SketchToSVG, SaveAnimatedSVG, InterpolateSketch]

@@ -164,29 +164,72 @@ def animation_frames_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0)) -> l
     return [frame_svg(anim.style, anim.points[k], anim.width, anim.height, background) for k in range(anim.num_frames)]
 
 
+INTERPOLATIONS = ("discrete", "linear", "spline")
+
+
+def _key_number(v: float) -> str:
+    # 10 decimals: keyTimes such as 1/24 must not shift the frames' times (1e-6 of a 1 s loop moves a fast
+    # stroke by 1e-3 px)
+    s = f"{v:.10f}".rstrip("0").rstrip(".")
+    return s or "0"
+
+
+def smil_timing(points: torch.Tensor, interpolation: str) -> dict[str, str]:
+    """calcMode, keyTimes and keySplines of the looping <animate> of the frames [K, N, 2] of one element's
+    points (attribute name -> text).
+
+    discrete: K values, each shown for 1/fps s (SMIL's default even spacing; no keyTimes).
+    linear / spline: K + 1 values (the first again at the end closes the loop), keyTimes j / K.
+    - linear: every number of `d` moves linearly from frame to frame: exact for piecewise-linear
+      motion through the frames (VP_InterpolateSketch linear, or any frames taken as such); for smooth
+      modes write the interpolated frames: exact at each of them, linear between (a small chord error).
+    - spline: per-segment keySplines easing (chord_easing) that follows the Catmull-Rom timing through
+      the frames; exact at the frames only, since between two values SMIL moves every number on the
+      straight line between them (one shared timing), which no keySplines can bend into a curve.
+    """
+    k = int(points.shape[0])
+    if interpolation == "discrete":
+        return {"calcMode": "discrete"}
+    times = ";".join(_key_number(j / k) for j in range(k + 1))
+    out = {"calcMode": interpolation, "keyTimes": times}
+    if interpolation == "spline":
+        from .interpolation.sketch_inbetween import chord_easing
+
+        ease = chord_easing(points, loop=True).tolist()
+        out["keySplines"] = ";".join(f"0.333333 {_key_number(a / 3)} 0.666667 {_key_number(1 - b / 3)}"
+                                     for a, b in ease)
+    return out
+
+
 def animated_svg(anim: SketchAnimation, background=(1.0, 1.0, 1.0), interpolation: str = "discrete",
                  title: str | None = None) -> str:
     """One SVG whose paths animate their `d` with SMIL, looping at the animation's fps.
 
     discrete: each frame is shown for 1/fps s, like the rendered frames.
-    linear: the path morphs smoothly from frame to frame and back to the first.
+    linear: the path morphs linearly from frame to frame and back to the first (keyTimes j / K).
+    spline: the same values with eased timing per segment (keySplines, see smil_timing).
+    Browsers interpolate between values themselves, so linear / spline play smoothly at any refresh rate.
     """
-    if interpolation not in ("discrete", "linear"):
-        raise ValueError("interpolation must be 'discrete' or 'linear'")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}")
     k = anim.num_frames
     dur = k / float(anim.fps)
     per_frame = [path_data(anim.style, anim.points[j]) for j in range(k)]
+    offsets, counts = anim.style.path_offsets(), anim.style.points_per_path()
     lines = _header(anim.width, anim.height, background) + _gradient_defs(anim.style)
     if title:
         lines.append(f"<title>{quoteattr(title)[1:-1]}</title>")
     for members, attrs in _elements(anim.style):
         values: Sequence[str] = [" ".join(per_frame[j][i] for i in members) for j in range(k)]
-        if interpolation == "linear":
+        if interpolation != "discrete":
             values = list(values) + [values[0]]
         lines.append(f'<path d="{values[0]}" {attrs}>')
         if k > 1:
+            index = [offsets[i] + c for i in members for c in range(counts[i])]  # this element's points
+            timing = " ".join(f'{name}="{value}"' for name, value in smil_timing(anim.points[:, index],
+                                                                               interpolation).items())
             lines.append(f'<animate attributeName="d" dur="{dur:.6g}s" repeatCount="indefinite" '
-                         f'calcMode="{interpolation}" values="{";".join(values)}"/>')
+                         f'{timing} values="{";".join(values)}"/>')
         lines.append("</path>")
     lines.append("</svg>")
     return "\n".join(lines) + "\n"

@@ -102,6 +102,23 @@ ANCHORING = {"anchor_first_frame": LIVESKETCH_ANCHORING["anchor"], "shape_preser
 REFERENCE_LOAD = {"canvas_size": 256, "fit_to_canvas": False, "force_black": True}
 
 
+# Vector in-betweens after LiveSketch (VP_InterpolateSketch): the optimised keyframes x 3 (8 -> 24 frames looping,
+# fps x 3) on a Catmull-Rom spline through them; no optimisation cost, keyframes kept exactly.
+SMOOTH = {"mode": "catmull_rom", "multiplier": 3, "loop": True}
+
+
+def _smooth_sketch_outputs(g: Graph, anim: dict, col: int, prefix: str, size: int = 0) -> None:
+    """Keyframes -> in-betweens -> animated SVG, and frames rasterized from the vectors (canvas size when
+    size = 0) -> WEBP / MP4 at the in-betweens' fps."""
+    smooth = g.node("VP_InterpolateSketch", col, 0, animation=(anim, 0), **SMOOTH)
+    # linear SMIL between the in-betweens: exact at each of them (see pipelines/svg_export.smil_timing)
+    g.node("VP_SaveAnimatedSVG", col + 1, 0, animation=(smooth, 0), filename_prefix=prefix, interpolation="linear")
+    frames = g.node("VP_RasterizeSketch", col, 1, sketch=(smooth, 0), width=size, height=size)
+    g.node("SaveAnimatedWEBP", col + 1, 1, images=(frames, 0), filename_prefix=prefix, fps=(smooth, 1))
+    video = g.node("CreateVideo", col, 2, images=(frames, 0), fps=(smooth, 1))
+    g.node("SaveVideo", col + 1, 2, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
+
+
 def livesketch_modelscope(info: dict) -> dict:
     g = Graph(info)
     load = g.node("VP_LoadSVGSketch", 0, 0, svg="examples/cat.svg", **REFERENCE_LOAD)
@@ -110,10 +127,7 @@ def livesketch_modelscope(info: dict) -> dict:
     guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt="The cat is wagging its tail and turning its head")
     anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
                   iterations=1001, seed=1000, fps=8.0)
-    g.node("VP_SaveAnimatedSVG", 3, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch")
-    g.node("SaveAnimatedWEBP", 3, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch", fps=8.0)
-    video = g.node("CreateVideo", 2, 2, images=(anim, 1), fps=8.0)
-    g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix="VideoPriors/livesketch", format="mp4", codec="h264")
+    _smooth_sketch_outputs(g, anim, 3, "VideoPriors/livesketch")
     return g.to_json()
 
 
@@ -132,11 +146,7 @@ def livesketch_wan(info: dict) -> dict:
     guidance = g.node("VP_SDSGuidance", 3, 0, prior=(prior, 0), prompt=text, positive=(pos, 0), negative=(neg, 0))
     anim = g.node("VP_AnimateSketch", 4, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
                   iterations=1001, seed=1000, fps=8.0)
-    g.node("VP_SaveAnimatedSVG", 5, 0, animation=(anim, 0), filename_prefix="VideoPriors/livesketch_wan")
-    g.node("SaveAnimatedWEBP", 5, 1, images=(anim, 1), filename_prefix="VideoPriors/livesketch_wan", fps=8.0)
-    video = g.node("CreateVideo", 4, 2, images=(anim, 1), fps=8.0)
-    g.node("SaveVideo", 5, 2, video=(video, 0), filename_prefix="VideoPriors/livesketch_wan", format="mp4",
-           codec="h264")
+    _smooth_sketch_outputs(g, anim, 5, "VideoPriors/livesketch_wan")
     return g.to_json()
 
 
@@ -157,10 +167,7 @@ def livesketch_videocrafter2(info: dict) -> dict:
     guidance = g.node("VP_SDSGuidance", 3, 0, prior=(prior, 0), prompt=text, positive=(pos, 0), negative=(neg, 0))
     anim = g.node("VP_AnimateSketch", 4, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
                   iterations=1001, seed=1000, fps=8.0, render_size=256)
-    g.node("VP_SaveAnimatedSVG", 5, 0, animation=(anim, 0), filename_prefix=prefix)
-    g.node("SaveAnimatedWEBP", 5, 1, images=(anim, 1), filename_prefix=prefix, fps=8.0)
-    video = g.node("CreateVideo", 4, 2, images=(anim, 1), fps=8.0)
-    g.node("SaveVideo", 5, 2, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
+    _smooth_sketch_outputs(g, anim, 5, prefix)
     return g.to_json()
 
 # `make demo`: LiveSketch with the pack's embedded prior (8 frames of 32x32, CPU), tuned to run in a few minutes
@@ -180,7 +187,6 @@ EMBEDDED_OUTPUT_SIZE = 256  # WEBP / MP4 frames are rasterized from the vector a
 def livesketch_embedded(info: dict) -> dict:
     """LiveSketch with the embedded prior: no download, CPU; the graph of livesketch_modelscope."""
     g = Graph(info)
-    fps = EMBEDDED_ANIMATE["fps"]
     prefix = "VideoPriors/livesketch_embedded"
     load = g.node("VP_LoadSVGSketch", 0, 0, svg=EMBEDDED_SKETCH, canvas_size=256, force_black=True)
     model = g.node("VP_SketchMotionModel", 0, 2, **EMBEDDED_MOTION)
@@ -188,12 +194,33 @@ def livesketch_embedded(info: dict) -> dict:
     guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt=EMBEDDED_PROMPT, **EMBEDDED_SDS)
     anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
                   **EMBEDDED_ANIMATE)
-    g.node("VP_SaveAnimatedSVG", 3, 0, animation=(anim, 0), filename_prefix=prefix)
-    frames = g.node("VP_RasterizeSketch", 2, 1, sketch=(anim, 0), width=EMBEDDED_OUTPUT_SIZE,
+    _smooth_sketch_outputs(g, anim, 3, prefix, EMBEDDED_OUTPUT_SIZE)
+    return g.to_json()
+
+
+# livesketch_smooth: the demo's LiveSketch, then 60 fps in-betweens on the C2 spline (8 keyframes at 8 fps -> 60
+# frames per 1 s loop); its SVG keeps only the 8 keyframes with eased SMIL timing (keySplines), the small file.
+SMOOTH_60 = {"mode": "natural_cubic", "target_fps": 60.0, "loop": True}
+
+
+def livesketch_smooth(info: dict) -> dict:
+    """LiveSketch (embedded prior) -> vector in-betweens at 60 fps -> WEBP / MP4; SVG of the keyframes, eased."""
+    g = Graph(info)
+    prefix = "VideoPriors/livesketch_smooth"
+    load = g.node("VP_LoadSVGSketch", 0, 0, svg=EMBEDDED_SKETCH, canvas_size=256, force_black=True)
+    model = g.node("VP_SketchMotionModel", 0, 2, **EMBEDDED_MOTION)
+    prior = g.node("VP_LoadVideoPrior", 1, 0, prior="embedded", dtype="auto")
+    guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt=EMBEDDED_PROMPT, **EMBEDDED_SDS)
+    anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
+                  **EMBEDDED_ANIMATE)
+    smooth = g.node("VP_InterpolateSketch", 3, 0, animation=(anim, 0), **SMOOTH_60)
+    g.node("VP_SaveAnimatedSVG", 4, 0, title="Keyframes, eased (small SVG)", animation=(anim, 0),
+           filename_prefix=prefix, interpolation="spline")
+    frames = g.node("VP_RasterizeSketch", 3, 1, sketch=(smooth, 0), width=EMBEDDED_OUTPUT_SIZE,
                     height=EMBEDDED_OUTPUT_SIZE)
-    g.node("SaveAnimatedWEBP", 3, 1, images=(frames, 0), filename_prefix=prefix, fps=fps)
-    video = g.node("CreateVideo", 2, 2, images=(frames, 0), fps=fps)
-    g.node("SaveVideo", 3, 2, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
+    g.node("SaveAnimatedWEBP", 4, 1, images=(frames, 0), filename_prefix=prefix, fps=(smooth, 1))
+    video = g.node("CreateVideo", 3, 2, images=(frames, 0), fps=(smooth, 1))
+    g.node("SaveVideo", 4, 2, video=(video, 0), filename_prefix=prefix, format="mp4", codec="h264")
     return g.to_json()
 
 
@@ -415,7 +442,7 @@ def make_your_video_long(info: dict) -> dict:
 
 WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": livesketch_modelscope,
              "livesketch_wan.json": livesketch_wan, "livesketch_videocrafter2.json": livesketch_videocrafter2,
-             "livesketch_embedded.json": livesketch_embedded,
+             "livesketch_embedded.json": livesketch_embedded, "livesketch_smooth.json": livesketch_smooth,
              "sample_video_embedded.json": sample_video_embedded, "t2v_videocrafter2.json": t2v_videocrafter2,
              "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
              "interp_dynamicrafter.json": interp_dynamicrafter,

@@ -52,3 +52,42 @@ def test_animated_svg_plays_in_chromium(tmp_path, interpolation):
     for k in range(1, 4):
         assert np.abs(frames[k] - frames[0]).mean() > 0.01, f"frame {k} looks like frame 0: not animating"
     assert np.abs(loop - frames[0]).mean() < np.abs(frames[1] - frames[0]).mean() / 4, "does not loop"
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "spline"])
+def test_chromium_interpolates_the_values_smil_says(tmp_path, interpolation):
+    """Chromium's animated `d` (getComputedStyle) between keyframes, at set times, against SMIL's value-at-time
+    rules (tests/test_sketch_inbetween.smil_value) on our document, and for linear against our own interpolation."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+    from test_sketch_inbetween import _animate, smil_value
+
+    from pipelines.interpolation.sketch_inbetween import evaluate
+    from pipelines.sketch import SketchAnimation
+
+    g = torch.Generator().manual_seed(0)
+    anim = SketchAnimation(torch.rand(8, 4, 2, generator=g) * 100 + 20, make_style([1], [False], stroke_width=3.0),
+                           160, 160, 8.0)  # 8 keyframes, 1 s loop
+    doc = animated_svg(anim, interpolation=interpolation)
+    path = tmp_path / "anim.svg"
+    path.write_text(doc, encoding="utf-8")
+    times = [0.03, 0.0625, 0.3, 0.61, 0.97, 1.2]
+    with sync_playwright() as pw:
+        context = launch(pw)
+        try:
+            page = context.new_page()
+            page.goto(path.as_uri())
+            shown = [page.evaluate(f"(() => {{ const s = document.querySelector('svg'); s.pauseAnimations(); "
+                                   f"s.setCurrentTime({t}); return getComputedStyle(document.querySelector('path')).d; }})()")
+                     for t in times]
+        finally:
+            context.close()
+    animate = _animate(doc)
+    written = torch.round(anim.points.double() * 100) / 100
+    for t, d in zip(times, shown):
+        got = np.array([float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", d)])
+        assert np.abs(got - smil_value(animate, t)).max() < 1e-3, (t, d)
+        if interpolation == "linear":
+            ours = evaluate(written, torch.tensor([t * 8.0], dtype=torch.float64), "linear", True)[0]
+            assert np.abs(got - ours.reshape(-1).numpy()).max() < 1e-3, (t, d)

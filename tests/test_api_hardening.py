@@ -77,6 +77,8 @@ def full_prompt(info: dict) -> dict:
         "12": ("PreviewImage", {"images": ["11", 1]}),
         "13": ("VP_SampleVideo", {"prior": ["8", 0], "steps": 1, "preview": False}),
         "14": ("PreviewImage", {"images": ["13", 0]}),
+        "15": ("VP_InterpolateSketch", {"animation": ["2", 0]}),
+        "16": ("VP_SaveAnimatedSVG", {"animation": ["15", 0], "filename_prefix": "vp_api/smooth"}),
         # The LVDM nodes on their defaults (tiny official-layout checkpoints: conftest.install_lvdm_test_models),
         # each reaching a core PreviewAny output; no sampling (core KSampler is what samples them).
         "20": ("VP_LoadLVDMCheckpoint", {"ckpt_name": "dynamicrafter_512.ckpt"}),

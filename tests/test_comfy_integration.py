@@ -31,7 +31,8 @@ EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion
                   "VP_CLIPContextEncoder", "VP_DynamiCrafterConditioning", "VP_VideoCrafterConditioning",
                   "VP_LVDMScheduler", "VP_LVDMOfficialDDIM", "VP_LVDMRescaleCFG", "VP_SelectFrames",
                   "VP_MakeYourVideoConditioning", "VP_SampleVideoWindows", "VP_LoadDepthModel", "VP_EstimateDepth",
-                  "VP_DepthPreview", "VP_DynamiCrafterKeyframes", "VP_LoadFrameInterpolator", "VP_InterpolateFrames"}
+                  "VP_DepthPreview", "VP_DynamiCrafterKeyframes", "VP_LoadFrameInterpolator", "VP_InterpolateFrames",
+                  "VP_InterpolateSketch"}
 SVG_NS = "{http://www.w3.org/2000/svg}"
 KNOWN_CORE_IMPORT_FAILURES = {"IMPORT FAILED: nodes_audio.py", "IMPORT FAILED: nodes_audio_encoder.py"}
 
@@ -97,9 +98,13 @@ def check_svg_file(data: bytes, animated: bool):
 WORKFLOW_EXPECTATIONS = {
     "sketch_motion.json": {"kinds": {".svg", ".webp", ".png", ".mp4"}, "frames": 16, "size": (256, 256),
                            "frame_svgs": "sketch_motion_frames"},
-    "livesketch_modelscope.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 4, "size": (64, 64)},
-    # `make demo`: the embedded prior keeps its 8 frames; WEBP/MP4 frames are rasterized at 256 from the vectors
-    "livesketch_embedded.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 8, "size": (256, 256)},
+    # LiveSketch workflows: keyframes x 3 (VP_InterpolateSketch, looping), WEBP/MP4 rasterized from the vectors
+    # at the canvas size (4 test keyframes -> 12 frames)
+    "livesketch_modelscope.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 12, "size": (256, 256)},
+    # `make demo`: the embedded prior keeps its 8 keyframes -> 24 frames, rasterized at 256 from the vectors
+    "livesketch_embedded.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 24, "size": (256, 256)},
+    # 8 keyframes at 8 fps -> 60 fps in-betweens (a 1 s loop); the SVG holds the 8 keyframes, eased
+    "livesketch_smooth.json": {"kinds": {".svg", ".webp", ".mp4"}, "frames": 60, "size": (256, 256)},
     # VP_SampleVideo on the embedded prior: its own clip shape; no SVG, and no look checks (model-dependent)
     "sample_video_embedded.json": {"kinds": {".webp"}, "frames": 8, "size": (32, 32), "content": False},
 }

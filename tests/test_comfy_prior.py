@@ -370,8 +370,9 @@ def _check_outputs(outputs: dict, fetch):
                 kinds[os.path.splitext(item["filename"])[1]] = item
     assert {".svg", ".webp", ".mp4"} <= set(kinds), kinds
     check_svg_file(fetch(kinds[".svg"]), animated=True)
-    check_image_file(fetch(kinds[".webp"]), frames=5, size=(64, 64))
-    check_video_file(fetch(kinds[".mp4"]), frames=5, size=(64, 64))
+    # 5 keyframes x 3 (VP_InterpolateSketch, looping), rasterized from the vectors at the 256 canvas
+    check_image_file(fetch(kinds[".webp"]), frames=15, size=(256, 256))
+    check_video_file(fetch(kinds[".mp4"]), frames=15, size=(256, 256))
 
 
 def test_wan_workflow_runs_in_process_with_tiny_models(wan):

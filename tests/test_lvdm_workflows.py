@@ -18,6 +18,8 @@ from PIL import Image
 LVDM_WORKFLOWS = ["t2v_videocrafter2.json", "i2v_dynamicrafter.json", "i2v_dynamicrafter_official.json",
                   "interp_dynamicrafter.json", "keyframes_dynamicrafter.json", "livesketch_videocrafter2.json"]
 SKETCH_FRAMES = 8  # livesketch_videocrafter2 at test size: 8 frames, 2 fused iterations at 64 px
+# its outputs: the 8 keyframes x 3 (VP_InterpolateSketch, looping) rasterized from the vectors at the 256 canvas
+SKETCH_OUTPUT_FRAMES, SKETCH_OUTPUT_SIZE = 3 * SKETCH_FRAMES, 256
 SIZE, STEPS, FRAMES = 64, 2, 16
 KEYFRAME_FRAMES = 2 * FRAMES - 1  # keyframes_dynamicrafter: 3 keyframes, 2 segments of 16 sharing the middle one
 EXTRA_FILES = {"dynamicrafter_512_interp.ckpt": "dynamicrafter_512"}
@@ -50,15 +52,15 @@ def small_prompt(name: str, info: dict) -> dict:
     return prompt
 
 
-def check_frames(files: dict, fetch, frames: int = FRAMES) -> None:
+def check_frames(files: dict, fetch, frames: int = FRAMES, size: int = SIZE) -> None:
     import av
 
     assert {".webp", ".mp4"} <= set(files), files
     img = Image.open(io.BytesIO(fetch(files[".webp"])))
-    assert img.size == (SIZE, SIZE) and img.n_frames == frames
+    assert img.size == (size, size) and img.n_frames == frames
     with av.open(io.BytesIO(fetch(files[".mp4"]))) as container:
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-    assert decoded.shape[:3] == (frames, SIZE, SIZE) and decoded.std() > 1.0  # not one flat colour
+    assert decoded.shape[:3] == (frames, size, size) and decoded.std() > 1.0  # not one flat colour
 
 
 def check_outputs(name: str, files: dict, fetch) -> None:
@@ -67,7 +69,7 @@ def check_outputs(name: str, files: dict, fetch) -> None:
 
         assert ".svg" in files, files
         check_svg_file(fetch(files[".svg"]), animated=True)
-        check_frames(files, fetch, SKETCH_FRAMES)
+        check_frames(files, fetch, SKETCH_OUTPUT_FRAMES, SKETCH_OUTPUT_SIZE)
     elif name.startswith("keyframes"):
         check_frames(files, fetch, KEYFRAME_FRAMES)
     else:
