@@ -383,6 +383,26 @@ def depth_from_video(info: dict) -> dict:
     return g.to_json()
 
 
+RIFE_FILE = "rife47.pth"  # RIFE 4.7 under the name ComfyUI-Frame-Interpolation gives it
+
+
+def interpolate_video(info: dict) -> dict:
+    """Video -> RIFE in-betweens up to 60 fps (every source frame kept) -> MP4 (with the source's audio) and WEBP at
+    the new fps."""
+    g = Graph(info)
+    parts = _source_frames(g)
+    model = g.node("VP_LoadFrameInterpolator", 1, 0, model_name=RIFE_FILE, weight_dtype="auto")
+    more = g.node("VP_InterpolateFrames", 1, 1, interpolator=(model, 0), images=(parts, 0), multiplier=2,
+                  source_fps=(parts, 2), target_fps=60.0, scale_factor="1.0", ensemble=False,
+                  scene_cut_threshold=0.0, loop=False, batch_size=1)
+    video = g.node("CreateVideo", 2, 1, images=(more, 0), fps=(more, 1), audio=(parts, 1))
+    g.node("SaveVideo", 3, 1, video=(video, 0), filename_prefix="VideoPriors/interpolate_video", format="mp4",
+           codec="h264")
+    g.node("SaveAnimatedWEBP", 2, 0, images=(more, 0), filename_prefix="VideoPriors/interpolate_video",
+           fps=(more, 1))
+    return g.to_json()
+
+
 MYV_CKPT = "makeyourvideo_256.ckpt"
 MYV_PROMPT = "a tiger walking through a snowy forest, high quality"
 
@@ -447,7 +467,8 @@ WORKFLOWS = {"sketch_motion.json": sketch_motion, "livesketch_modelscope.json": 
              "i2v_dynamicrafter.json": i2v_dynamicrafter, "i2v_dynamicrafter_official.json": i2v_dynamicrafter_official,
              "interp_dynamicrafter.json": interp_dynamicrafter,
              "keyframes_dynamicrafter.json": keyframes_dynamicrafter, "depth_from_video.json": depth_from_video,
-             "make_your_video.json": make_your_video, "make_your_video_long.json": make_your_video_long}
+             "make_your_video.json": make_your_video, "make_your_video_long.json": make_your_video_long,
+             "interpolate_video.json": interpolate_video}
 
 
 def main():

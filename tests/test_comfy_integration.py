@@ -23,7 +23,8 @@ WORKFLOWS = sorted(glob.glob(os.path.join(REPO, "workflows", "*.json")))
 ELSEWHERE = {"livesketch_wan.json", "t2v_videocrafter2.json", "i2v_dynamicrafter.json",
              "i2v_dynamicrafter_official.json", "interp_dynamicrafter.json", "keyframes_dynamicrafter.json",
              "livesketch_videocrafter2.json",
-             "depth_from_video.json", "make_your_video.json", "make_your_video_long.json"}  # test_depth_workflows
+             "depth_from_video.json", "make_your_video.json", "make_your_video_long.json",  # test_depth_workflows
+             "interpolate_video.json"}  # test_interpolation_workflows
 RUN_HERE = [p for p in WORKFLOWS if os.path.basename(p) not in ELSEWHERE]
 EXPECTED_NODES = {"VP_LoadSVGSketch", "VP_RasterizeSketch", "VP_ProceduralMotion", "VP_SketchToSVG",
                   "VP_SaveAnimatedSVG", "VP_LoadVideoPrior", "VP_SketchMotionModel", "VP_SDSGuidance",
