@@ -229,3 +229,41 @@ def frame_strip(frames, count: int = 6):
     idx = np.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().astype(int)
     row = torch.cat([frames[i] for i in idx], dim=1)  # [H, W*n, 3]
     return Image.fromarray((row.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8))
+
+
+def other_pack_folder(*parts: str) -> str:
+    """A folder beside ComfyUI's models/ (e.g. another custom node pack's downloads), as an absolute path."""
+    import folder_paths
+
+    return os.path.join(os.path.dirname(os.path.abspath(folder_paths.models_dir)), *parts)
+
+
+def model_files(folder_key: str, extensions: tuple[str, ...], *, accept=None, is_model_folder=None) -> dict[str, str]:
+    """{name shown in a loader's list: path} for files (any depth) under every folder registered as `folder_key`.
+
+    accept(root, filename) -> bool filters files (e.g. only depth files in another pack's shared folder);
+    is_model_folder(dirpath) -> bool lists a whole folder (a transformers model) by its name with a trailing "/".
+    The first folder that has a name wins, as folder_paths does."""
+    import folder_paths
+
+    found: dict[str, str] = {}
+    try:
+        roots = folder_paths.get_folder_paths(folder_key)
+    except KeyError:
+        roots = []
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, root)
+            if rel_dir != "." and is_model_folder is not None and is_model_folder(dirpath):
+                found.setdefault(rel_dir.replace(os.sep, "/") + "/", dirpath)
+                dirnames[:] = []
+                continue
+            for name in sorted(filenames):
+                if not name.lower().endswith(extensions) or (accept is not None and not accept(root, name)):
+                    continue
+                rel = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
+                found.setdefault(rel, os.path.join(dirpath, name))
+    return found

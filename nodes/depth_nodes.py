@@ -12,7 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from ..pipelines.depth.normalize import MODES, normalize_depth
-from .common import check_inputs, display_path, ensure_inputs, frame_strip
+from .common import check_inputs, display_path, ensure_inputs, frame_strip, model_files, other_pack_folder
 from .prior_loading import DTYPES, torch_dtype
 
 CATEGORY = "VideoPriors/depth"
@@ -28,8 +28,7 @@ Depth = io.Custom("VP_DEPTH")
 
 
 def _aux_roots() -> list[str]:
-    root = os.path.dirname(os.path.abspath(folder_paths.models_dir))
-    return [os.path.join(root, *parts) for parts in AUX_FOLDERS]
+    return [other_pack_folder(*parts) for parts in AUX_FOLDERS]
 
 
 def register_folders() -> None:
@@ -55,31 +54,13 @@ def _is_model_folder(path: str) -> bool:
 
 def _candidates() -> dict[str, str]:
     """{name shown in the list: path}; files anywhere under the depth folders, transformers folders by name."""
-    found: dict[str, str] = {}
-    try:
-        roots = folder_paths.get_folder_paths(FOLDER_KEY)
-    except KeyError:
-        roots = []
     aux = {os.path.normcase(os.path.abspath(p)) for p in _aux_roots()}
-    for root in roots:
-        if not os.path.isdir(root):
-            continue
-        strict = os.path.normcase(os.path.abspath(root)) in aux  # another pack's folder: depth files only
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, root)
-            if rel_dir != "." and _is_model_folder(dirpath):
-                found.setdefault(rel_dir.replace(os.sep, "/") + "/", dirpath)
-                dirnames[:] = []
-                continue
-            for name in sorted(filenames):
-                if not name.lower().endswith(EXTENSIONS):
-                    continue
-                if strict and not any(h in name.lower() for h in DEPTH_NAME_HINTS):
-                    continue
-                rel = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
-                found.setdefault(rel, os.path.join(dirpath, name))
-    return found
+
+    def accept(root: str, name: str) -> bool:  # another pack's folder: depth files only
+        return (os.path.normcase(os.path.abspath(root)) not in aux
+                or any(h in name.lower() for h in DEPTH_NAME_HINTS))
+
+    return model_files(FOLDER_KEY, EXTENSIONS, accept=accept, is_model_folder=_is_model_folder)
 
 
 def list_depth_models() -> list[str]:

@@ -17,6 +17,8 @@ from .common import (
     display_path,
     ensure_inputs,
     frame_strip,
+    model_files,
+    other_pack_folder,
     require_memory,
 )
 from .prior_loading import DTYPES, torch_dtype
@@ -32,8 +34,7 @@ log = logging.getLogger("VideoPriors")
 
 
 def _other_pack_roots() -> list[str]:
-    root = os.path.dirname(os.path.abspath(folder_paths.models_dir))
-    return [os.path.join(root, *parts) for parts in OTHER_PACK_FOLDERS]
+    return [other_pack_folder(*parts) for parts in OTHER_PACK_FOLDERS]
 
 
 def register_folders() -> None:
@@ -45,22 +46,7 @@ def register_folders() -> None:
 
 def _candidates() -> dict[str, str]:
     """{name shown in the list: path} for model files anywhere under the frame-interpolation folders."""
-    found: dict[str, str] = {}
-    try:
-        roots = folder_paths.get_folder_paths(FOLDER_KEY)
-    except KeyError:
-        roots = []
-    for root in roots:
-        if not os.path.isdir(root):
-            continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, root)
-            for name in sorted(filenames):
-                if name.lower().endswith(EXTENSIONS):
-                    rel = os.path.normpath(os.path.join(rel_dir, name)).replace(os.sep, "/")
-                    found.setdefault(rel, os.path.join(dirpath, name))
-    return found
+    return model_files(FOLDER_KEY, EXTENSIONS)
 
 
 def list_interpolators() -> list[str]:
