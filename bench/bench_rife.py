@@ -2,14 +2,14 @@
 
 Model: RIFE 4.7 (5.3 M parameters, the layout of rife47/rife49.pth) with the golden fixture's full-size weights
 (../shared/golden/rife47), loaded through the pack's reader (pipelines.interpolation.rife_checkpoint); 4.26 with
-random weights of its manifest's shapes as a second layout (512 only by default). Frames: a smooth random texture sliding 2 px per frame
-(tests/rife_files.moving_clip), square sizes 256, 512, 1024. Each case runs in its own process (clean peak RSS)
-through the streaming driver (pipelines.interpolation.frames): one warm-up pass, then a 2x multiplier over 5 frames
-(4 in-betweens) at each batch size, and the ensemble at batch 2. Wall seconds and CPU seconds (user + system,
-steadier than wall time on a shared machine) per in-between. fp32 and bf16 Memory on a long clip: peak RSS of 5 and 41 frames at 256x256 (2x), beside the size of input + output
-(a case longer than --timeout is recorded as such: on CPUs
-without AVX512-BF16/AMX torch's bf16 convolution has no fast kernel). Nothing is asserted; figures are printed and
-written to bench/results/rife.json.
+random weights of its manifest's shapes as a second layout (512 only by default). Frames: a smooth random texture
+sliding 2 px per frame (tests/rife_files.moving_clip), square sizes 256, 512, 1024. Each case runs in its own process
+(clean peak RSS) through the streaming driver (pipelines.interpolation.frames): one warm-up pass, then a 2x multiplier
+over 5 frames (4 in-betweens) at each batch size, and the ensemble at batch 2; fp32 and bf16. Wall seconds and CPU
+seconds (user + system, steadier than wall time on a shared machine) per in-between. Memory on a long clip: peak RSS
+of 5 and 41 frames at 256x256 (2x), beside the size of input + output. A case longer than --timeout is recorded as
+such (on CPUs without AVX512-BF16/AMX torch's bf16 convolution has no fast kernel). Nothing is asserted; figures are
+printed and written to bench/results/rife.json.
 
 Usage: python bench/bench_rife.py [--sizes 256,512,1024] [--dtypes float32,bfloat16] [--batches 1,4]
        [--models 4.7] [--second-layout 4.26@512] [--timeout 900] [--out bench/results/rife.json]
