@@ -31,12 +31,14 @@ their size too; the published LVDM files hold weights only.) bench/bench_lvdm_lo
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import pickle
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -194,9 +196,31 @@ def _refuse(path: str, names: Iterable[str], detail: str = "") -> UnsafeCheckpoi
         f"tools that wrote it and convert that with {CONVERT_HINT}." + (f" ({detail})" if detail else ""))
 
 
-def _torch_load(path: str, fmt: str, mmap: bool):
+_ALLOWLIST_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _only_stand_ins():
+    """torch's weights_only allow-list holds exactly our inert stand-ins while a file is read, then what it held.
+
+    Why not torch.serialization.safe_globals: it only adds to the process-wide list, and ComfyUI registers the real
+    numpy `scalar` / `dtype` under the same names at import (comfy/utils.py); torch keeps the list as a set, so
+    which object a name resolves to changed from run to run, and a Lightning file's numpy metadata then failed to
+    unpickle about 7 times in 8 (real `scalar` called with an inert `dtype`)."""
     stand_ins = [(_Inert, name) for name in METADATA_GLOBALS]
-    with torch.serialization.safe_globals(stand_ins):
+    with _ALLOWLIST_LOCK:
+        saved = torch.serialization.get_safe_globals()
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(stand_ins)
+        try:
+            yield
+        finally:
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(saved)
+
+
+def _torch_load(path: str, fmt: str, mmap: bool):
+    with _only_stand_ins():
         if fmt == "torch-zip":
             _check_zip(path)
             try:
