@@ -8,7 +8,6 @@ from __future__ import annotations
 import comfy.model_management as mm
 import comfy.sample
 import comfy.utils
-import latent_preview
 import torch
 from comfy_api.latest import io
 
@@ -16,6 +15,7 @@ from ..pipelines.lvdm import keyframes as kf
 from ..pipelines.lvdm.clip_context import PREPROCESS_MODES
 from ..pipelines.lvdm.config import VARIANTS
 from .common import check_inputs, ensure_inputs
+from .lvdm_sampling_nodes import PassProgress
 from .lvdm_nodes import (
     FIT_MODES,
     SIZE_MULTIPLE,
@@ -168,10 +168,7 @@ class DynamiCrafterKeyframes(io.ComfyNode):
         latents = torch.cat([encode_frames(vae, keyframes[i:i + 1], width, height, fit) for i in range(segments + 1)])
 
         # ---- segment by segment, one progress bar over all of them --------------------------------------------
-        steps = len(sigmas) - 1
-        total = steps * segments
-        pbar = comfy.utils.ProgressBar(total, node_id=cls.hidden.unique_id if cls.hidden else None)
-        previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+        progress = PassProgress(model, len(sigmas) - 1, segments, cls.hidden.unique_id if cls.hidden else None)
         quiet = not comfy.utils.PROGRESS_BAR_ENABLED
         clips = []
         for i in range(segments):
@@ -184,13 +181,8 @@ class DynamiCrafterKeyframes(io.ComfyNode):
             segment_seed = (seed + i) % SEED_RANGE
             noise = comfy.sample.prepare_noise(latent, segment_seed)
 
-            def callback(step, x0, x, total_steps, _done=i * steps):
-                mm.throw_exception_if_processing_interrupted()
-                preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
-                pbar.update_absolute(_done + step + 1, total, preview)
-
             samples = comfy.sample.sample_custom(model, noise, settings["cfg"][i], sampler, sigmas, pos, neg, latent,
-                                                 callback=callback, disable_pbar=quiet, seed=segment_seed)
+                                                 callback=progress.callback(i), disable_pbar=quiet, seed=segment_seed)
             clips.append(samples.to(mm.intermediate_device()))
         return io.NodeOutput({"samples": kf.join_segments(clips)})
 

@@ -1,7 +1,10 @@
 """The official LVDM DDIM for core SamplerCustomAdvanced: a SAMPLER and the official DDIM timesteps as SIGMAS."""
 from __future__ import annotations
 
+import comfy.model_management as mm
 import comfy.samplers
+import comfy.utils
+import latent_preview
 import torch
 from comfy_api.latest import io
 
@@ -74,6 +77,26 @@ def _official_ddim_function(latent_scale: str):
         return sample_ddim_sigmas(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                                   eta=eta, s_noise=s_noise, noise_sampler=noise_sampler, denoised_scale=scale)
     return sample
+
+
+class PassProgress:
+    """One ComfyUI progress bar over several sampling passes of `steps` steps each (VP_SampleVideoWindows' windows,
+    VP_DynamiCrafterKeyframes' segments), with a latent preview and an interruption check at every step."""
+
+    def __init__(self, model, steps: int, passes: int, node_id=None):
+        self.steps, self.total = steps, steps * passes
+        self.pbar = comfy.utils.ProgressBar(self.total, node_id=node_id)
+        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+    def callback(self, index: int):
+        """The sampler callback of pass `index` (0-based)."""
+        done = index * self.steps
+
+        def step(i, x0, x, total_steps):
+            mm.throw_exception_if_processing_interrupted()
+            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0) if self.previewer else None
+            self.pbar.update_absolute(done + i + 1, self.total, preview)
+        return step
 
 
 def starts_from_noise(latent_image, denoise_mask=None) -> bool:

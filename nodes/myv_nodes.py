@@ -9,7 +9,6 @@ import comfy.sample
 import comfy.sampler_helpers
 import comfy.samplers
 import comfy.utils
-import latent_preview
 import node_helpers
 import torch
 from comfy_api.latest import io
@@ -18,6 +17,7 @@ from ..pipelines.depth.normalize import MODES
 from ..pipelines.lvdm import makeyourvideo as myv
 from .common import check_inputs, ensure_inputs
 from .depth_nodes import Depth
+from .lvdm_sampling_nodes import PassProgress
 from .lvdm_nodes import SIZE_MULTIPLE, _check_size, _empty_latent
 
 CATEGORY = "VideoPriors/lvdm"
@@ -301,9 +301,7 @@ class SampleVideoWindows(io.ComfyNode):
         if user_mask is not None:
             user_mask = comfy.sampler_helpers.prepare_mask(user_mask, latent_image.shape, torch.device("cpu"))
         result = latent_image.clone()
-        total = steps * len(plan)
-        pbar = comfy.utils.ProgressBar(total, node_id=cls.hidden.unique_id if cls.hidden else None)
-        previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+        progress = PassProgress(model, steps, len(plan), cls.hidden.unique_id if cls.hidden else None)
 
         for i, win in enumerate(plan):
             mm.throw_exception_if_processing_interrupted()
@@ -317,11 +315,7 @@ class SampleVideoWindows(io.ComfyNode):
                 if user_mask is not None:
                     mask = mask * user_mask[idx]
 
-            def callback(step, x0, x, total_steps, _done=i * steps):
-                mm.throw_exception_if_processing_interrupted()
-                preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
-                pbar.update_absolute(_done + step + 1, total, preview)
-
+            callback = progress.callback(i)
             pos_w = slice_conditioning(positive, win, frames, videos)
             neg_w = slice_conditioning(negative, win, frames, videos)
             quiet = not comfy.utils.PROGRESS_BAR_ENABLED
