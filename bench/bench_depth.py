@@ -18,13 +18,14 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from bench.isolated import run_isolated  # noqa: E402
 
 MANIFESTS = {"midas_dpt_hybrid": "midas_dpt_hybrid", "vits": "depth_anything_v2_vits",
              "vitb": "depth_anything_v2_vitb", "vitl": "depth_anything_v2_vitl"}
@@ -114,16 +115,8 @@ def main():
     print("flicker (synthetic static-camera clip):", json.dumps(results["flicker_synthetic_clip"]))
     for model in args.models.split(","):
         for dtype in args.dtypes.split(","):
-            cmd = [sys.executable, __file__, "--case", f"{model}:{dtype}", "--batches", args.batches]
-            try:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT, check=False)
-                if p.returncode:
-                    case = {"model": model, "dtype": dtype, "error": p.stderr.strip().splitlines()[-1:]}
-                else:
-                    case = json.loads(p.stdout.strip().splitlines()[-1])
-            except subprocess.TimeoutExpired:
-                case = {"model": model, "dtype": dtype, "timeout_s": args.timeout}
-            print(json.dumps(case), flush=True)
+            case = run_isolated(__file__, ["--case", f"{model}:{dtype}", "--batches", args.batches],
+                                {"model": model, "dtype": dtype}, args.timeout, ROOT)
             results["cases"].append(case)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:

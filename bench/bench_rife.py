@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from bench.isolated import run_isolated  # noqa: E402
 FRAMES = 5
 
 
@@ -133,29 +134,12 @@ def main():
     plan += [(m, int(s)) for m, s in (c.split("@") for c in args.second_layout.split(",") if c)]
     for model, size in plan:
         for dtype in args.dtypes.split(","):
-            cmd = [sys.executable, __file__, "--case", f"{model}:{size}:{dtype}", "--batches", args.batches]
-            try:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT,
-                                   check=False)
-                if p.returncode:
-                    case = {"model": model, "size": size, "dtype": dtype,
-                            "error": p.stderr.strip().splitlines()[-1:]}
-                else:
-                    case = json.loads(p.stdout.strip().splitlines()[-1])
-            except subprocess.TimeoutExpired:
-                case = {"model": model, "size": size, "dtype": dtype, "timeout_s": args.timeout}
-            print(json.dumps(case), flush=True)
+            case = run_isolated(__file__, ["--case", f"{model}:{size}:{dtype}", "--batches", args.batches],
+                                {"model": model, "size": size, "dtype": dtype}, args.timeout, ROOT)
             results["cases"].append(case)
     results["long_clips"] = []
     for spec in (c for c in args.long.split(",") if c):
-        cmd = [sys.executable, __file__, "--long-case", spec]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT, check=False)
-            case = json.loads(p.stdout.strip().splitlines()[-1]) if not p.returncode else {
-                "case": spec, "error": p.stderr.strip().splitlines()[-1:]}
-        except subprocess.TimeoutExpired:
-            case = {"case": spec, "timeout_s": args.timeout}
-        print(json.dumps(case), flush=True)
+        case = run_isolated(__file__, ["--long-case", spec], {"case": spec}, args.timeout, ROOT)
         results["long_clips"].append(case)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:
