@@ -184,16 +184,22 @@ EMBEDDED_ANIMATE = {"iterations": 200, "fused": True, "render_size": 64, "seed":
 EMBEDDED_OUTPUT_SIZE = 256  # WEBP / MP4 frames are rasterized from the vector animation at this size
 
 
-def livesketch_embedded(info: dict) -> dict:
-    """LiveSketch with the embedded prior: no download, CPU; the graph of livesketch_modelscope."""
-    g = Graph(info)
-    prefix = "VideoPriors/livesketch_embedded"
+def _embedded_livesketch(g: Graph) -> dict:
+    """The demo's LiveSketch on the embedded prior, up to VP_AnimateSketch (its node)."""
     load = g.node("VP_LoadSVGSketch", 0, 0, svg=EMBEDDED_SKETCH, canvas_size=256, force_black=True)
     model = g.node("VP_SketchMotionModel", 0, 2, **EMBEDDED_MOTION)
     prior = g.node("VP_LoadVideoPrior", 1, 0, prior="embedded", dtype="auto")
     guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt=EMBEDDED_PROMPT, **EMBEDDED_SDS)
     anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
                   **EMBEDDED_ANIMATE)
+    return anim
+
+
+def livesketch_embedded(info: dict) -> dict:
+    """LiveSketch with the embedded prior: no download, CPU; the graph of livesketch_modelscope."""
+    g = Graph(info)
+    prefix = "VideoPriors/livesketch_embedded"
+    anim = _embedded_livesketch(g)
     _smooth_sketch_outputs(g, anim, 3, prefix, EMBEDDED_OUTPUT_SIZE)
     return g.to_json()
 
@@ -207,12 +213,7 @@ def livesketch_smooth(info: dict) -> dict:
     """LiveSketch (embedded prior) -> vector in-betweens at 60 fps -> WEBP / MP4; SVG of the keyframes, eased."""
     g = Graph(info)
     prefix = "VideoPriors/livesketch_smooth"
-    load = g.node("VP_LoadSVGSketch", 0, 0, svg=EMBEDDED_SKETCH, canvas_size=256, force_black=True)
-    model = g.node("VP_SketchMotionModel", 0, 2, **EMBEDDED_MOTION)
-    prior = g.node("VP_LoadVideoPrior", 1, 0, prior="embedded", dtype="auto")
-    guidance = g.node("VP_SDSGuidance", 1, 1, prior=(prior, 0), prompt=EMBEDDED_PROMPT, **EMBEDDED_SDS)
-    anim = g.node("VP_AnimateSketch", 2, 0, sketch=(load, 0), motion_model=(model, 0), guidance=(guidance, 0),
-                  **EMBEDDED_ANIMATE)
+    anim = _embedded_livesketch(g)
     smooth = g.node("VP_InterpolateSketch", 3, 0, animation=(anim, 0), **SMOOTH_60)
     g.node("VP_SaveAnimatedSVG", 4, 0, title="Keyframes, eased (small SVG)", animation=(anim, 0),
            filename_prefix=prefix, interpolation="spline")
